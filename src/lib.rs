@@ -1,0 +1,1 @@
+//! Roundel: a health-aware authoritative DNS server.
