@@ -1,1 +1,3 @@
 //! Roundel: a health-aware authoritative DNS server.
+
+pub mod zone;

@@ -1,0 +1,3 @@
+//! The zone model: zone files parsed and validated into immutable data.
+
+pub mod error;
