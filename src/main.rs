@@ -1,1 +1,5 @@
-fn main() {}
+//! The `roundel` binary: a thin shell around [`roundel::cli`].
+
+fn main() -> std::process::ExitCode {
+    roundel::cli::main()
+}

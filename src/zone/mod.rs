@@ -1,3 +1,83 @@
-//! The zone model: zone files parsed and validated into immutable data.
+//! The zone model: zone files parsed and validated into one immutable [`Snapshot`].
+//!
+//! Data flows one way: `file` reads TOML into validated [`Zone`]s, [`load_snapshot`] puts
+//! them together (choosing automatic serials), and the answer engine only ever reads the
+//! result. `master` converts to and from RFC 1035 master files.
 
 pub mod error;
+pub mod file;
+pub mod master;
+pub mod model;
+pub mod name;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use error::{ZoneError, ZoneErrors};
+pub use model::{Node, Rdata, RrSet, SerialPolicy, Snapshot, Zone};
+
+/// Loads every zone file of `dir` into a new snapshot.
+///
+/// Nothing is returned unless everything is valid: a reload either takes all of the new
+/// data or none of it. `previous` is the snapshot being replaced, if any: automatic serials
+/// never go backwards from it, and move forwards exactly when a zone's content changed.
+pub fn load_snapshot(dir: &Path, previous: Option<&Snapshot>) -> Result<Snapshot, ZoneErrors> {
+    let files = file::zone_files(dir).map_err(|e| {
+        ZoneErrors(vec![ZoneError {
+            file: dir.to_path_buf(),
+            line: 0,
+            column: 0,
+            key: String::new(),
+            reason: format!("cannot read the zones directory: {e}"),
+        }])
+    })?;
+    snapshot_from_files(&files, previous)
+}
+
+/// Like [`load_snapshot`], for an explicit list of files.
+pub fn snapshot_from_files(
+    files: &[PathBuf],
+    previous: Option<&Snapshot>,
+) -> Result<Snapshot, ZoneErrors> {
+    let zones = file::load_files(files).map_err(ZoneErrors)?;
+    let mut snapshot = Snapshot {
+        generation: previous.map_or(1, |p| p.generation + 1),
+        ..Snapshot::default()
+    };
+    for mut zone in zones {
+        if zone.serial_policy == SerialPolicy::Auto
+            && let Some(old) = previous.and_then(|p| p.zones.get(&zone.origin_key))
+        {
+            let serial = if old.content_digest == zone.content_digest {
+                old.serial()
+            } else if serial_gt(zone.serial(), old.serial()) {
+                zone.serial()
+            } else {
+                old.serial().wrapping_add(1)
+            };
+            zone.set_serial(serial);
+        }
+        snapshot
+            .zones
+            .insert(zone.origin_key.clone(), Arc::new(zone));
+    }
+    Ok(snapshot)
+}
+
+/// Serial number comparison (RFC 1982): whether `a` is after `b`.
+fn serial_gt(a: u32, b: u32) -> bool {
+    a != b && a.wrapping_sub(b) < 0x8000_0000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serial_arithmetic_wraps() {
+        assert!(serial_gt(2, 1));
+        assert!(!serial_gt(1, 2));
+        assert!(serial_gt(0, u32::MAX));
+        assert!(!serial_gt(5, 5));
+    }
+}

@@ -1,0 +1,325 @@
+//! The answer engine: what to say to one question, independent of any socket.
+//!
+//! [`answer`] is a function of the zone snapshot, the parsed question and the client. It
+//! fills a [`Response`] with references into the snapshot (no record is copied, nothing is
+//! allocated for ordinary answers), and the transports encode it. It follows RFC 1034
+//! section 4.3.2 (delegations, CNAME restarts, NXDOMAIN vs NODATA), RFC 4592 (wildcards),
+//! RFC 2308 (negative answers) and RFC 8482 (ANY).
+
+use std::net::IpAddr;
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{Name, RecordType};
+use smallvec::SmallVec;
+
+use crate::zone::name::{is_within, label_starts, parent};
+use crate::zone::{Node, Rdata, RrSet, Snapshot, Zone};
+
+/// Longest CNAME chain followed inside a zone before giving up (a loop guard; real chains
+/// are one or two links).
+pub const MAX_CNAME_CHAIN: usize = 8;
+
+/// The question as the engine needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct Question<'q> {
+    /// Question name: lowercase, uncompressed wire format.
+    pub qname: &'q [u8],
+    /// Question type.
+    pub qtype: RecordType,
+    /// Who asked: the source address, and the EDNS Client Subnet if one was sent.
+    pub client: Client,
+}
+
+/// The client a question came from, for policies that depend on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Client {
+    /// Source address of the packet.
+    pub addr: IpAddr,
+    /// EDNS Client Subnet (RFC 7871) from the query: address and source prefix length.
+    pub subnet: Option<(IpAddr, u8)>,
+}
+
+/// Owner name of one record in a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner<'a> {
+    /// The question name, as the client spelled it (answers and wildcard synthesis).
+    Query,
+    /// A name from the zone data, with its uncompressed wire form.
+    Name(&'a Name, &'a [u8]),
+}
+
+/// One record of a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rr<'a> {
+    /// Owner name.
+    pub owner: Owner<'a>,
+    /// Record type.
+    pub rtype: RecordType,
+    /// TTL to send.
+    pub ttl: u32,
+    /// The data.
+    pub rdata: &'a Rdata,
+}
+
+/// Records of one section; inline up to 16, which covers nearly every answer.
+pub type Section<'a> = SmallVec<[Rr<'a>; 16]>;
+
+/// What to send back, before encoding.
+#[derive(Debug, Default)]
+pub struct Response<'a> {
+    /// Response code (extended codes included).
+    pub rcode: ResponseCode,
+    /// The AA flag.
+    pub authoritative: bool,
+    /// A referral: the additional section holds glue that must fit (RFC 9471).
+    pub referral: bool,
+    /// Answer section.
+    pub answer: Section<'a>,
+    /// Authority section.
+    pub authority: Section<'a>,
+    /// Additional section (without the OPT record, which the encoder adds).
+    pub additional: Section<'a>,
+    /// Scope prefix length to echo in an EDNS Client Subnet option (RFC 7871 section 7.2.1):
+    /// 0 unless the answer depended on the client's subnet.
+    pub ecs_scope: u8,
+}
+
+impl<'a> Response<'a> {
+    /// A response with only an rcode.
+    pub fn with_rcode(rcode: ResponseCode) -> Self {
+        Self {
+            rcode,
+            ..Self::default()
+        }
+    }
+}
+
+/// Computes the response to `q` from `snapshot`.
+pub fn answer<'a>(snapshot: &'a Snapshot, q: &Question<'_>) -> Response<'a> {
+    let mut resp = Response::default();
+    if matches!(q.qtype, RecordType::AXFR | RecordType::IXFR) {
+        // Zone transfers are not offered (yet): refuse as NSD and Knot do without an ACL.
+        resp.rcode = ResponseCode::Refused;
+        return resp;
+    }
+    let Some(zone) = snapshot.find_zone(q.qname) else {
+        // Not authoritative and not recursive: REFUSED (RFC 8906 section 3.1.3.2 and common
+        // practice of NSD and Knot).
+        resp.rcode = ResponseCode::Refused;
+        return resp;
+    };
+    resp.authoritative = true;
+    let mut lookup = Lookup {
+        zone,
+        resp: &mut resp,
+        qtype: q.qtype,
+    };
+    let mut key: &[u8] = q.qname;
+    let mut owner = Owner::Query;
+    let mut visited: [&[u8]; MAX_CNAME_CHAIN] = [&[]; MAX_CNAME_CHAIN];
+    for depth in 0..MAX_CNAME_CHAIN {
+        visited[depth] = key;
+        match lookup.step(key, owner) {
+            Step::Done => break,
+            Step::Follow(cname) => {
+                let target = cname.target.as_deref().unwrap_or(&[]);
+                // The chain is followed inside this zone only, like NSD and Knot; a resolver
+                // restarts the query for the rest (RFC 1034 section 4.3.2 step 3a).
+                if !is_within(target, &zone.origin_key) || visited[..=depth].contains(&target) {
+                    break;
+                }
+                key = target;
+                owner = match &cname.data {
+                    hickory_proto::rr::RData::CNAME(c) => Owner::Name(&c.0, &cname.wire),
+                    _ => break,
+                };
+            }
+        }
+    }
+    resp
+}
+
+enum Step<'a> {
+    Done,
+    Follow(&'a Rdata),
+}
+
+struct Lookup<'a, 'r> {
+    zone: &'a Zone,
+    resp: &'r mut Response<'a>,
+    qtype: RecordType,
+}
+
+impl<'a> Lookup<'a, '_> {
+    /// One pass of RFC 1034 section 4.3.2 step 3 for `key`.
+    fn step(&mut self, key: &[u8], owner: Owner<'a>) -> Step<'a> {
+        let zone = self.zone;
+        if zone.has_cuts
+            && let Some(cut) = self.find_cut(key)
+        {
+            self.referral(cut);
+            return Step::Done;
+        }
+        if let Some(node) = zone.nodes.get(key) {
+            return self.at_node(node, owner);
+        }
+        if zone.has_wildcards
+            && let Some(node) = self.wildcard(key)
+        {
+            return self.at_node(node, owner);
+        }
+        self.resp.rcode = ResponseCode::NXDomain;
+        self.push_soa();
+        Step::Done
+    }
+
+    /// The highest zone cut at or above `key` and below the apex. A DS query at the cut
+    /// itself belongs to the parent side (RFC 4035 section 3.1.4.1), so it is not a referral.
+    fn find_cut(&self, key: &[u8]) -> Option<&'a Node> {
+        let mut starts = [0u8; 128];
+        let n = label_starts(key, &mut starts);
+        let apex_at = key.len() - self.zone.origin_key.len();
+        // From just below the apex downwards.
+        for &start in starts[..n].iter().rev() {
+            let start = start as usize;
+            if start >= apex_at {
+                continue;
+            }
+            // A missing name means no name below it exists either (empty non-terminals are
+            // materialised), so there is no cut further down.
+            let node = self.zone.nodes.get(&key[start..])?;
+            if node.cut {
+                if start == 0 && self.qtype == RecordType::DS {
+                    return None;
+                }
+                return Some(node);
+            }
+        }
+        None
+    }
+
+    /// The wildcard that synthesises `key`, if any (RFC 4592 section 3.3.1): `*.` plus the
+    /// closest encloser, the nearest existing ancestor.
+    fn wildcard(&self, key: &[u8]) -> Option<&'a Node> {
+        let mut encloser = parent(key)?;
+        while !self.zone.nodes.contains_key(encloser) {
+            encloser = parent(encloser)?;
+        }
+        let mut buf = [0u8; 2 + crate::zone::name::MAX_NAME_LEN];
+        let len = 2 + encloser.len();
+        if len > buf.len() {
+            return None;
+        }
+        buf[..2].copy_from_slice(b"\x01*");
+        buf[2..len].copy_from_slice(encloser);
+        self.zone.nodes.get(&buf[..len])
+    }
+
+    fn at_node(&mut self, node: &'a Node, owner: Owner<'a>) -> Step<'a> {
+        let qtype = self.qtype;
+        if qtype != RecordType::CNAME
+            && let Some(cname) = node.rrset(RecordType::CNAME)
+        {
+            let rdata = &cname.records[0];
+            self.resp.answer.push(Rr {
+                owner,
+                rtype: RecordType::CNAME,
+                ttl: cname.ttl,
+                rdata,
+            });
+            return Step::Follow(rdata);
+        }
+        if qtype == RecordType::ANY {
+            // RFC 8482 section 4.2: answer with one RRset rather than all of them.
+            if let Some(set) = node.rrsets.first() {
+                self.push_set(owner, set);
+                return Step::Done;
+            }
+        } else if let Some(set) = node.rrset(qtype) {
+            self.push_set(owner, set);
+            if matches!(qtype, RecordType::NS | RecordType::MX | RecordType::SRV) {
+                for rdata in set.records.iter() {
+                    self.add_addresses(rdata);
+                }
+            }
+            return Step::Done;
+        }
+        // NODATA: the name exists (possibly as an empty non-terminal), the type does not.
+        self.push_soa();
+        Step::Done
+    }
+
+    fn push_set(&mut self, owner: Owner<'a>, set: &'a RrSet) {
+        for rdata in set.records.iter() {
+            self.resp.answer.push(Rr {
+                owner,
+                rtype: set.rtype,
+                ttl: set.ttl,
+                rdata,
+            });
+        }
+    }
+
+    /// The SOA in the authority section of a negative answer, with the RFC 2308 TTL.
+    fn push_soa(&mut self) {
+        let apex = self.zone.apex();
+        self.resp.authority.push(Rr {
+            owner: Owner::Name(&apex.name, &apex.wire),
+            rtype: RecordType::SOA,
+            ttl: self.zone.negative_ttl,
+            rdata: self.zone.soa(),
+        });
+    }
+
+    /// A referral to the child zone at `cut`: its NS set in authority, addresses of its
+    /// name servers that this zone holds (glue) in additional, AA clear unless a CNAME
+    /// from this zone's own data led here.
+    fn referral(&mut self, cut: &'a Node) {
+        let Some(ns) = cut.rrset(RecordType::NS) else {
+            return;
+        };
+        self.resp.authoritative = !self.resp.answer.is_empty();
+        self.resp.referral = true;
+        for rdata in ns.records.iter() {
+            self.resp.authority.push(Rr {
+                owner: Owner::Name(&cut.name, &cut.wire),
+                rtype: RecordType::NS,
+                ttl: ns.ttl,
+                rdata,
+            });
+        }
+        for rdata in ns.records.iter() {
+            self.add_addresses(rdata);
+        }
+    }
+
+    /// Additional-section processing (RFC 1034 section 3.6): addresses of an in-zone
+    /// target of NS, MX or SRV data.
+    fn add_addresses(&mut self, rdata: &'a Rdata) {
+        let Some(target) = rdata.target.as_deref() else {
+            return;
+        };
+        if !is_within(target, &self.zone.origin_key) {
+            return;
+        }
+        let Some(node) = self.zone.nodes.get(target) else {
+            return;
+        };
+        let owner = Owner::Name(&node.name, &node.wire);
+        if self.resp.additional.iter().any(|rr| rr.owner == owner) {
+            return;
+        }
+        for rtype in [RecordType::A, RecordType::AAAA] {
+            if let Some(set) = node.rrset(rtype) {
+                for rdata in set.records.iter() {
+                    self.resp.additional.push(Rr {
+                        owner,
+                        rtype,
+                        ttl: set.ttl,
+                        rdata,
+                    });
+                }
+            }
+        }
+    }
+}

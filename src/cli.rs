@@ -1,0 +1,266 @@
+//! The command line: `roundel serve | check | import | export`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, LogFormat};
+use crate::server::{self, Listeners, ServeOptions};
+use crate::zone;
+
+/// Roundel: a health-aware authoritative DNS server.
+#[derive(Debug, Parser)]
+#[command(name = "roundel", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the zones of a directory over UDP and TCP.
+    Serve(ServeArgs),
+    /// Validate zone files without serving them; exit 1 and list every problem if any.
+    Check {
+        /// Zone files or directories of them (default: zones/).
+        paths: Vec<PathBuf>,
+    },
+    /// Convert an RFC 1035 master file (BIND/NSD format) to a Roundel zone file on stdout.
+    Import {
+        /// The master file.
+        file: PathBuf,
+        /// Origin, when the file has no $ORIGIN.
+        #[arg(long)]
+        origin: Option<String>,
+    },
+    /// Print a Roundel zone file as an RFC 1035 master file on stdout.
+    Export {
+        /// The zone file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Address to answer on, UDP and TCP (repeatable; IPv6 as [::1]:53) [default: 127.0.0.1:5353]
+    #[arg(long = "listen", value_name = "ADDR:PORT")]
+    listen: Vec<SocketAddr>,
+    /// Directory of zone files [default: zones]
+    #[arg(long, value_name = "DIR")]
+    zones: Option<PathBuf>,
+    /// Server configuration file (TOML); command-line options override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// UDP worker threads per address [default: one per CPU]
+    #[arg(long, value_name = "N")]
+    udp_threads: Option<usize>,
+    /// Log format.
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormat>,
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Check { paths } => check(&paths),
+        Command::Import { file, origin } => import(&file, origin.as_deref()),
+        Command::Export { file } => export(&file),
+    }
+}
+
+fn init_logging(format: LogFormat, filter: Option<&str>) {
+    use tracing_subscriber::EnvFilter;
+    // RUST_LOG, when set, wins over the configuration.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(filter.unwrap_or(config::DEFAULT_LOG_FILTER)));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let file_config = match &args.config {
+        Some(path) => match config::load(path) {
+            Ok(c) => c,
+            Err(errors) => {
+                for e in errors {
+                    eprintln!("{e}");
+                }
+                return ExitCode::from(2);
+            }
+        },
+        None => config::Config::default(),
+    };
+    init_logging(
+        args.log_format
+            .or(file_config.log.format)
+            .unwrap_or_default(),
+        file_config.log.filter.as_deref(),
+    );
+
+    let mut listen = if !args.listen.is_empty() {
+        args.listen.clone()
+    } else {
+        file_config.listen.clone()
+    };
+    if listen.is_empty() {
+        listen.push(
+            config::DEFAULT_LISTEN
+                .parse()
+                .expect("valid default address"),
+        );
+    }
+    let zones = args
+        .zones
+        .or(file_config.zones)
+        .unwrap_or_else(|| PathBuf::from(config::DEFAULT_ZONES_DIR));
+    let mut opts = ServeOptions::new(zones);
+    if let Some(n) = args.udp_threads.or(file_config.udp_threads) {
+        opts.udp_threads = n.max(1);
+    }
+    opts.reload_on_sighup = true;
+
+    // Bind before anything else, so that a port in use (or port 53 without the
+    // capability) is reported at once.
+    let listeners = match Listeners::bind(&listen) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(addresses = ?listen, error = %e, "cannot bind");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .worker_threads(2)
+        .thread_name("roundel")
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(server::serve(opts, listeners, shutdown_signal()));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(server::ServeError::Zones(errors)) => {
+            for e in &errors.0 {
+                tracing::error!("{e}");
+            }
+            tracing::error!(
+                problems = errors.0.len(),
+                "not started: the zone files are invalid"
+            );
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "stopped on error");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            std::future::pending::<()>().await;
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn check(paths: &[PathBuf]) -> ExitCode {
+    let default = [PathBuf::from(config::DEFAULT_ZONES_DIR)];
+    let paths = if paths.is_empty() {
+        &default[..]
+    } else {
+        paths
+    };
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            match zone::file::zone_files(p) {
+                Ok(mut f) => files.append(&mut f),
+                Err(e) => {
+                    eprintln!("{}: cannot read directory: {e}", p.display());
+                    return ExitCode::FAILURE;
+                }
+            }
+        } else {
+            files.push(p.clone());
+        }
+    }
+    match zone::snapshot_from_files(&files, None) {
+        Ok(snapshot) => {
+            for z in snapshot.sorted_zones() {
+                println!(
+                    "{}: zone {} OK ({} names)",
+                    z.file.display(),
+                    z.origin,
+                    z.nodes.len()
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in &errors.0 {
+                println!("{e}");
+            }
+            eprintln!("{} problem(s) found", errors.0.len());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn import(file: &Path, origin: Option<&str>) -> ExitCode {
+    match zone::master::import_file(file, origin) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn export(file: &Path) -> ExitCode {
+    match zone::file::load_file(file) {
+        Ok(z) => {
+            print!("{}", zone::master::export(&z));
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in errors {
+                eprintln!("{e}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

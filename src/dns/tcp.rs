@@ -1,0 +1,120 @@
+//! TCP: hickory-server's listener (framing, idle timeouts, pipelining) with Roundel's
+//! answers.
+//!
+//! The handler parses the raw request with the same parser as UDP and asks the same
+//! engine; only the encoding differs (hickory's message builder, no size limit).
+
+use std::sync::Arc;
+
+use hickory_server::net::runtime::Time;
+use hickory_server::proto::op::{Edns, Header, HeaderCounts, Metadata, ResponseCode};
+use hickory_server::proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
+use hickory_server::proto::rr::{Name, Record};
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::MessageResponseBuilder;
+
+use super::SnapshotCell;
+use super::wire::{self, MAX_UDP_PAYLOAD, Parsed};
+use crate::answer::{Owner, Question, Response, Section, answer};
+
+/// Answers DNS over TCP from the current snapshot.
+pub struct TcpHandler {
+    cell: Arc<SnapshotCell>,
+}
+
+impl TcpHandler {
+    /// A handler reading from `cell`.
+    pub fn new(cell: Arc<SnapshotCell>) -> Self {
+        Self { cell }
+    }
+}
+
+fn records(section: &Section<'_>, qname: &Name) -> Vec<Record> {
+    section
+        .iter()
+        .map(|rr| {
+            let owner = match rr.owner {
+                Owner::Query => qname.clone(),
+                Owner::Name(name, _) => name.clone(),
+            };
+            Record::from_rdata(owner, rr.ttl, rr.rdata.data.clone())
+        })
+        .collect()
+}
+
+#[async_trait::async_trait]
+impl RequestHandler for TcpHandler {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        mut response_handle: R,
+    ) -> ResponseInfo {
+        let snapshot = self.cell.load_full();
+        let mut metadata = Metadata::response_from_request(&request.metadata);
+        let qname = request
+            .queries
+            .queries()
+            .first()
+            .map(|q| q.original().name().clone())
+            .unwrap_or_else(Name::root);
+        let (resp, edns) = match wire::parse(request.as_slice()) {
+            // hickory-server drops these before calling us; nothing to send either way.
+            Parsed::Drop => {
+                return ResponseInfo::from(Header {
+                    metadata,
+                    counts: HeaderCounts::default(),
+                });
+            }
+            Parsed::Reject { rcode, edns, .. } => (Response::with_rcode(rcode), edns),
+            Parsed::Query(q) => {
+                let question = Question {
+                    qname: q.qname(),
+                    qtype: q.qtype,
+                    client: q.client(request.src().ip()),
+                };
+                (answer(&snapshot, &question), q.edns)
+            }
+        };
+        metadata.authoritative = resp.authoritative;
+        metadata.response_code = resp.rcode;
+        let answers = records(&resp.answer, &qname);
+        let authorities = records(&resp.authority, &qname);
+        let additionals = records(&resp.additional, &qname);
+        let edns_out = edns.map(|e| {
+            let mut out = Edns::new();
+            out.set_max_payload(MAX_UDP_PAYLOAD);
+            out.set_version(0);
+            out.set_dnssec_ok(e.dnssec_ok);
+            if let Some(ecs) = e.ecs {
+                let scope = resp.ecs_scope.min(ecs.source_prefix);
+                out.options_mut()
+                    .insert(EdnsOption::Subnet(ClientSubnet::new(
+                        ecs.addr,
+                        ecs.source_prefix,
+                        scope,
+                    )));
+            }
+            out
+        });
+        let builder = MessageResponseBuilder::new(&request.queries, edns_out.as_ref());
+        let response = builder.build(
+            metadata,
+            answers.iter(),
+            authorities.iter(),
+            std::iter::empty(),
+            additionals.iter(),
+        );
+        match response_handle.send_response(response).await {
+            Ok(info) => info,
+            Err(e) => {
+                tracing::debug!(error = %e, "TCP response not sent");
+                let mut metadata = Metadata::response_from_request(&request.metadata);
+                metadata.response_code = ResponseCode::ServFail;
+                ResponseInfo::from(Header {
+                    metadata,
+                    counts: HeaderCounts::default(),
+                })
+            }
+        }
+    }
+}

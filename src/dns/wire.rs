@@ -1,0 +1,671 @@
+//! DNS messages on the wire: a strict, allocation-free request parser and a response
+//! encoder that writes pre-encoded record data.
+//!
+//! This is the hot path. The parser lowercases the question name into a fixed buffer as it
+//! validates it; the encoder copies the question bytes as received (so the client's case is
+//! echoed, RFC 1035 section 7.3 and RFC 4343), points owner names at the question
+//! (compression, RFC 1035 section 4.1.4) and copies each record's pre-encoded data.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+
+use crate::answer::{Client, Owner, Response, Rr};
+use crate::zone::name::MAX_NAME_LEN;
+
+/// Largest UDP payload Roundel advertises and sends: the DNS flag day 2020 value, which
+/// avoids IP fragmentation on nearly every path.
+pub const MAX_UDP_PAYLOAD: u16 = 1232;
+/// UDP payload limit for a query without EDNS (RFC 1035 section 4.2.1).
+pub const CLASSIC_UDP_PAYLOAD: u16 = 512;
+
+const HEADER_LEN: usize = 12;
+const CLASS_IN: u16 = 1;
+const TYPE_OPT: u16 = 41;
+const EDNS_CLIENT_SUBNET: u16 = 8;
+const FLAG_QR: u16 = 0x8000;
+const FLAG_AA: u16 = 0x0400;
+const FLAG_TC: u16 = 0x0200;
+const FLAG_RD: u16 = 0x0100;
+const FLAG_CD: u16 = 0x0010;
+const EDNS_DO: u32 = 0x8000;
+
+/// EDNS(0) data of a request (RFC 6891).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Edns {
+    /// The requester's UDP payload size.
+    pub payload: u16,
+    /// EDNS version.
+    pub version: u8,
+    /// The DO bit (RFC 3225), copied into the response.
+    pub dnssec_ok: bool,
+    /// EDNS Client Subnet (RFC 7871).
+    pub ecs: Option<Ecs>,
+}
+
+/// An EDNS Client Subnet option of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ecs {
+    /// Address family: 1 IPv4, 2 IPv6.
+    pub family: u16,
+    /// Source prefix length.
+    pub source_prefix: u8,
+    /// The address, zero beyond the prefix.
+    pub addr: IpAddr,
+}
+
+/// The header fields a response copies from its request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestHeader {
+    /// Message ID.
+    pub id: u16,
+    /// Opcode (4 bits).
+    pub opcode: u8,
+    /// RD and CD, the flags a response echoes.
+    pub echoed_flags: u16,
+}
+
+/// A well-formed standard query.
+#[derive(Debug, Clone)]
+pub struct Query<'b> {
+    /// Header fields echoed in the response.
+    pub header: RequestHeader,
+    /// The question section exactly as received (name, type, class).
+    pub question: &'b [u8],
+    qname: [u8; MAX_NAME_LEN],
+    qname_len: u8,
+    /// Question type.
+    pub qtype: RecordType,
+    /// Question class.
+    pub qclass: u16,
+    /// EDNS data, if the request had an OPT record.
+    pub edns: Option<Edns>,
+}
+
+impl Query<'_> {
+    /// The question name, lowercase wire format.
+    pub fn qname(&self) -> &[u8] {
+        &self.qname[..self.qname_len as usize]
+    }
+
+    /// The largest response that may be sent over UDP (RFC 6891 section 6.2.5: at least
+    /// 512, at most what both sides accept).
+    pub fn udp_limit(&self) -> usize {
+        match self.edns {
+            Some(e) => e.payload.clamp(CLASSIC_UDP_PAYLOAD, MAX_UDP_PAYLOAD) as usize,
+            None => CLASSIC_UDP_PAYLOAD as usize,
+        }
+    }
+
+    /// The client as the answer engine sees it.
+    pub fn client(&self, addr: IpAddr) -> Client {
+        Client {
+            addr,
+            subnet: self
+                .edns
+                .and_then(|e| e.ecs)
+                .map(|e| (e.addr, e.source_prefix)),
+        }
+    }
+}
+
+/// What to do with a received message.
+// The query variant is large on purpose: the lowercased name lives inline, so parsing
+// allocates nothing; a `Parsed` only ever lives on the stack.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Parsed<'b> {
+    /// A query to answer.
+    Query(Query<'b>),
+    /// A request to answer with just this rcode (FORMERR, NOTIMP, REFUSED, BADVERS).
+    Reject {
+        /// Header fields to echo.
+        header: RequestHeader,
+        /// Response code.
+        rcode: ResponseCode,
+        /// The question, when it could be parsed.
+        question: Option<&'b [u8]>,
+        /// EDNS data, when it could be parsed.
+        edns: Option<Edns>,
+    },
+    /// Not worth an answer: too short to hold a header, or a response (QR set), which must
+    /// never be answered (reflection loops).
+    Drop,
+}
+
+fn be16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
+}
+
+/// Parses a request.
+pub fn parse(msg: &[u8]) -> Parsed<'_> {
+    if msg.len() < HEADER_LEN {
+        return Parsed::Drop;
+    }
+    let flags = u16::from_be_bytes([msg[2], msg[3]]);
+    if flags & FLAG_QR != 0 {
+        return Parsed::Drop;
+    }
+    let header = RequestHeader {
+        id: u16::from_be_bytes([msg[0], msg[1]]),
+        opcode: ((flags >> 11) & 0xF) as u8,
+        echoed_flags: flags & (FLAG_RD | FLAG_CD),
+    };
+    let reject = |rcode, question, edns| Parsed::Reject {
+        header,
+        rcode,
+        question,
+        edns,
+    };
+    let qdcount = u16::from_be_bytes([msg[4], msg[5]]);
+    let ancount = u16::from_be_bytes([msg[6], msg[7]]);
+    let nscount = u16::from_be_bytes([msg[8], msg[9]]);
+    let arcount = u16::from_be_bytes([msg[10], msg[11]]);
+    if qdcount != 1 {
+        let rcode = if header.opcode != 0 {
+            ResponseCode::NotImp
+        } else {
+            ResponseCode::FormErr
+        };
+        return reject(rcode, None, None);
+    }
+
+    // The question: no compression possible (nothing precedes it), so labels only.
+    let mut qname = [0u8; MAX_NAME_LEN];
+    let mut i = HEADER_LEN;
+    let mut n = 0usize;
+    loop {
+        let Some(&len) = msg.get(i) else {
+            return reject(ResponseCode::FormErr, None, None);
+        };
+        if len & 0xC0 != 0 || n + 1 + len as usize > MAX_NAME_LEN {
+            return reject(ResponseCode::FormErr, None, None);
+        }
+        let Some(label) = msg.get(i + 1..i + 1 + len as usize) else {
+            return reject(ResponseCode::FormErr, None, None);
+        };
+        qname[n] = len;
+        for (d, s) in qname[n + 1..n + 1 + label.len()].iter_mut().zip(label) {
+            *d = s.to_ascii_lowercase();
+        }
+        n += 1 + len as usize;
+        i += 1 + len as usize;
+        if len == 0 {
+            break;
+        }
+    }
+    let (Some(qtype), Some(qclass)) = (be16(msg, i), be16(msg, i + 2)) else {
+        return reject(ResponseCode::FormErr, None, None);
+    };
+    i += 4;
+    let question = &msg[HEADER_LEN..i];
+
+    if header.opcode != 0 {
+        return reject(ResponseCode::NotImp, Some(question), None);
+    }
+
+    // Skip answer and authority records; look for exactly one OPT in additional.
+    for _ in 0..(ancount as usize + nscount as usize) {
+        match skip_record(msg, i) {
+            Some((next, _, _)) => i = next,
+            None => return reject(ResponseCode::FormErr, Some(question), None),
+        }
+    }
+    let mut edns = None;
+    for _ in 0..arcount {
+        let Some((next, rtype, owner_is_root)) = skip_record(msg, i) else {
+            return reject(ResponseCode::FormErr, Some(question), edns);
+        };
+        if rtype == TYPE_OPT {
+            // RFC 6891 section 6.1.1: one OPT at most, owned by the root.
+            if edns.is_some() || !owner_is_root {
+                return reject(ResponseCode::FormErr, Some(question), None);
+            }
+            match parse_opt(msg, i + 1, next) {
+                Some(e) => edns = Some(e),
+                None => return reject(ResponseCode::FormErr, Some(question), None),
+            }
+        }
+        i = next;
+    }
+
+    if let Some(e) = edns
+        && e.version > 0
+    {
+        return reject(ResponseCode::BADVERS, Some(question), edns);
+    }
+    if qclass != CLASS_IN {
+        return reject(ResponseCode::Refused, Some(question), edns);
+    }
+    let qtype = RecordType::from(qtype);
+    if qtype == RecordType::OPT {
+        // A meta type that cannot be asked for (RFC 6891 section 6.1.1).
+        return reject(ResponseCode::FormErr, Some(question), edns);
+    }
+    Parsed::Query(Query {
+        header,
+        question,
+        qname,
+        qname_len: n as u8,
+        qtype,
+        qclass,
+        edns,
+    })
+}
+
+/// Skips one resource record starting at `at`: returns the offset after it, its type and
+/// whether its owner is the root name.
+fn skip_record(msg: &[u8], mut at: usize) -> Option<(usize, u16, bool)> {
+    let start = at;
+    // Owner name: labels, ending in a zero or a pointer (which ends the name).
+    loop {
+        let len = *msg.get(at)?;
+        match len & 0xC0 {
+            0x00 => {
+                at += 1 + len as usize;
+                if len == 0 {
+                    break;
+                }
+            }
+            0xC0 => {
+                at += 2;
+                break;
+            }
+            _ => return None,
+        }
+        if at - start > MAX_NAME_LEN {
+            return None;
+        }
+    }
+    let owner_is_root = at == start + 1;
+    let rtype = be16(msg, at)?;
+    let rdlen = be16(msg, at + 8)? as usize;
+    let end = at + 10 + rdlen;
+    if end > msg.len() {
+        return None;
+    }
+    Some((end, rtype, owner_is_root))
+}
+
+/// Parses an OPT record whose type field starts at `at` and which ends at `end`.
+fn parse_opt(msg: &[u8], at: usize, end: usize) -> Option<Edns> {
+    let payload = be16(msg, at + 2)?;
+    let ttl = u32::from_be_bytes(msg.get(at + 4..at + 8)?.try_into().ok()?);
+    let mut edns = Edns {
+        payload,
+        version: (ttl >> 16) as u8,
+        dnssec_ok: ttl & EDNS_DO != 0,
+        ecs: None,
+    };
+    let mut i = at + 10;
+    while i < end {
+        let code = be16(msg, i)?;
+        let len = be16(msg, i + 2)? as usize;
+        let data = msg.get(i + 4..i + 4 + len).filter(|_| i + 4 + len <= end)?;
+        if code == EDNS_CLIENT_SUBNET {
+            edns.ecs = Some(parse_ecs(data)?);
+        }
+        i += 4 + len;
+    }
+    Some(edns)
+}
+
+/// RFC 7871 section 6: a malformed option is a FORMERR.
+fn parse_ecs(data: &[u8]) -> Option<Ecs> {
+    let family = be16(data, 0)?;
+    let source_prefix = *data.get(2)?;
+    let scope_prefix = *data.get(3)?;
+    let addr_bytes = &data[4..];
+    let max_prefix = match family {
+        1 => 32,
+        2 => 128,
+        _ => return None,
+    };
+    if source_prefix > max_prefix
+        || scope_prefix != 0
+        || addr_bytes.len() != (source_prefix as usize).div_ceil(8)
+    {
+        return None;
+    }
+    let addr = match family {
+        1 => {
+            let mut b = [0u8; 4];
+            b[..addr_bytes.len()].copy_from_slice(addr_bytes);
+            IpAddr::V4(Ipv4Addr::from(b))
+        }
+        _ => {
+            let mut b = [0u8; 16];
+            b[..addr_bytes.len()].copy_from_slice(addr_bytes);
+            IpAddr::V6(Ipv6Addr::from(b))
+        }
+    };
+    Some(Ecs {
+        family,
+        source_prefix,
+        addr,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Encoding.
+
+/// Writes names, compressing them against the question name where a suffix matches.
+struct NameWriter<'q> {
+    /// The question name, lowercase wire, which sits at offset 12 of every response.
+    qname: &'q [u8],
+}
+
+impl NameWriter<'_> {
+    fn write(&self, out: &mut Vec<u8>, name: &[u8]) {
+        let mut i = 0;
+        while i < name.len() {
+            let len = name[i] as usize;
+            if len == 0 {
+                break;
+            }
+            let suffix = &name[i..];
+            if suffix.len() <= self.qname.len() {
+                let j = self.qname.len() - suffix.len();
+                if is_label_start(self.qname, j) && self.qname[j..].eq_ignore_ascii_case(suffix) {
+                    out.extend_from_slice(&name[..i]);
+                    let ptr = 0xC000 | (HEADER_LEN + j) as u16;
+                    out.extend_from_slice(&ptr.to_be_bytes());
+                    return;
+                }
+            }
+            i += len + 1;
+        }
+        out.extend_from_slice(name);
+    }
+}
+
+fn is_label_start(name: &[u8], at: usize) -> bool {
+    let mut i = 0;
+    while i < at {
+        i += name[i] as usize + 1;
+    }
+    i == at
+}
+
+/// Length of the uncompressed wire name at the start of `wire`.
+fn name_len(wire: &[u8]) -> usize {
+    let mut i = 0;
+    while i < wire.len() && wire[i] != 0 {
+        i += wire[i] as usize + 1;
+    }
+    i + 1
+}
+
+fn write_rr(out: &mut Vec<u8>, names: &NameWriter, rr: &Rr) {
+    match rr.owner {
+        Owner::Query => out.extend_from_slice(&(0xC000u16 | HEADER_LEN as u16).to_be_bytes()),
+        Owner::Name(_, wire) => names.write(out, wire),
+    }
+    out.extend_from_slice(&u16::from(rr.rtype).to_be_bytes());
+    out.extend_from_slice(&CLASS_IN.to_be_bytes());
+    out.extend_from_slice(&rr.ttl.to_be_bytes());
+    let len_at = out.len();
+    out.extend_from_slice(&[0, 0]);
+    let wire = &rr.rdata.wire;
+    let mut copied = 0;
+    for &at in rr.rdata.compressible_names() {
+        let at = at as usize;
+        out.extend_from_slice(&wire[copied..at]);
+        let len = name_len(&wire[at..]);
+        names.write(out, &wire[at..at + len]);
+        copied = at + len;
+    }
+    out.extend_from_slice(&wire[copied..]);
+    let rdlen = (out.len() - len_at - 2) as u16;
+    out[len_at..len_at + 2].copy_from_slice(&rdlen.to_be_bytes());
+}
+
+fn write_header(
+    out: &mut Vec<u8>,
+    h: &RequestHeader,
+    rcode: ResponseCode,
+    aa: bool,
+    counts: [u16; 4],
+) {
+    let mut flags = FLAG_QR | ((h.opcode as u16) << 11) | h.echoed_flags | (u16::from(rcode) & 0xF);
+    if aa {
+        flags |= FLAG_AA;
+    }
+    out.extend_from_slice(&h.id.to_be_bytes());
+    out.extend_from_slice(&flags.to_be_bytes());
+    for c in counts {
+        out.extend_from_slice(&c.to_be_bytes());
+    }
+}
+
+fn opt_len(edns: &Edns) -> usize {
+    11 + edns
+        .ecs
+        .map_or(0, |e| 4 + 4 + (e.source_prefix as usize).div_ceil(8))
+}
+
+fn write_opt(out: &mut Vec<u8>, edns: &Edns, rcode: ResponseCode, ecs_scope: u8) {
+    out.push(0); // root owner
+    out.extend_from_slice(&TYPE_OPT.to_be_bytes());
+    out.extend_from_slice(&MAX_UDP_PAYLOAD.to_be_bytes());
+    let mut ttl = ((u16::from(rcode) >> 4) as u32) << 24; // extended rcode, version 0
+    if edns.dnssec_ok {
+        ttl |= EDNS_DO;
+    }
+    out.extend_from_slice(&ttl.to_be_bytes());
+    match edns.ecs {
+        None => out.extend_from_slice(&[0, 0]),
+        Some(ecs) => {
+            // RFC 7871 section 7.2.1: echo family, source prefix and address, with our scope.
+            let addr_len = (ecs.source_prefix as usize).div_ceil(8);
+            out.extend_from_slice(&((4 + 4 + addr_len) as u16).to_be_bytes());
+            out.extend_from_slice(&EDNS_CLIENT_SUBNET.to_be_bytes());
+            out.extend_from_slice(&((4 + addr_len) as u16).to_be_bytes());
+            out.extend_from_slice(&ecs.family.to_be_bytes());
+            out.push(ecs.source_prefix);
+            out.push(ecs_scope.min(ecs.source_prefix));
+            match ecs.addr {
+                IpAddr::V4(a) => out.extend_from_slice(&a.octets()[..addr_len]),
+                IpAddr::V6(a) => out.extend_from_slice(&a.octets()[..addr_len]),
+            }
+        }
+    }
+}
+
+/// Encodes the response to `query` into `out` (cleared first), at most `limit` bytes.
+///
+/// When the answer and authority sections do not fit, the response carries TC and no
+/// records (the client retries over TCP, RFC 7766). Additional records that do not fit
+/// are left out without TC (RFC 2181 section 9), except the glue of a referral (RFC 9471).
+pub fn encode(out: &mut Vec<u8>, query: &Query, resp: &Response, limit: usize) {
+    out.clear();
+    write_header(
+        out,
+        &query.header,
+        resp.rcode,
+        resp.authoritative,
+        [1, 0, 0, 0],
+    );
+    out.extend_from_slice(query.question);
+    let question_end = out.len();
+    let names = NameWriter {
+        qname: query.qname(),
+    };
+    let reserve = query.edns.as_ref().map_or(0, opt_len);
+
+    let mut counts = [1u16, 0, 0, 0];
+    let mut truncated = false;
+    'sections: for (s, section) in [&resp.answer, &resp.authority, &resp.additional]
+        .into_iter()
+        .enumerate()
+    {
+        for rr in section.iter() {
+            let before = out.len();
+            write_rr(out, &names, rr);
+            if out.len() + reserve > limit {
+                out.truncate(before);
+                if s < 2 || resp.referral {
+                    truncated = true;
+                    out.truncate(question_end);
+                    counts = [1, 0, 0, 0];
+                }
+                break 'sections;
+            }
+            counts[s + 1] += 1;
+        }
+    }
+    if let Some(edns) = &query.edns {
+        write_opt(out, edns, resp.rcode, resp.ecs_scope);
+        counts[3] += 1;
+    }
+    for (k, c) in counts.iter().enumerate() {
+        out[4 + 2 * k..6 + 2 * k].copy_from_slice(&c.to_be_bytes());
+    }
+    if truncated {
+        out[2] |= (FLAG_TC >> 8) as u8;
+    }
+}
+
+/// Encodes a response that carries only an rcode (and the question and OPT when known).
+pub fn encode_reject(
+    out: &mut Vec<u8>,
+    header: &RequestHeader,
+    rcode: ResponseCode,
+    question: Option<&[u8]>,
+    edns: Option<&Edns>,
+) {
+    out.clear();
+    let counts = [question.is_some() as u16, 0, 0, edns.is_some() as u16];
+    write_header(out, header, rcode, false, counts);
+    if let Some(q) = question {
+        out.extend_from_slice(q);
+    }
+    if let Some(e) = edns {
+        write_opt(out, e, rcode, 0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(name: &[u8], qtype: u16, extra: &[u8], arcount: u16) -> Vec<u8> {
+        let mut m = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0];
+        m.extend_from_slice(&arcount.to_be_bytes());
+        m.extend_from_slice(name);
+        m.extend_from_slice(&qtype.to_be_bytes());
+        m.extend_from_slice(&1u16.to_be_bytes());
+        m.extend_from_slice(extra);
+        m
+    }
+
+    #[test]
+    fn parses_a_plain_query_and_lowercases_the_name() {
+        let m = query(b"\x03WwW\x07example\x00", 1, &[], 0);
+        let Parsed::Query(q) = parse(&m) else {
+            panic!("not a query")
+        };
+        assert_eq!(q.qname(), b"\x03www\x07example\x00");
+        assert_eq!(&q.question[..4], b"\x03WwW");
+        assert_eq!(q.qtype, RecordType::A);
+        assert_eq!(q.header.id, 0x1234);
+        assert_eq!(q.header.echoed_flags, FLAG_RD);
+        assert_eq!(q.edns, None);
+        assert_eq!(q.udp_limit(), 512);
+    }
+
+    #[test]
+    fn parses_edns_with_client_subnet() {
+        // OPT: root, type 41, payload 4096, ttl DO, ECS family 1 /24 192.0.2.
+        let mut opt = vec![
+            0, 0, 41, 0x10, 0x00, 0, 0, 0x80, 0, 0, 11, 0, 8, 0, 7, 0, 1, 24, 0, 192, 0, 2,
+        ];
+        opt[10] = 11;
+        let m = query(b"\x01a\x00", 28, &opt, 1);
+        let Parsed::Query(q) = parse(&m) else {
+            panic!("not a query: {:?}", parse(&m))
+        };
+        let e = q.edns.unwrap();
+        assert_eq!(e.payload, 4096);
+        assert!(e.dnssec_ok);
+        assert_eq!(e.ecs.unwrap().addr, IpAddr::V4(Ipv4Addr::new(192, 0, 2, 0)));
+        assert_eq!(e.ecs.unwrap().source_prefix, 24);
+        assert_eq!(q.udp_limit(), 1232);
+    }
+
+    #[test]
+    fn rejects_what_it_must() {
+        // Too short, and responses: dropped.
+        assert!(matches!(parse(&[0; 11]), Parsed::Drop));
+        let mut r = query(b"\x00", 1, &[], 0);
+        r[2] |= 0x80;
+        assert!(matches!(parse(&r), Parsed::Drop));
+        // Two OPT records.
+        let opt = [0u8, 0, 41, 2, 0, 0, 0, 0, 0, 0, 0];
+        let m = query(b"\x00", 1, &[opt, opt].concat(), 2);
+        assert!(matches!(
+            parse(&m),
+            Parsed::Reject {
+                rcode: ResponseCode::FormErr,
+                ..
+            }
+        ));
+        // Compression pointer in the question.
+        let m = query(b"\xc0\x0c", 1, &[], 0);
+        assert!(matches!(
+            parse(&m),
+            Parsed::Reject {
+                rcode: ResponseCode::FormErr,
+                ..
+            }
+        ));
+        // EDNS version 1.
+        let opt = [0u8, 0, 41, 2, 0, 0, 1, 0, 0, 0, 0];
+        let m = query(b"\x00", 1, &opt, 1);
+        assert!(matches!(
+            parse(&m),
+            Parsed::Reject {
+                rcode: ResponseCode::BADVERS,
+                ..
+            }
+        ));
+        // Class CH.
+        let mut m = query(b"\x00", 16, &[], 0);
+        let n = m.len();
+        m[n - 1] = 3;
+        assert!(matches!(
+            parse(&m),
+            Parsed::Reject {
+                rcode: ResponseCode::Refused,
+                ..
+            }
+        ));
+        // ECS with a nonzero scope.
+        let opt = [0u8, 0, 41, 2, 0, 0, 0, 0, 0, 0, 8, 0, 8, 0, 4, 0, 1, 0, 8];
+        let m = query(b"\x00", 1, &opt, 1);
+        assert!(matches!(
+            parse(&m),
+            Parsed::Reject {
+                rcode: ResponseCode::FormErr,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn names_compress_against_the_question() {
+        let names = NameWriter {
+            qname: b"\x03www\x07example\x00",
+        };
+        let mut out = Vec::new();
+        names.write(&mut out, b"\x03ns1\x07EXAMPLE\x00");
+        assert_eq!(out, b"\x03ns1\xc0\x10");
+        out.clear();
+        names.write(&mut out, b"\x03www\x07example\x00");
+        assert_eq!(out, b"\xc0\x0c");
+        out.clear();
+        names.write(&mut out, b"\x03ns1\x05other\x00");
+        assert_eq!(out, b"\x03ns1\x05other\x00");
+    }
+}

@@ -1,0 +1,283 @@
+//! The server's lifecycle: bound sockets in, answers out, until shutdown.
+//!
+//! The caller binds the sockets ([`Listeners::bind`]) and passes them to [`serve`] with a
+//! shutdown future, so tests can bind port 0 and run many servers in one process.
+//! `serve` loads the zones, starts the UDP workers and the TCP listener, and reloads the
+//! zones on request (SIGHUP when enabled) through a [`Reloader`].
+
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::dns::{SnapshotCell, tcp::TcpHandler, udp};
+use crate::zone::{self, Snapshot, ZoneErrors};
+
+/// How long an idle TCP connection is kept open (RFC 7766 section 6.2.3 suggests seconds).
+pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Responses queued per TCP connection (hickory-dns uses the same).
+const TCP_RESPONSE_QUEUE: usize = 32;
+
+/// Sockets to serve on, bound before the server starts.
+#[derive(Debug)]
+pub struct Listeners {
+    /// UDP sockets.
+    pub udp: Vec<UdpSocket>,
+    /// TCP listeners.
+    pub tcp: Vec<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds UDP and TCP on each address; with port 0 both get the same free port.
+    pub fn bind(addrs: &[SocketAddr]) -> std::io::Result<Listeners> {
+        let mut out = Listeners {
+            udp: Vec::new(),
+            tcp: Vec::new(),
+        };
+        for &addr in addrs {
+            let (udp, tcp) = bind_pair(addr)?;
+            out.udp.push(udp);
+            out.tcp.push(tcp);
+        }
+        Ok(out)
+    }
+
+    /// Local addresses of the UDP sockets.
+    pub fn udp_addrs(&self) -> Vec<SocketAddr> {
+        self.udp
+            .iter()
+            .filter_map(|s| s.local_addr().ok())
+            .collect()
+    }
+
+    /// Local addresses of the TCP listeners.
+    pub fn tcp_addrs(&self) -> Vec<SocketAddr> {
+        self.tcp
+            .iter()
+            .filter_map(|s| s.local_addr().ok())
+            .collect()
+    }
+}
+
+fn socket(addr: SocketAddr, ty: Type, protocol: Protocol) -> std::io::Result<Socket> {
+    let s = Socket::new(Domain::for_address(addr), ty, Some(protocol))?;
+    if addr.is_ipv6() {
+        // Lets [::]:53 and 0.0.0.0:53 be bound side by side.
+        s.set_only_v6(true)?;
+    }
+    Ok(s)
+}
+
+fn bind_pair(addr: SocketAddr) -> std::io::Result<(UdpSocket, TcpListener)> {
+    // With port 0 the UDP port is picked first and TCP must get the same number; another
+    // process may hold it on TCP, so try a few times.
+    let attempts = if addr.port() == 0 { 16 } else { 1 };
+    let mut last_error = None;
+    for _ in 0..attempts {
+        let udp = socket(addr, Type::DGRAM, Protocol::UDP)?;
+        udp.bind(&addr.into())?;
+        let bound: SocketAddr = udp.local_addr()?.as_socket().expect("an IP socket");
+        let tcp = socket(bound, Type::STREAM, Protocol::TCP)?;
+        tcp.set_reuse_address(true)?;
+        match tcp.bind(&bound.into()) {
+            Ok(()) => {
+                tcp.listen(1024)?;
+                return Ok((udp.into(), tcp.into()));
+            }
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(last_error.expect("at least one attempt"))
+}
+
+/// Settings of a running server.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Directory of zone files.
+    pub zones_dir: PathBuf,
+    /// UDP worker threads per UDP socket.
+    pub udp_threads: usize,
+    /// Reload the zones on SIGHUP. Off by default so that tests running several servers
+    /// in one process do not take over the process's signal handling.
+    pub reload_on_sighup: bool,
+}
+
+impl ServeOptions {
+    /// Defaults for serving `zones_dir`: one UDP worker per CPU, no signal handling.
+    pub fn new(zones_dir: impl Into<PathBuf>) -> Self {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self {
+            zones_dir: zones_dir.into(),
+            udp_threads: cpus,
+            reload_on_sighup: false,
+        }
+    }
+}
+
+/// Why serving stopped, or could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The zone files are invalid at startup.
+    #[error("invalid zone data:\n{0}")]
+    Zones(#[from] ZoneErrors),
+    /// A socket could not be set up.
+    #[error("socket setup failed: {0}")]
+    Io(#[from] std::io::Error),
+    /// The TCP listener ended on its own.
+    #[error("the TCP listener stopped unexpectedly: {0}")]
+    TcpStopped(String),
+}
+
+/// Replaces the served snapshot with freshly loaded zones, all or nothing.
+#[derive(Debug)]
+pub struct Reloader {
+    cell: Arc<SnapshotCell>,
+    zones_dir: PathBuf,
+    /// One reload at a time, so that automatic serials are computed against the snapshot
+    /// actually being replaced.
+    lock: tokio::sync::Mutex<()>,
+}
+
+impl Reloader {
+    /// A reloader for `cell` reading `zones_dir`.
+    pub fn new(cell: Arc<SnapshotCell>, zones_dir: PathBuf) -> Self {
+        Self {
+            cell,
+            zones_dir,
+            lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Re-reads every zone file. On success the new snapshot is served from the next
+    /// query on; on failure the old one stays and the errors are returned (and logged).
+    pub async fn reload(&self) -> Result<Arc<Snapshot>, ZoneErrors> {
+        let _guard = self.lock.lock().await;
+        let previous = self.cell.load_full();
+        let dir = self.zones_dir.clone();
+        let prev = previous.clone();
+        let loaded = tokio::task::spawn_blocking(move || zone::load_snapshot(&dir, Some(&prev)))
+            .await
+            .unwrap_or_else(|e| {
+                Err(ZoneErrors(vec![zone::ZoneError {
+                    file: PathBuf::new(),
+                    line: 0,
+                    column: 0,
+                    key: String::new(),
+                    reason: format!("reload task failed: {e}"),
+                }]))
+            });
+        match loaded {
+            Ok(snapshot) => {
+                let snapshot = Arc::new(snapshot);
+                self.cell.store(snapshot.clone());
+                tracing::info!(
+                    generation = snapshot.generation,
+                    zones = snapshot.zones.len(),
+                    "reload: zones loaded"
+                );
+                Ok(snapshot)
+            }
+            Err(errors) => {
+                for e in &errors.0 {
+                    tracing::error!("reload: {e}");
+                }
+                tracing::error!(
+                    problems = errors.0.len(),
+                    generation = previous.generation,
+                    "reload failed: still serving the previous zones"
+                );
+                Err(errors)
+            }
+        }
+    }
+}
+
+/// Loads the zones and answers on `listeners` until `shutdown` completes.
+pub async fn serve(
+    opts: ServeOptions,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let dir = opts.zones_dir.clone();
+    let snapshot = tokio::task::spawn_blocking(move || zone::load_snapshot(&dir, None))
+        .await
+        .map_err(|e| ServeError::TcpStopped(e.to_string()))??;
+    for z in snapshot.sorted_zones() {
+        tracing::info!(zone = %z.origin, file = %z.file.display(), serial = z.serial(), names = z.nodes.len(), "zone loaded");
+    }
+    let cell = Arc::new(ArcSwap::from_pointee(snapshot));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for socket in &listeners.udp {
+        workers.extend(udp::spawn_workers(
+            socket,
+            opts.udp_threads,
+            cell.clone(),
+            stop.clone(),
+        )?);
+        tracing::info!(addr = %socket.local_addr()?, threads = opts.udp_threads, "serving DNS over UDP");
+    }
+
+    // TCP has its own hickory Server, so that its end (hickory-dns issue 3725: an
+    // ECONNABORTED from accept() ends the listener) is seen and treated as fatal.
+    let mut tcp = hickory_server::Server::new(TcpHandler::new(cell.clone()));
+    for listener in listeners.tcp {
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        tcp.register_listener(
+            tokio::net::TcpListener::from_std(listener)?,
+            TCP_IDLE_TIMEOUT,
+            TCP_RESPONSE_QUEUE,
+        );
+        tracing::info!(%addr, "serving DNS over TCP");
+    }
+
+    let reloader = Arc::new(Reloader::new(cell.clone(), opts.zones_dir.clone()));
+    let sighup = if opts.reload_on_sighup {
+        Some(spawn_sighup(reloader.clone())?)
+    } else {
+        None
+    };
+
+    let result = tokio::select! {
+        () = shutdown => Ok(()),
+        r = tcp.block_until_done() => Err(ServeError::TcpStopped(match r { Ok(()) => "no error".into(), Err(e) => e.to_string() })),
+    };
+
+    if let Some(h) = sighup {
+        h.abort();
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = tcp.shutdown_gracefully().await;
+    let _ = tokio::task::spawn_blocking(move || {
+        for w in workers {
+            let _ = w.join();
+        }
+    })
+    .await;
+    tracing::info!("stopped");
+    result
+}
+
+#[cfg(unix)]
+fn spawn_sighup(reloader: Arc<Reloader>) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup())?;
+    Ok(tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading zones");
+            let _ = reloader.reload().await;
+        }
+    }))
+}
+
+#[cfg(not(unix))]
+fn spawn_sighup(_reloader: Arc<Reloader>) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    Ok(tokio::spawn(async {}))
+}

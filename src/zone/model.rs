@@ -1,0 +1,268 @@
+//! The validated, immutable zone model that answers are computed from.
+//!
+//! A [`Snapshot`] holds every served zone. It is built off the query path by the loader,
+//! never changes afterwards, and is replaced as a whole on reload. Each name's data is kept
+//! twice: as hickory `RData` (for the TCP path and for export) and pre-encoded as wire
+//! bytes, so the UDP path copies bytes instead of encoding records per query.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use hickory_proto::rr::{Name, RData, RecordType};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
+
+use super::name::{key_of, wire_of};
+
+/// Hash map keyed by lowercase wire names. FxHash: the keys are short and come from our
+/// own zone files or are bounded by the 255-byte name limit, and lookups are on the hot path.
+pub type NameMap<V> = HashMap<Box<[u8]>, V, rustc_hash::FxBuildHasher>;
+
+/// One record's data, in both representations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rdata {
+    /// The data as hickory understands it.
+    pub data: RData,
+    /// Uncompressed wire-format RDATA, names in their original case.
+    pub wire: Box<[u8]>,
+    /// Offsets in `wire` of names that may be compressed (RFC 3597 section 4 allows it only
+    /// for the RFC 1035 types: NS, CNAME, PTR, MX, SOA).
+    pub compressible: [u16; 2],
+    /// How many entries of `compressible` are used.
+    pub compressible_len: u8,
+    /// Lowercase key of the name this record points at (NS, CNAME, MX, SRV, PTR target), used
+    /// for CNAME chasing and additional-section processing.
+    pub target: Option<Box<[u8]>>,
+}
+
+impl Rdata {
+    /// Pre-encodes `data`.
+    pub fn new(data: RData) -> Self {
+        let mut wire = Vec::with_capacity(32);
+        let mut compressible = [0u16; 2];
+        let mut compressible_len = 0u8;
+        let mut push_name = |wire: &mut Vec<u8>, name: &Name, compress: bool| {
+            if compress && (compressible_len as usize) < compressible.len() {
+                compressible[compressible_len as usize] = wire.len() as u16;
+                compressible_len += 1;
+            }
+            wire.extend_from_slice(&wire_of(name));
+        };
+        let target = match &data {
+            RData::NS(ns) => {
+                push_name(&mut wire, &ns.0, true);
+                Some(key_of(&ns.0))
+            }
+            RData::CNAME(c) => {
+                push_name(&mut wire, &c.0, true);
+                Some(key_of(&c.0))
+            }
+            RData::PTR(p) => {
+                push_name(&mut wire, &p.0, true);
+                Some(key_of(&p.0))
+            }
+            RData::MX(mx) => {
+                wire.extend_from_slice(&mx.preference.to_be_bytes());
+                push_name(&mut wire, &mx.exchange, true);
+                Some(key_of(&mx.exchange))
+            }
+            RData::SRV(srv) => {
+                wire.extend_from_slice(&srv.priority.to_be_bytes());
+                wire.extend_from_slice(&srv.weight.to_be_bytes());
+                wire.extend_from_slice(&srv.port.to_be_bytes());
+                // RFC 2782: the target is never compressed.
+                push_name(&mut wire, &srv.target, false);
+                Some(key_of(&srv.target))
+            }
+            RData::SOA(soa) => {
+                push_name(&mut wire, &soa.mname, true);
+                push_name(&mut wire, &soa.rname, true);
+                for v in [
+                    soa.serial,
+                    soa.refresh as u32,
+                    soa.retry as u32,
+                    soa.expire as u32,
+                    soa.minimum,
+                ] {
+                    wire.extend_from_slice(&v.to_be_bytes());
+                }
+                None
+            }
+            other => {
+                // No names inside: hickory's encoder is exact for these types.
+                let mut enc = BinEncoder::new(&mut wire);
+                other
+                    .emit(&mut enc)
+                    .expect("encoding record data into a Vec cannot fail");
+                None
+            }
+        };
+        Self {
+            data,
+            wire: wire.into_boxed_slice(),
+            compressible,
+            compressible_len,
+            target,
+        }
+    }
+
+    /// Offsets of the compressible names inside `wire`.
+    pub fn compressible_names(&self) -> &[u16] {
+        &self.compressible[..self.compressible_len as usize]
+    }
+}
+
+/// All records of one type at one name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RrSet {
+    /// Record type.
+    pub rtype: RecordType,
+    /// TTL shared by the whole set (RFC 2181 section 5.2).
+    pub ttl: u32,
+    /// The records, in file order.
+    pub records: Box<[Rdata]>,
+}
+
+/// One owner name of a zone, possibly an empty non-terminal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    /// The name as written in the zone file (absolute).
+    pub name: Name,
+    /// Uncompressed wire form of `name`, original case.
+    pub wire: Box<[u8]>,
+    /// RRsets at this name; empty for an empty non-terminal.
+    pub rrsets: Box<[RrSet]>,
+    /// A zone cut: NS records below the apex (RFC 1034 section 4.2.1).
+    pub cut: bool,
+    /// Index into [`Zone::pools`] when this name is a pool.
+    pub pool: Option<usize>,
+}
+
+impl Node {
+    /// The RRset of `rtype`, if any.
+    pub fn rrset(&self, rtype: RecordType) -> Option<&RrSet> {
+        self.rrsets.iter().find(|s| s.rtype == rtype)
+    }
+}
+
+/// How the SOA serial is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SerialPolicy {
+    /// Exactly this serial.
+    Fixed(u32),
+    /// Derived from the file's modification time, and bumped whenever the content changes
+    /// while the server runs, so it always increases with the content.
+    Auto,
+}
+
+/// One authoritative zone.
+#[derive(Debug)]
+pub struct Zone {
+    /// The apex name (absolute).
+    pub origin: Name,
+    /// Line and column of the `origin` key in the file.
+    pub origin_position: (usize, usize),
+    /// Lowercase wire key of the apex.
+    pub origin_key: Box<[u8]>,
+    /// The file this zone was loaded from.
+    pub file: PathBuf,
+    /// Default TTL of the file.
+    pub default_ttl: u32,
+    /// TTL of the SOA record itself.
+    pub soa_ttl: u32,
+    /// TTL of the SOA in negative answers: min(SOA TTL, SOA minimum) (RFC 2308 section 3).
+    pub negative_ttl: u32,
+    /// How the serial was chosen.
+    pub serial_policy: SerialPolicy,
+    /// Digest of the zone's data, to tell whether a reload changed it.
+    pub content_digest: u64,
+    /// Every owner name, including empty non-terminals, by lowercase key.
+    pub nodes: NameMap<Node>,
+    /// Whether any zone cut exists (lets the common case skip the delegation walk).
+    pub has_cuts: bool,
+    /// Whether any wildcard exists (lets the common case skip the wildcard search).
+    pub has_wildcards: bool,
+}
+
+impl Zone {
+    /// Replaces the SOA serial (used when the automatic serial has to move forwards).
+    pub fn set_serial(&mut self, serial: u32) {
+        let apex = self
+            .nodes
+            .get_mut(&self.origin_key)
+            .expect("validated zones have an apex");
+        let mut sets = std::mem::take(&mut apex.rrsets).into_vec();
+        for set in sets.iter_mut().filter(|s| s.rtype == RecordType::SOA) {
+            if let RData::SOA(mut soa) = set.records[0].data.clone() {
+                soa.serial = serial;
+                set.records = Box::new([Rdata::new(RData::SOA(soa))]);
+            }
+        }
+        apex.rrsets = sets.into();
+    }
+
+    /// The apex node.
+    pub fn apex(&self) -> &Node {
+        &self.nodes[&self.origin_key]
+    }
+
+    /// The SOA record data (present in every valid zone).
+    pub fn soa(&self) -> &Rdata {
+        &self
+            .apex()
+            .rrset(RecordType::SOA)
+            .expect("validated zones have a SOA")
+            .records[0]
+    }
+
+    /// The current serial.
+    pub fn serial(&self) -> u32 {
+        match &self.soa().data {
+            RData::SOA(soa) => soa.serial,
+            _ => 0,
+        }
+    }
+
+    /// Every RRset of the zone, apex first, then names in canonical-ish (sorted key) order.
+    pub fn rrsets(&self) -> Vec<(&Node, &RrSet)> {
+        let mut nodes: Vec<&Node> = self.nodes.values().collect();
+        nodes.sort_by(|a, b| {
+            let (ka, kb) = (key_of(&a.name), key_of(&b.name));
+            (ka != self.origin_key, a.name.to_lowercase())
+                .cmp(&(kb != self.origin_key, b.name.to_lowercase()))
+        });
+        nodes
+            .into_iter()
+            .flat_map(|n| n.rrsets.iter().map(move |s| (n, s)))
+            .collect()
+    }
+}
+
+/// Every served zone: what one reload produces and the query path reads.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Zones by the lowercase key of their apex.
+    pub zones: NameMap<Arc<Zone>>,
+    /// Increases by one with every successful load.
+    pub generation: u64,
+}
+
+impl Snapshot {
+    /// The zone that is the closest enclosing one for `qname` (a lowercase wire name).
+    pub fn find_zone(&self, qname: &[u8]) -> Option<&Zone> {
+        let mut name = qname;
+        loop {
+            if let Some(z) = self.zones.get(name) {
+                return Some(z);
+            }
+            name = super::name::parent(name)?;
+        }
+    }
+
+    /// Zones sorted by origin, for listings.
+    pub fn sorted_zones(&self) -> Vec<&Arc<Zone>> {
+        let mut v: Vec<_> = self.zones.values().collect();
+        v.sort_by(|a, b| a.origin.cmp(&b.origin));
+        v
+    }
+}

@@ -1,0 +1,126 @@
+//! Domain names as lookup keys: lowercase, uncompressed wire format.
+//!
+//! The hot path never builds a `hickory_proto::rr::Name` for a query. It lowercases the
+//! question name straight from the packet into this form, and every suffix of a wire-format
+//! name that starts at a label boundary is itself a valid wire-format name. Walking up
+//! towards the zone apex is therefore just slicing, with no allocation.
+
+use hickory_proto::rr::Name;
+
+/// Longest name in wire format (RFC 1035 section 3.1).
+pub const MAX_NAME_LEN: usize = 255;
+
+/// Lowercase, uncompressed wire-format bytes of `name` (which must be fully qualified).
+pub fn key_of(name: &Name) -> Box<[u8]> {
+    let mut out = Vec::with_capacity(name.len() + 2);
+    for label in name.iter() {
+        out.push(label.len() as u8);
+        out.extend(label.iter().map(u8::to_ascii_lowercase));
+    }
+    out.push(0);
+    out.into_boxed_slice()
+}
+
+/// Uncompressed wire-format bytes of `name`, keeping its case.
+pub fn wire_of(name: &Name) -> Box<[u8]> {
+    let mut out = Vec::with_capacity(name.len() + 2);
+    for label in name.iter() {
+        out.push(label.len() as u8);
+        out.extend_from_slice(label);
+    }
+    out.push(0);
+    out.into_boxed_slice()
+}
+
+/// Offsets at which the labels of a well-formed wire name start, including the
+/// terminating root label; `buf` must have room for 128 entries.
+pub fn label_starts(wire: &[u8], buf: &mut [u8; 128]) -> usize {
+    let mut n = 0;
+    let mut i = 0;
+    while i < wire.len() && n < buf.len() {
+        buf[n] = i as u8;
+        n += 1;
+        let len = wire[i] as usize;
+        if len == 0 {
+            break;
+        }
+        i += len + 1;
+    }
+    n
+}
+
+/// Number of labels in a well-formed wire name, not counting the root.
+pub fn label_count(wire: &[u8]) -> usize {
+    let mut n = 0;
+    let mut i = 0;
+    while i < wire.len() && wire[i] != 0 {
+        i += wire[i] as usize + 1;
+        n += 1;
+    }
+    n
+}
+
+/// The name one label up (`www.example.` -> `example.`); `None` at the root.
+pub fn parent(wire: &[u8]) -> Option<&[u8]> {
+    match wire.first() {
+        Some(&len) if len > 0 => wire.get(len as usize + 1..),
+        _ => None,
+    }
+}
+
+/// Whether `name` equals `zone` or lies below it (both lowercase wire names).
+pub fn is_within(name: &[u8], zone: &[u8]) -> bool {
+    if name.len() < zone.len() || !name.ends_with(zone) {
+        return false;
+    }
+    // The suffix must start on a label boundary of `name`.
+    let cut = name.len() - zone.len();
+    let mut i = 0;
+    while i < cut {
+        i += name[i] as usize + 1;
+    }
+    i == cut
+}
+
+/// Converts a lowercase wire key back into a `Name` (for messages and exports).
+pub fn name_of(wire: &[u8]) -> Name {
+    let mut labels = Vec::new();
+    let mut i = 0;
+    while i < wire.len() && wire[i] != 0 {
+        let len = wire[i] as usize;
+        labels.push(&wire[i + 1..i + 1 + len]);
+        i += len + 1;
+    }
+    let mut name = Name::from_labels(labels).unwrap_or_else(|_| Name::root());
+    name.set_fqdn(true);
+    name
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_lowercase_wire_and_suffixes_walk_up() {
+        let name = Name::from_ascii("WWW.Example.TEST.").unwrap();
+        let key = key_of(&name);
+        assert_eq!(&*key, b"\x03www\x07example\x04test\x00");
+        assert_eq!(&*wire_of(&name), b"\x03WWW\x07Example\x04TEST\x00");
+        let up = parent(&key).unwrap();
+        assert_eq!(up, b"\x07example\x04test\x00");
+        assert_eq!(parent(parent(up).unwrap()).unwrap(), b"\x00");
+        assert_eq!(parent(b"\x00"), None);
+        assert_eq!(label_count(&key), 3);
+        assert_eq!(name_of(&key).to_string(), "www.example.test.");
+    }
+
+    #[test]
+    fn within_respects_label_boundaries() {
+        let zone = b"\x04test\x00";
+        assert!(is_within(b"\x04test\x00", zone));
+        assert!(is_within(b"\x01a\x04test\x00", zone));
+        // "xtest." ends with the bytes "test\0" but not at a label boundary.
+        assert!(!is_within(b"\x05xtest\x00", zone));
+        assert!(!is_within(b"\x01a\x05xtest\x00", zone));
+    }
+}
