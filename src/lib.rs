@@ -8,7 +8,8 @@
 //!   decides rcode, flags and sections.
 //! - [`dns`]: the wire: a strict request parser and fast encoder ([`dns::wire`]), UDP
 //!   worker threads ([`dns::udp`]) and the TCP listener on hickory-server ([`dns::tcp`]).
-//! - [`server`]: the lifecycle: injected sockets, startup, reload, shutdown.
+//! - [`server`]: the lifecycle: injected sockets, startup, shutdown; [`reload`]: zone
+//!   reloads on file changes, SIGHUP and request, all or nothing.
 //! - [`config`] and [`cli`]: the server configuration file and the command line;
 //!   `main.rs` only calls [`cli::main`].
 
@@ -16,5 +17,6 @@ pub mod answer;
 pub mod cli;
 pub mod config;
 pub mod dns;
+pub mod reload;
 pub mod server;
 pub mod zone;

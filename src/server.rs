@@ -3,7 +3,7 @@
 //! The caller binds the sockets ([`Listeners::bind`]) and passes them to [`serve`] with a
 //! shutdown future, so tests can bind port 0 and run many servers in one process.
 //! `serve` loads the zones, starts the UDP workers and the TCP listener, and reloads the
-//! zones on request (SIGHUP when enabled) through a [`Reloader`].
+//! zones on request (file changes, SIGHUP) through a [`Reloader`].
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
@@ -15,8 +15,9 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::dns::{SnapshotCell, tcp::TcpHandler, udp};
-use crate::zone::{self, Snapshot, ZoneErrors};
+use crate::dns::{tcp::TcpHandler, udp};
+use crate::reload::{self, Reloader};
+use crate::zone::{self, ZoneErrors};
 
 /// How long an idle TCP connection is kept open (RFC 7766 section 6.2.3 suggests seconds).
 pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -105,16 +106,20 @@ pub struct ServeOptions {
     /// Reload the zones on SIGHUP. Off by default so that tests running several servers
     /// in one process do not take over the process's signal handling.
     pub reload_on_sighup: bool,
+    /// Reload the zones when a file of the zones directory changes.
+    pub watch_zones: bool,
 }
 
 impl ServeOptions {
-    /// Defaults for serving `zones_dir`: one UDP worker per CPU, no signal handling.
+    /// Defaults for serving `zones_dir`: one UDP worker per CPU, zone files watched, no
+    /// signal handling.
     pub fn new(zones_dir: impl Into<PathBuf>) -> Self {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         Self {
             zones_dir: zones_dir.into(),
             udp_threads: cpus,
             reload_on_sighup: false,
+            watch_zones: true,
         }
     }
 }
@@ -131,70 +136,6 @@ pub enum ServeError {
     /// The TCP listener ended on its own.
     #[error("the TCP listener stopped unexpectedly: {0}")]
     TcpStopped(String),
-}
-
-/// Replaces the served snapshot with freshly loaded zones, all or nothing.
-#[derive(Debug)]
-pub struct Reloader {
-    cell: Arc<SnapshotCell>,
-    zones_dir: PathBuf,
-    /// One reload at a time, so that automatic serials are computed against the snapshot
-    /// actually being replaced.
-    lock: tokio::sync::Mutex<()>,
-}
-
-impl Reloader {
-    /// A reloader for `cell` reading `zones_dir`.
-    pub fn new(cell: Arc<SnapshotCell>, zones_dir: PathBuf) -> Self {
-        Self {
-            cell,
-            zones_dir,
-            lock: tokio::sync::Mutex::new(()),
-        }
-    }
-
-    /// Re-reads every zone file. On success the new snapshot is served from the next
-    /// query on; on failure the old one stays and the errors are returned (and logged).
-    pub async fn reload(&self) -> Result<Arc<Snapshot>, ZoneErrors> {
-        let _guard = self.lock.lock().await;
-        let previous = self.cell.load_full();
-        let dir = self.zones_dir.clone();
-        let prev = previous.clone();
-        let loaded = tokio::task::spawn_blocking(move || zone::load_snapshot(&dir, Some(&prev)))
-            .await
-            .unwrap_or_else(|e| {
-                Err(ZoneErrors(vec![zone::ZoneError {
-                    file: PathBuf::new(),
-                    line: 0,
-                    column: 0,
-                    key: String::new(),
-                    reason: format!("reload task failed: {e}"),
-                }]))
-            });
-        match loaded {
-            Ok(snapshot) => {
-                let snapshot = Arc::new(snapshot);
-                self.cell.store(snapshot.clone());
-                tracing::info!(
-                    generation = snapshot.generation,
-                    zones = snapshot.zones.len(),
-                    "reload: zones loaded"
-                );
-                Ok(snapshot)
-            }
-            Err(errors) => {
-                for e in &errors.0 {
-                    tracing::error!("reload: {e}");
-                }
-                tracing::error!(
-                    problems = errors.0.len(),
-                    generation = previous.generation,
-                    "reload failed: still serving the previous zones"
-                );
-                Err(errors)
-            }
-        }
-    }
 }
 
 /// Loads the zones and answers on `listeners` until `shutdown` completes.
@@ -240,7 +181,12 @@ pub async fn serve(
 
     let reloader = Arc::new(Reloader::new(cell.clone(), opts.zones_dir.clone()));
     let sighup = if opts.reload_on_sighup {
-        Some(spawn_sighup(reloader.clone())?)
+        Some(reload::spawn_sighup(reloader.clone())?)
+    } else {
+        None
+    };
+    let watcher = if opts.watch_zones {
+        Some(reload::watch(reloader.clone(), &opts.zones_dir)?)
     } else {
         None
     };
@@ -253,6 +199,7 @@ pub async fn serve(
     if let Some(h) = sighup {
         h.abort();
     }
+    drop(watcher);
     stop.store(true, Ordering::Relaxed);
     let _ = tcp.shutdown_gracefully().await;
     let _ = tokio::task::spawn_blocking(move || {
@@ -263,21 +210,4 @@ pub async fn serve(
     .await;
     tracing::info!("stopped");
     result
-}
-
-#[cfg(unix)]
-fn spawn_sighup(reloader: Arc<Reloader>) -> std::io::Result<tokio::task::JoinHandle<()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut hup = signal(SignalKind::hangup())?;
-    Ok(tokio::spawn(async move {
-        while hup.recv().await.is_some() {
-            tracing::info!("SIGHUP: reloading zones");
-            let _ = reloader.reload().await;
-        }
-    }))
-}
-
-#[cfg(not(unix))]
-fn spawn_sighup(_reloader: Arc<Reloader>) -> std::io::Result<tokio::task::JoinHandle<()>> {
-    Ok(tokio::spawn(async {}))
 }
