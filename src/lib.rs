@@ -1,3 +1,6 @@
 //! Roundel: a health-aware authoritative DNS server.
 
+pub mod health;
+pub mod policy;
+pub mod pool;
 pub mod zone;
