@@ -142,10 +142,12 @@ pub enum MinHealthy {
 }
 
 impl MinHealthy {
-    /// Healthy nodes required in a tier of `total` nodes.
+    /// Healthy nodes required in a tier of `total` nodes. A count is capped at `total`: a
+    /// tier with every node healthy never counts as failed (a one-node backup tier under
+    /// `min_healthy = 2` still answers when it is up).
     pub fn required(self, total: usize) -> usize {
         match self {
-            MinHealthy::Count(n) => n as usize,
+            MinHealthy::Count(n) => (n as usize).min(total).max(1),
             MinHealthy::Permille(p) => (total * p as usize).div_ceil(1000).max(1),
         }
     }

@@ -228,6 +228,11 @@ fn min_healthy_forms() {
     assert_eq!(MinHealthy::Permille(500).required(3), 2);
     assert_eq!(MinHealthy::Permille(1).required(3), 1);
     assert_eq!(MinHealthy::Count(2).required(9), 2);
+    assert_eq!(
+        MinHealthy::Count(3).required(1),
+        1,
+        "capped at the tier size"
+    );
 }
 
 #[test]
