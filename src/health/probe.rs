@@ -259,13 +259,19 @@ fn classify(e: reqwest::Error) -> Failure {
         if let Some(tls) = s.downcast_ref::<rustls::Error>() {
             return Failure::Tls(tls.to_string());
         }
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::ConnectionRefused {
+        // io::Error nests (hyper wraps the connector's io::Error in another one), and its
+        // `source()` skips the wrapped error itself: descend with `get_ref()`.
+        let mut io = s.downcast_ref::<std::io::Error>();
+        for _ in 0..8 {
+            let Some(e) = io else { break };
+            if e.kind() == std::io::ErrorKind::ConnectionRefused {
                 return Failure::Refused;
             }
-            if let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+            let inner = e.get_ref();
+            if let Some(tls) = inner.and_then(|i| i.downcast_ref::<rustls::Error>()) {
                 return Failure::Tls(tls.to_string());
             }
+            io = inner.and_then(|i| i.downcast_ref::<std::io::Error>());
         }
         src = s.source();
     }
