@@ -328,7 +328,7 @@ fn record(key: &ProbeKey, health: &NodeHealth, machine: &mut Hysteresis, r: Chec
         health.set_health(to, came_back);
     }
     let (ok_run, fail_run) = machine.runs();
-    health.with_detail(|d| {
+    let users = health.with_detail(|d| {
         d.checks += 1;
         d.failures += u64::from(!ok);
         d.last_failure = r.outcome.as_ref().err().cloned();
@@ -339,28 +339,31 @@ fn record(key: &ProbeKey, health: &NodeHealth, machine: &mut Hysteresis, r: Chec
         d.ok_run = ok_run;
         d.fail_run = fail_run;
         d.weight_error = r.weight_error.clone();
-        if let Some((from, to)) = change {
-            d.transitions += 1;
-            if d.history.len() == HISTORY_LEN {
-                d.history.pop_front();
-            }
-            d.history.push_back(Transition {
-                at: SystemTime::now(),
-                from,
-                to,
-                reason: reason.clone(),
-            });
-            tracing::info!(
-                target: "roundel::health",
-                node = %key.target.addr,
-                port = key.target.port,
-                check = key.check.kind.name(),
-                pools = %d.users.join(","),
-                from = %from,
-                to = %to,
-                reason = %reason,
-                "node health changed"
-            );
+        let (from, to) = change?;
+        d.transitions += 1;
+        if d.history.len() == HISTORY_LEN {
+            d.history.pop_front();
         }
+        d.history.push_back(Transition {
+            at: SystemTime::now(),
+            from,
+            to,
+            reason: reason.clone(),
+        });
+        Some(d.users.join(","))
     });
+    // Logged outside the detail lock: a slow log sink must not hold up admin readers.
+    if let (Some((from, to)), Some(pools)) = (change, users) {
+        tracing::info!(
+            target: "roundel::health",
+            node = %key.target.addr,
+            port = key.target.port,
+            check = key.check.kind.name(),
+            pools = %pools,
+            from = %from,
+            to = %to,
+            reason = %reason,
+            "node health changed"
+        );
+    }
 }

@@ -649,7 +649,8 @@ fn hrw_score(client: u64, seed: u64, weight: u64) -> f64 {
 
 /// The client's hash key and the prefix length it was cut to.
 fn client_hash(c: &ClientKey) -> (u64, u8) {
-    match c.addr {
+    // A dual-stack socket reports IPv4 clients as ::ffff:a.b.c.d; key them as IPv4.
+    match c.addr.to_canonical() {
         IpAddr::V4(a) => {
             let cap = CLIENT_PREFIX_V4;
             let p = if c.from_ecs {

@@ -337,6 +337,10 @@ fn client_hash_is_sticky_and_spreads() {
     assert_eq!(a.scope_prefix, 24);
     inp.client = client("2001:db8:1:ff::1");
     assert_eq!(run(&p, &inp).scope_prefix, 56);
+    // An IPv4 client seen through a dual-stack socket is the same client.
+    inp.client = client("::ffff:10.1.2.3");
+    let mapped = run(&p, &inp);
+    assert_eq!((mapped.nodes(), mapped.scope_prefix), (a.nodes(), 24));
 }
 
 #[test]
