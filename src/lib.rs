@@ -4,8 +4,14 @@
 //!
 //! - [`zone`]: zone files (TOML) are read and validated into an immutable
 //!   [`zone::Snapshot`]; `zone::master` converts to and from RFC 1035 master files.
+//! - [`pool`]: the `[checks.*]` and `[pools.*]` tables of zone files, validated into
+//!   pool and check specifications.
+//! - [`health`]: probes (HTTP, HTTPS, TCP) with rise/fall hysteresis, one per distinct
+//!   target and check, publishing each node's state through atomics.
+//! - [`policy`]: which healthy nodes go into one answer (round robin, weighted,
+//!   client hash, fastest; tiers, slow start, all-down modes), lock- and allocation-free.
 //! - [`answer`]: the answer engine, a pure function of (snapshot, question, client) that
-//!   decides rcode, flags and sections.
+//!   decides rcode, flags and sections; pools are answered through [`policy::select`].
 //! - [`dns`]: the wire: a strict request parser and fast encoder ([`dns::wire`]), UDP
 //!   worker threads ([`dns::udp`]) and the TCP listener on hickory-server ([`dns::tcp`]).
 //! - [`server`]: the lifecycle: injected sockets, startup, shutdown; [`reload`]: zone
@@ -17,6 +23,9 @@ pub mod answer;
 pub mod cli;
 pub mod config;
 pub mod dns;
+pub mod health;
+pub mod policy;
+pub mod pool;
 pub mod reload;
 pub mod server;
 pub mod zone;

@@ -1,0 +1,369 @@
+//! [`HealthMonitor`]: runs one probe task per distinct (target, check) and turns pool specs
+//! into [`PoolRuntime`]s wired to the probes' state.
+
+use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use hickory_proto::rr::Name;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::probe::{CheckResult, Prober};
+use super::state::{
+    HISTORY_LEN, Health, Hysteresis, NodeAdmin, NodeHealth, ProbeDetail, Transition,
+};
+use crate::policy::PoolRuntime;
+use crate::pool::{CheckKind, CheckSpec, PoolSpec, ProbeTarget};
+
+/// Identity of a probe: two pool nodes with equal keys share one probe and one state.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ProbeKey {
+    /// Where the check connects.
+    pub target: ProbeTarget,
+    /// What the check does (compared by value, not by name).
+    pub check: Arc<CheckSpec>,
+}
+
+struct ProbeEntry {
+    health: Arc<NodeHealth>,
+    task: Option<JoinHandle<()>>,
+    first: watch::Receiver<bool>,
+}
+
+#[derive(Default)]
+struct Registry {
+    probes: HashMap<ProbeKey, ProbeEntry>,
+    admin: HashMap<(Name, IpAddr), Arc<NodeAdmin>>,
+}
+
+/// What one [`HealthMonitor::reconcile`] did.
+#[derive(Debug)]
+pub struct Reconciled {
+    /// One runtime per input pool, in input order.
+    pub pools: Vec<Arc<PoolRuntime>>,
+    /// Probes started.
+    pub started: usize,
+    /// Probes kept running with their state.
+    pub kept: usize,
+    /// Probes stopped.
+    pub stopped: usize,
+    /// New probes whose first result did not arrive in time (they count as down).
+    pub late: usize,
+}
+
+/// A snapshot of one probe for the admin API and metrics.
+#[derive(Debug, Clone)]
+pub struct ProbeStatus {
+    /// Which probe.
+    pub key: ProbeKey,
+    /// Current health.
+    pub health: Health,
+    /// Smoothed RTT.
+    pub srtt: Option<Duration>,
+    /// Counters, last failure, history.
+    pub detail: ProbeDetail,
+}
+
+/// Extra time, beyond a check's own timeout, that `reconcile` waits for a first result
+/// (task start-up, TLS config loading on first use).
+const FIRST_RESULT_SLACK: Duration = Duration::from_millis(500);
+
+/// Runs the health probes of every pool. Create one per process (inside a tokio runtime
+/// for `reconcile`); call [`reconcile`](Self::reconcile) with the pools of every zone at
+/// start and after each reload.
+pub struct HealthMonitor {
+    /// Clock base shared by every node state (slow start timestamps).
+    epoch: Instant,
+    registry: Mutex<Registry>,
+    /// Serialises reconciles: each one sees the probes the previous one left.
+    reconcile_lock: tokio::sync::Mutex<()>,
+    jitter: RandomState,
+}
+
+impl Default for HealthMonitor {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl HealthMonitor {
+    /// A monitor with no probes.
+    pub fn new() -> Self {
+        Self {
+            epoch: Instant::now(),
+            registry: Mutex::new(Registry::default()),
+            reconcile_lock: tokio::sync::Mutex::new(()),
+            jitter: RandomState::new(),
+        }
+    }
+
+    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes the running probes match `pools` (all pools of all zones): probes whose
+    /// (target, check) is unchanged keep running with their state; new ones start; the
+    /// rest stop. Admin overrides are kept per (pool name, node address).
+    ///
+    /// Resolves once every new probe has its first result (each bounded by its check
+    /// timeout plus a small slack), so the returned runtimes answer right from the start:
+    /// a dead node is already down. Returns one [`PoolRuntime`] per pool, in order.
+    pub async fn reconcile(&self, pools: &[PoolSpec]) -> Reconciled {
+        let _serial = self.reconcile_lock.lock().await;
+        let mut waits = Vec::new();
+        let (runtimes, started, kept, stopped) = {
+            let mut reg = self.registry();
+            let mut old = std::mem::take(&mut reg.probes);
+            let mut old_admin = std::mem::take(&mut reg.admin);
+            let mut users: HashMap<ProbeKey, Vec<String>> = HashMap::new();
+            let (mut started, mut kept) = (0, 0);
+            let mut runtimes = Vec::with_capacity(pools.len());
+            for pool in pools {
+                let mut healths = Vec::with_capacity(pool.nodes.len());
+                let mut admins = Vec::with_capacity(pool.nodes.len());
+                for node in &pool.nodes {
+                    let key = ProbeKey {
+                        target: node.probe.clone(),
+                        check: pool.check.clone(),
+                    };
+                    users
+                        .entry(key.clone())
+                        .or_default()
+                        .push(format!("{}/{}", pool.name, node.label));
+                    let health = if let Some(e) = reg.probes.get(&key) {
+                        e.health.clone()
+                    } else {
+                        let entry = match old.remove(&key) {
+                            Some(e) => {
+                                kept += 1;
+                                e
+                            }
+                            None => {
+                                started += 1;
+                                let e = self.start(&key);
+                                waits.push((
+                                    e.first.clone(),
+                                    key.check.timeout + FIRST_RESULT_SLACK,
+                                ));
+                                e
+                            }
+                        };
+                        let h = entry.health.clone();
+                        reg.probes.insert(key, entry);
+                        h
+                    };
+                    healths.push(health);
+                    let akey = (pool.name.clone(), node.addr);
+                    let admin = match reg.admin.get(&akey) {
+                        Some(a) => a.clone(),
+                        None => {
+                            let a = old_admin.remove(&akey).unwrap_or_default();
+                            reg.admin.insert(akey, a.clone());
+                            a
+                        }
+                    };
+                    admins.push(admin);
+                }
+                runtimes.push(Arc::new(PoolRuntime::new(pool.clone(), healths, admins)));
+            }
+            for (key, list) in users {
+                if let Some(e) = reg.probes.get(&key) {
+                    e.health.set_users(list);
+                }
+            }
+            let stopped = old.len();
+            for (key, e) in old {
+                if let Some(t) = e.task {
+                    t.abort();
+                }
+                tracing::info!(
+                    target: "roundel::health",
+                    node = %key.target.addr,
+                    port = key.target.port,
+                    check = key.check.kind.name(),
+                    "probe stopped: no pool uses it any more"
+                );
+            }
+            (runtimes, started, kept, stopped)
+        };
+        // The probes run in their own tasks; waiting one after the other costs the
+        // slowest first check, not the sum.
+        let mut late = 0;
+        for (mut rx, bound) in waits {
+            let got = tokio::time::timeout(bound, rx.wait_for(|v| *v)).await;
+            if !matches!(got, Ok(Ok(_))) {
+                late += 1;
+            }
+        }
+        Reconciled {
+            pools: runtimes,
+            started,
+            kept,
+            stopped,
+            late,
+        }
+    }
+
+    fn start(&self, key: &ProbeKey) -> ProbeEntry {
+        let health = Arc::new(NodeHealth::new(self.epoch));
+        let (tx, rx) = watch::channel(false);
+        if key.check.kind == CheckKind::None {
+            // Nothing to probe: up from the start, no task.
+            health.set_health(Health::Up, None);
+            let _ = tx.send(true);
+            return ProbeEntry {
+                health,
+                task: None,
+                first: rx,
+            };
+        }
+        // A random phase in [0, interval) spreads the checks of many targets over the
+        // interval instead of firing them together on every tick.
+        let interval = key.check.interval;
+        let phase =
+            Duration::from_nanos(self.jitter.hash_one(key) % (interval.as_nanos().max(1) as u64));
+        let task = tokio::spawn(run_probe(key.clone(), health.clone(), tx, phase));
+        ProbeEntry {
+            health,
+            task: Some(task),
+            first: rx,
+        }
+    }
+
+    /// Number of running probes (targets with `none` checks included).
+    pub fn probe_count(&self) -> usize {
+        self.registry().probes.len()
+    }
+
+    /// A snapshot of every probe, for the admin API and metrics.
+    pub fn probes(&self) -> Vec<ProbeStatus> {
+        self.registry()
+            .probes
+            .iter()
+            .map(|(k, e)| ProbeStatus {
+                key: k.clone(),
+                health: e.health.health(),
+                srtt: e.health.srtt(),
+                detail: e.health.detail(),
+            })
+            .collect()
+    }
+
+    /// The admin override slots of a node, if the pool has it.
+    pub fn admin(&self, pool: &Name, addr: IpAddr) -> Option<Arc<NodeAdmin>> {
+        self.registry().admin.get(&(pool.clone(), addr)).cloned()
+    }
+
+    /// Stops every probe and waits (bounded) for the tasks to end.
+    pub async fn shutdown(&self) {
+        let _serial = self.reconcile_lock.lock().await;
+        let tasks: Vec<JoinHandle<()>> = {
+            let mut reg = self.registry();
+            reg.admin.clear();
+            reg.probes.drain().filter_map(|(_, e)| e.task).collect()
+        };
+        for t in &tasks {
+            t.abort();
+        }
+        for t in tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(1), t).await;
+        }
+    }
+}
+
+impl Drop for HealthMonitor {
+    fn drop(&mut self) {
+        for e in self.registry().probes.values() {
+            if let Some(t) = &e.task {
+                t.abort();
+            }
+        }
+    }
+}
+
+/// The life of one probe: check at once (the first result decides the initial state),
+/// then every `interval` after a random `phase`, until aborted.
+async fn run_probe(
+    key: ProbeKey,
+    health: Arc<NodeHealth>,
+    first: watch::Sender<bool>,
+    phase: Duration,
+) {
+    let spec = key.check.clone();
+    let prober = Prober::new(&spec, &key.target);
+    let mut machine = Hysteresis::new(spec.rise, spec.fall);
+    let result = prober.run(spec.timeout).await;
+    record(&key, &health, &mut machine, result);
+    let _ = first.send(true);
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + phase, spec.interval);
+    // After a stall, keep the spacing rather than firing a burst of catch-up checks.
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let result = prober.run(spec.timeout).await;
+        record(&key, &health, &mut machine, result);
+    }
+}
+
+/// Applies one result: RTT, reported weight, state machine, details, and one log line
+/// per state change.
+fn record(key: &ProbeKey, health: &NodeHealth, machine: &mut Hysteresis, r: CheckResult) {
+    let ok = r.outcome.is_ok();
+    if let Ok(reported) = &r.outcome {
+        health.add_rtt(r.rtt);
+        // A passing check that reports no readable weight falls back to the configured one.
+        health.set_reported(*reported);
+    }
+    let change = machine.record(ok);
+    let reason = match &r.outcome {
+        Ok(_) => "ok".to_owned(),
+        Err(f) => f.to_string(),
+    };
+    if let Some((from, to)) = change {
+        let came_back = (from == Health::Down && to == Health::Up).then(Instant::now);
+        health.set_health(to, came_back);
+    }
+    let (ok_run, fail_run) = machine.runs();
+    let users = health.with_detail(|d| {
+        d.checks += 1;
+        d.failures += u64::from(!ok);
+        d.last_failure = r.outcome.as_ref().err().cloned();
+        d.last_check = Some(SystemTime::now());
+        if ok {
+            d.last_rtt = Some(r.rtt);
+        }
+        d.ok_run = ok_run;
+        d.fail_run = fail_run;
+        d.weight_error = r.weight_error.clone();
+        let (from, to) = change?;
+        d.transitions += 1;
+        if d.history.len() == HISTORY_LEN {
+            d.history.pop_front();
+        }
+        d.history.push_back(Transition {
+            at: SystemTime::now(),
+            from,
+            to,
+            reason: reason.clone(),
+        });
+        Some(d.users.join(","))
+    });
+    // Logged outside the detail lock: a slow log sink must not hold up admin readers.
+    if let (Some((from, to)), Some(pools)) = (change, users) {
+        tracing::info!(
+            target: "roundel::health",
+            node = %key.target.addr,
+            port = key.target.port,
+            check = key.check.kind.name(),
+            pools = %pools,
+            from = %from,
+            to = %to,
+            reason = %reason,
+            "node health changed"
+        );
+    }
+}

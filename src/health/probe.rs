@@ -1,0 +1,307 @@
+//! One check of one target: an HTTP(S) request or a TCP connect, bounded by the timeout.
+
+use std::error::Error as _;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+
+use super::state::{Failure, Reported};
+use super::tls;
+use crate::pool::spec::MAX_WEIGHT;
+use crate::pool::{CheckKind, CheckSpec, HttpCheck, ProbeTarget, WeightSource};
+
+/// The result of one check.
+#[derive(Debug)]
+pub struct CheckResult {
+    /// `Ok` with the reported weight (if the check reads one), or why it failed.
+    pub outcome: Result<Option<Reported>, Failure>,
+    /// A reported weight that was present but unreadable.
+    pub weight_error: Option<String>,
+    /// Time the check took.
+    pub rtt: Duration,
+}
+
+/// A ready-to-run check for one target: the HTTP client is built once, not per check.
+pub enum Prober {
+    /// HTTP(S).
+    Http(Box<HttpProber>),
+    /// TCP connect.
+    Tcp(SocketAddr),
+    /// Nothing to probe.
+    None,
+    /// The check cannot run (bad TLS setup); every check fails with this.
+    Broken(Failure),
+}
+
+/// An HTTP(S) check bound to one target.
+pub struct HttpProber {
+    client: reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    headers: HeaderMap,
+    check: HttpCheck,
+}
+
+impl Prober {
+    /// Prepares the check `spec` against `target`.
+    pub fn new(spec: &CheckSpec, target: &ProbeTarget) -> Self {
+        let addr = SocketAddr::new(target.addr, target.port);
+        match &spec.kind {
+            CheckKind::None => Prober::None,
+            CheckKind::Tcp { .. } => Prober::Tcp(addr),
+            CheckKind::Http(h) => match HttpProber::new(h, target, spec.timeout) {
+                Ok(p) => Prober::Http(Box::new(p)),
+                Err(e) => Prober::Broken(Failure::Setup(e)),
+            },
+        }
+    }
+
+    /// Runs one check, never longer than `timeout`.
+    pub async fn run(&self, timeout: Duration) -> CheckResult {
+        let start = Instant::now();
+        let mut weight_error = None;
+        let fut = async {
+            match self {
+                Prober::None => Ok(None),
+                Prober::Broken(f) => Err(f.clone()),
+                Prober::Tcp(addr) => match tokio::net::TcpStream::connect(addr).await {
+                    Ok(_) => Ok(None),
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                        Err(Failure::Refused)
+                    }
+                    Err(e) => Err(Failure::Connect(e.to_string())),
+                },
+                Prober::Http(h) => h.run(&mut weight_error).await,
+            }
+        };
+        // The hard bound: whatever the client does, a check ends at `timeout`.
+        let outcome = match tokio::time::timeout(timeout, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(Failure::Timeout),
+        };
+        CheckResult {
+            outcome,
+            weight_error,
+            rtt: start.elapsed(),
+        }
+    }
+}
+
+impl HttpProber {
+    fn new(check: &HttpCheck, target: &ProbeTarget, timeout: Duration) -> Result<Self, String> {
+        let addr = SocketAddr::new(target.addr, target.port);
+        // Host header: the node's check_host, else the check's host.
+        let host = target.host.as_deref().or(check.host.as_deref());
+        // TLS name: sni, else the host name (without port) when it is a DNS name.
+        let tls_name = check.sni.clone().or_else(|| {
+            let h = host?;
+            let bare = h.rsplit_once(':').map_or(h, |(n, p)| {
+                if p.parse::<u16>().is_ok() && !n.contains(':') {
+                    n
+                } else {
+                    h
+                }
+            });
+            (bare.parse::<std::net::IpAddr>().is_err() && !bare.starts_with('['))
+                .then(|| bare.to_owned())
+        });
+        let tls_config = if !check.tls || check.verify_tls {
+            // Plain HTTP clients get a config too: reqwest needs one at build time
+            // and would otherwise look for (and panic without) a default provider.
+            tls::verifying().or_else(|e| if check.tls { Err(e) } else { tls::insecure() })?
+        } else {
+            tls::insecure()?
+        };
+        let mut builder = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            // A fresh connection for every check: a pooled connection would hide a
+            // server that no longer accepts new ones.
+            .pool_max_idle_per_host(0)
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .user_agent(concat!("roundel-health/", env!("CARGO_PKG_VERSION")))
+            .tls_backend_preconfigured(tls_config);
+        let scheme = if check.tls { "https" } else { "http" };
+        let url = match (&tls_name, check.tls) {
+            (Some(name), true) => {
+                // Connect to the target's address but name the server in SNI (and verify
+                // the certificate for that name).
+                builder = builder.resolve(name, addr);
+                format!("{scheme}://{name}:{}{}", target.port, check.path)
+            }
+            _ => format!("{scheme}://{addr}{}", check.path),
+        };
+        let client = builder.build().map_err(|e| e.to_string())?;
+        let mut headers = HeaderMap::new();
+        if let Some(h) = host {
+            headers.insert(
+                reqwest::header::HOST,
+                HeaderValue::from_str(h).map_err(|e| e.to_string())?,
+            );
+        }
+        // Tell the server not to keep the connection: it is not reused anyway.
+        headers.insert(
+            reqwest::header::CONNECTION,
+            HeaderValue::from_static("close"),
+        );
+        for (n, v) in &check.headers {
+            headers.insert(
+                HeaderName::from_bytes(n.as_bytes()).map_err(|e| e.to_string())?,
+                HeaderValue::from_str(v).map_err(|e| e.to_string())?,
+            );
+        }
+        let method =
+            reqwest::Method::from_bytes(check.method.as_bytes()).map_err(|e| e.to_string())?;
+        Ok(Self {
+            client,
+            method,
+            url,
+            headers,
+            check: check.clone(),
+        })
+    }
+
+    async fn run(&self, weight_error: &mut Option<String>) -> Result<Option<Reported>, Failure> {
+        let mut resp = self
+            .client
+            .request(self.method.clone(), &self.url)
+            .headers(self.headers.clone())
+            .send()
+            .await
+            .map_err(classify)?;
+        let status = resp.status().as_u16();
+        if !self.check.expect.iter().any(|r| r.contains(status)) {
+            return Err(Failure::Status(status));
+        }
+        let mut reported = None;
+        if let Some(WeightSource::Header(name)) = &self.check.weight_from
+            && let Some(v) = resp.headers().get(name.as_str())
+        {
+            match v.to_str().ok().and_then(parse_weight) {
+                Some(r) => reported = Some(r),
+                None => *weight_error = Some(format!("unreadable weight in header {name}: {v:?}")),
+            }
+        }
+        let want_body =
+            self.check.body.is_some() || self.check.weight_from == Some(WeightSource::Body);
+        if want_body {
+            let cap = self.check.max_body;
+            let mut body = Vec::with_capacity(cap.min(16 * 1024));
+            // Bounded by `cap` bytes (and by the check timeout around us).
+            while body.len() < cap {
+                match resp.chunk().await {
+                    Ok(Some(c)) => body.extend_from_slice(&c[..c.len().min(cap - body.len())]),
+                    Ok(None) => break,
+                    Err(e) => return Err(classify(e)),
+                }
+            }
+            if let Some(needle) = &self.check.body
+                && !contains(&body, needle.as_bytes())
+            {
+                return Err(Failure::BodyMismatch);
+            }
+            if self.check.weight_from == Some(WeightSource::Body) {
+                match std::str::from_utf8(&body).ok().and_then(first_number) {
+                    Some(r) => reported = Some(r),
+                    None => *weight_error = Some("no weight number in the body".into()),
+                }
+            }
+        }
+        Ok(reported)
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Reads `"5"` or `"50%"` (surrounding spaces allowed).
+pub fn parse_weight(s: &str) -> Option<Reported> {
+    let s = s.trim();
+    let (num, pct) = match s.strip_suffix('%') {
+        Some(n) => (n.trim_end(), true),
+        None => (s, false),
+    };
+    if num.is_empty() || num.len() > 9 || !num.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let v: u32 = num.parse().ok()?;
+    Some(if pct {
+        Reported::Percent(v.min(1000))
+    } else {
+        Reported::Weight(v.min(MAX_WEIGHT))
+    })
+}
+
+/// The first run of digits in `s`, with a `%` right after it making it a percentage.
+pub fn first_number(s: &str) -> Option<Reported> {
+    let start = s.find(|c: char| c.is_ascii_digit())?;
+    let rest = &s[start..];
+    let end = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    let pct = rest[end..].starts_with('%');
+    parse_weight(&rest[..end + usize::from(pct)])
+}
+
+/// Turns a reqwest error into the failure reason operators read.
+fn classify(e: reqwest::Error) -> Failure {
+    if e.is_timeout() {
+        return Failure::Timeout;
+    }
+    let mut src: Option<&(dyn std::error::Error + 'static)> = e.source();
+    let mut text = e.to_string();
+    while let Some(s) = src {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        if let Some(tls) = s.downcast_ref::<rustls::Error>() {
+            return Failure::Tls(tls.to_string());
+        }
+        // io::Error nests (hyper wraps the connector's io::Error in another one), and its
+        // `source()` skips the wrapped error itself: descend with `get_ref()`.
+        let mut io = s.downcast_ref::<std::io::Error>();
+        for _ in 0..8 {
+            let Some(e) = io else { break };
+            if e.kind() == std::io::ErrorKind::ConnectionRefused {
+                return Failure::Refused;
+            }
+            let inner = e.get_ref();
+            if let Some(tls) = inner.and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                return Failure::Tls(tls.to_string());
+            }
+            io = inner.and_then(|i| i.downcast_ref::<std::io::Error>());
+        }
+        src = s.source();
+    }
+    if e.is_connect() {
+        Failure::Connect(text)
+    } else {
+        Failure::Http(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weights_parse() {
+        assert_eq!(parse_weight(" 7 "), Some(Reported::Weight(7)));
+        assert_eq!(parse_weight("50%"), Some(Reported::Percent(50)));
+        assert_eq!(parse_weight("0"), Some(Reported::Weight(0)));
+        assert_eq!(parse_weight("99999999"), Some(Reported::Weight(MAX_WEIGHT)));
+        assert_eq!(parse_weight("-1"), None);
+        assert_eq!(parse_weight("x"), None);
+        assert_eq!(first_number("load weight=12\n"), Some(Reported::Weight(12)));
+        assert_eq!(first_number("up 75% ready"), Some(Reported::Percent(75)));
+        assert_eq!(first_number("none"), None);
+    }
+
+    #[test]
+    fn substring() {
+        assert!(contains(b"status: ok", b"ok"));
+        assert!(!contains(b"status: o", b"ok"));
+    }
+}

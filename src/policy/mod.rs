@@ -1,0 +1,712 @@
+//! Selection: which nodes of a pool go into one answer, in which order, with which TTL.
+//!
+//! [`select`] is the entry point of the DNS answer path. It reads each node's runtime
+//! state through atomics and writes into a fixed-capacity [`Selection`]: no lock, no heap
+//! allocation (checked by `tests/health_select_noalloc.rs`). [`explain`] runs the very
+//! same code with a sink that records, for every node, why it was picked or left out.
+//!
+//! Order of decisions for a query of one address family:
+//! 1. Nodes of the other family are ignored (an A answer only carries IPv4 nodes).
+//! 2. Maintenance (config `maint = true` or admin), drain, down and weight-0 nodes are
+//!    left out; the rest are *usable*, each with an effective weight: admin override, else
+//!    the weight the node reported, else the configured one, scaled by the slow-start ramp.
+//! 3. Tiers: the first tier whose usable nodes reach its `min_healthy` answers; if none
+//!    does, the first tier with any usable node; if no node is usable the pool is *all
+//!    down* and its `all_down` mode decides.
+//! 4. The policy orders the chosen nodes; `max_answers` cuts the list.
+//! 5. TTL: `degraded_ttl` while any node of the family is down, else `ttl`.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Instant;
+
+use hickory_proto::rr::Name;
+
+use crate::health::state::{AdminState, Health, NodeAdmin, NodeHealth};
+use crate::pool::spec::{MAX_ANSWERS, MAX_NODES};
+use crate::pool::{AllDown, NodeSpec, Policy, PoolSpec};
+
+#[cfg(test)]
+mod tests;
+
+/// Address family of a query: A answers carry IPv4 nodes, AAAA answers IPv6 nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// A
+    V4,
+    /// AAAA
+    V6,
+}
+
+impl Family {
+    /// The family of an address.
+    pub fn of(addr: IpAddr) -> Self {
+        match addr {
+            IpAddr::V4(_) => Family::V4,
+            IpAddr::V6(_) => Family::V6,
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Family::V4 => 0,
+            Family::V6 => 1,
+        }
+    }
+}
+
+/// Who is asking, as far as `client-hash` cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientKey {
+    /// ECS address when the query carried EDNS Client Subnet, else the source address.
+    pub addr: IpAddr,
+    /// ECS source prefix length (ignored when `from_ecs` is false).
+    pub prefix_len: u8,
+    /// Whether `addr` / `prefix_len` come from ECS.
+    pub from_ecs: bool,
+}
+
+/// Prefix a `client-hash` key keeps of an IPv4 source (and most of an ECS subnet it uses):
+/// one /24 is one site or one resolver farm, and resolvers cache per /24 anyway.
+pub const CLIENT_PREFIX_V4: u8 = 24;
+/// Same for IPv6: /56 is the usual end-site assignment.
+pub const CLIENT_PREFIX_V6: u8 = 56;
+
+/// Everything a selection needs to know about one query.
+#[derive(Debug, Clone, Copy)]
+pub struct SelectInput {
+    /// A per-query counter (e.g. [`PoolRuntime::next_counter`]); drives rotation.
+    pub counter: u64,
+    /// A or AAAA.
+    pub family: Family,
+    /// The client, for `client-hash`.
+    pub client: ClientKey,
+    /// Now, for slow start.
+    pub now: Instant,
+}
+
+/// What kind of response a selection calls for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// Addresses in [`Selection::nodes`].
+    Answer,
+    /// NOERROR with no address (no node of the family, or `all_down = "empty"`).
+    Empty,
+    /// SERVFAIL (`all_down = "servfail"`).
+    ServFail,
+}
+
+/// The result of one selection; fixed capacity, reused by the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Selection {
+    nodes: [u8; MAX_ANSWERS],
+    len: u8,
+    /// TTL for the answer records.
+    pub ttl: u32,
+    /// Answer, empty or SERVFAIL.
+    pub outcome: Outcome,
+    /// ECS scope prefix to echo: the client prefix the answer depends on (0 when the
+    /// answer is the same for every client, i.e. every policy but `client-hash`).
+    pub scope_prefix: u8,
+    /// The tier that answered; 0 when none did (all down).
+    pub tier: u8,
+    /// Some node of the queried family is down.
+    pub degraded: bool,
+    /// No node was usable; `all_down` decided.
+    pub all_down: bool,
+}
+
+impl Default for Selection {
+    fn default() -> Self {
+        Self {
+            nodes: [0; MAX_ANSWERS],
+            len: 0,
+            ttl: 0,
+            outcome: Outcome::Empty,
+            scope_prefix: 0,
+            tier: 0,
+            degraded: false,
+            all_down: false,
+        }
+    }
+}
+
+impl Selection {
+    /// Indices (into [`PoolRuntime::nodes`]) of the nodes to answer with, in order.
+    pub fn nodes(&self) -> &[u8] {
+        &self.nodes[..self.len as usize]
+    }
+
+    /// The addresses to answer with, in order.
+    pub fn addrs<'a>(&'a self, pool: &'a PoolRuntime) -> impl Iterator<Item = IpAddr> + 'a {
+        self.nodes()
+            .iter()
+            .map(|&i| pool.nodes[i as usize].spec.addr)
+    }
+
+    fn push(&mut self, i: usize) {
+        self.nodes[self.len as usize] = i as u8;
+        self.len += 1;
+    }
+}
+
+/// Why a node is, or is not, in a selection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    /// In the answer at this position (0 = first).
+    Selected {
+        /// Position.
+        rank: u8,
+    },
+    /// Health check failing (or no result yet).
+    Down,
+    /// Admin drain.
+    Drained,
+    /// Admin or configured maintenance.
+    Maint,
+    /// Usable, but another tier answered.
+    OtherTier {
+        /// The node's tier.
+        tier: u8,
+    },
+    /// Effective weight 0 (reported by the node or set by an admin).
+    WeightZero,
+    /// The query is for the other address family.
+    OtherFamily,
+    /// Usable and in the answering tier, but `max_answers` cut it.
+    CutByMaxAnswers,
+    /// Ramping up after coming back, and skipped for this answer.
+    SlowStart,
+    /// All down with `last-healthy`, and not in the last healthy set.
+    NotInLastHealthy,
+    /// All down with `empty` or `servfail`.
+    AllDown,
+}
+
+/// Receives a verdict for each node during a selection. `()` ignores them (the answer
+/// path); [`Explanation`] keeps them.
+pub trait Explain {
+    /// Records (or overwrites) the verdict of node `node`.
+    fn note(&mut self, node: usize, verdict: Verdict);
+}
+
+impl Explain for () {
+    #[inline(always)]
+    fn note(&mut self, _: usize, _: Verdict) {}
+}
+
+/// A selection with a verdict for every node, for the admin API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Explanation {
+    /// What `select` returned.
+    pub selection: Selection,
+    /// The final verdict of each node, by index.
+    pub verdicts: Vec<Verdict>,
+}
+
+impl Explain for Explanation {
+    fn note(&mut self, node: usize, verdict: Verdict) {
+        self.verdicts[node] = verdict;
+    }
+}
+
+/// One node of a [`PoolRuntime`].
+#[derive(Debug)]
+pub struct NodeRuntime {
+    /// The configured node.
+    pub spec: NodeSpec,
+    /// Health from its probe (shared with every node with the same probe).
+    pub health: Arc<NodeHealth>,
+    /// Admin override slots of this node in this pool.
+    pub admin: Arc<NodeAdmin>,
+    family: Family,
+    tier_idx: u8,
+    /// Stable per-address hash for rendezvous hashing and slow-start thinning.
+    seed: u64,
+}
+
+/// A pool ready to answer from: its spec plus the live state of its nodes. Built by
+/// [`crate::health::HealthMonitor::reconcile`]; held by the DNS side in its zone snapshot.
+#[derive(Debug)]
+pub struct PoolRuntime {
+    spec: PoolSpec,
+    nodes: Box<[NodeRuntime]>,
+    /// Distinct tiers, ascending.
+    tiers: Box<[u8]>,
+    /// Per family, the bit set of nodes last answered while healthy (`last-healthy`).
+    last_healthy: [AtomicU64; 2],
+    counter: AtomicU64,
+}
+
+impl PoolRuntime {
+    /// Joins a spec with its nodes' state handles (one per node, in order).
+    ///
+    /// # Panics
+    /// If the handle counts differ from the node count or the pool has more than
+    /// `MAX_NODES` nodes (validation rejects that).
+    pub fn new(spec: PoolSpec, health: Vec<Arc<NodeHealth>>, admin: Vec<Arc<NodeAdmin>>) -> Self {
+        assert!(spec.nodes.len() <= MAX_NODES, "too many nodes");
+        assert_eq!(spec.nodes.len(), health.len());
+        assert_eq!(spec.nodes.len(), admin.len());
+        let mut tiers: Vec<u8> = spec.nodes.iter().map(|n| n.tier).collect();
+        tiers.sort_unstable();
+        tiers.dedup();
+        let nodes = spec
+            .nodes
+            .iter()
+            .zip(health)
+            .zip(admin)
+            .map(|((n, health), admin)| NodeRuntime {
+                family: Family::of(n.addr),
+                tier_idx: tiers.binary_search(&n.tier).unwrap_or(0) as u8,
+                seed: addr_seed(n.addr),
+                spec: n.clone(),
+                health,
+                admin,
+            })
+            .collect();
+        Self {
+            spec,
+            nodes,
+            tiers: tiers.into(),
+            last_healthy: [AtomicU64::new(0), AtomicU64::new(0)],
+            counter: AtomicU64::new(0),
+        }
+    }
+
+    /// The pool's configuration.
+    pub fn spec(&self) -> &PoolSpec {
+        &self.spec
+    }
+
+    /// The absolute name the pool answers.
+    pub fn name(&self) -> &Name {
+        &self.spec.name
+    }
+
+    /// The nodes, in configuration order (selection indices point here).
+    pub fn nodes(&self) -> &[NodeRuntime] {
+        &self.nodes
+    }
+
+    /// A fresh per-pool counter value for [`SelectInput::counter`] (one relaxed atomic
+    /// add). A per-pool counter keeps each pool's rotation even however queries for
+    /// different pools interleave.
+    #[inline]
+    pub fn next_counter(&self) -> u64 {
+        self.counter.fetch_add(1, Relaxed)
+    }
+}
+
+/// Picks the nodes for one answer into `out` (the DNS answer path: lock- and
+/// allocation-free).
+#[inline]
+pub fn select(pool: &PoolRuntime, input: &SelectInput, out: &mut Selection) {
+    select_with(pool, input, out, &mut ());
+}
+
+/// [`select`] that also says why each node is in or out. Same code, other sink.
+pub fn explain(pool: &PoolRuntime, input: &SelectInput) -> Explanation {
+    let mut ex = Explanation {
+        selection: Selection::default(),
+        verdicts: vec![Verdict::OtherFamily; pool.nodes.len()],
+    };
+    let mut sel = Selection::default();
+    select_with(pool, input, &mut sel, &mut ex);
+    ex.selection = sel;
+    ex
+}
+
+/// Full weight in slow-start ramp units.
+const RAMP_ONE: u64 = 1024;
+/// 2^64 / golden ratio: successive multiples spread evenly over the u64 range (a
+/// low-discrepancy sequence), which makes `weighted` smooth across answers.
+const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// The selection itself, generic over the verdict sink.
+pub fn select_with<E: Explain + ?Sized>(
+    pool: &PoolRuntime,
+    input: &SelectInput,
+    out: &mut Selection,
+    ex: &mut E,
+) {
+    *out = Selection::default();
+    let spec = &pool.spec;
+    let fam = input.family;
+    out.ttl = spec.ttl;
+
+    // Effective weight of usable nodes (0 otherwise), slow-start ramp per node.
+    let mut weight = [0u64; MAX_NODES];
+    let mut ramp = [RAMP_ONE as u16; MAX_NODES];
+    let mut total = [0u8; MAX_NODES];
+    let mut usable_in_tier = [0u8; MAX_NODES];
+    let mut family_mask = 0u64;
+    let mut usable = 0u64;
+    // Not maint / drain: what fail-open modes may hand out.
+    let mut serveable = 0u64;
+    let mut any_down = false;
+
+    for (i, node) in pool.nodes.iter().enumerate() {
+        if node.family != fam {
+            ex.note(i, Verdict::OtherFamily);
+            continue;
+        }
+        let bit = 1u64 << i;
+        family_mask |= bit;
+        total[node.tier_idx as usize] += 1;
+        let admin = node.admin.state();
+        let health = node.health.health();
+        if node.spec.maint || admin == AdminState::Maint {
+            ex.note(i, Verdict::Maint);
+            continue;
+        }
+        if health != Health::Up {
+            any_down = true;
+        }
+        if admin == AdminState::Drain {
+            ex.note(i, Verdict::Drained);
+            continue;
+        }
+        serveable |= bit;
+        if health != Health::Up {
+            ex.note(i, Verdict::Down);
+            continue;
+        }
+        let base = node.admin.weight().unwrap_or_else(|| {
+            node.health
+                .reported()
+                .map_or(node.spec.weight, |r| r.apply(node.spec.weight))
+        });
+        if base == 0 {
+            ex.note(i, Verdict::WeightZero);
+            continue;
+        }
+        let r = ramp_of(pool, node, input.now);
+        ramp[i] = r as u16;
+        weight[i] = base as u64 * r;
+        usable |= bit;
+        usable_in_tier[node.tier_idx as usize] += 1;
+    }
+
+    if family_mask == 0 {
+        // No node of this family at all: NODATA, nothing is down.
+        return;
+    }
+    out.degraded = any_down;
+
+    // Tier choice: first tier meeting min_healthy, else first tier with anything usable.
+    let ntiers = pool.tiers.len();
+    let chosen = (0..ntiers)
+        .find(|&t| {
+            usable_in_tier[t] > 0
+                && usable_in_tier[t] as usize >= spec.min_healthy.required(total[t] as usize)
+        })
+        .or_else(|| (0..ntiers).find(|&t| usable_in_tier[t] > 0));
+
+    let cand_mask = match chosen {
+        Some(t) => {
+            let mut m = 0u64;
+            for (i, node) in pool.nodes.iter().enumerate() {
+                if usable & (1 << i) == 0 {
+                    continue;
+                }
+                if node.tier_idx as usize == t {
+                    m |= 1 << i;
+                } else {
+                    ex.note(
+                        i,
+                        Verdict::OtherTier {
+                            tier: node.spec.tier,
+                        },
+                    );
+                }
+            }
+            out.tier = pool.tiers[t];
+            // Remember the healthy set for `last-healthy`; store only on change so that
+            // steady traffic does not keep bouncing the cache line between cores.
+            let lh = &pool.last_healthy[fam.index()];
+            if lh.load(Relaxed) != m {
+                lh.store(m, Relaxed);
+            }
+            m
+        }
+        None => {
+            out.all_down = true;
+            out.degraded = true;
+            let m = match spec.all_down {
+                AllDown::ServFail | AllDown::Empty => {
+                    out.outcome = if spec.all_down == AllDown::ServFail {
+                        Outcome::ServFail
+                    } else {
+                        Outcome::Empty
+                    };
+                    out.ttl = spec.degraded_ttl;
+                    for_each_bit(serveable, |i| ex.note(i, Verdict::AllDown));
+                    return;
+                }
+                AllDown::ServeAll => serveable,
+                AllDown::LastHealthy => {
+                    let last = pool.last_healthy[fam.index()].load(Relaxed) & serveable;
+                    if last == 0 {
+                        // Nothing was ever answered healthy (since this pool was built):
+                        // fail open rather than answer nothing.
+                        serveable
+                    } else {
+                        for_each_bit(serveable & !last, |i| ex.note(i, Verdict::NotInLastHealthy));
+                        last
+                    }
+                }
+            };
+            // Failing nodes carry no live weight; use the configured one, unramped.
+            for_each_bit(m, |i| {
+                weight[i] = pool.nodes[i].spec.weight.max(1) as u64 * RAMP_ONE;
+                ramp[i] = RAMP_ONE as u16;
+            });
+            m
+        }
+    };
+    out.ttl = if out.degraded {
+        spec.degraded_ttl
+    } else {
+        spec.ttl
+    };
+    if cand_mask == 0 {
+        return;
+    }
+
+    let mut cand = [0u8; MAX_NODES];
+    let mut len = 0usize;
+    for_each_bit(cand_mask, |i| {
+        cand[len] = i as u8;
+        len += 1;
+    });
+
+    // Slow start for policies without weights: a ramping node is in an answer with the
+    // probability of its ramp fraction (weighted and client-hash scale its weight instead).
+    if matches!(spec.policy, Policy::RoundRobin | Policy::Fastest) {
+        let mut kept = 0usize;
+        let mut skipped = [0u8; MAX_NODES];
+        let mut nskipped = 0usize;
+        for j in 0..len {
+            let i = cand[j] as usize;
+            let r = ramp[i] as u64;
+            let draw = mix(input.counter ^ pool.nodes[i].seed) % RAMP_ONE;
+            if r >= RAMP_ONE || draw < r {
+                cand[kept] = i as u8;
+                kept += 1;
+            } else {
+                skipped[nskipped] = i as u8;
+                nskipped += 1;
+            }
+        }
+        if kept == 0 {
+            // Never answer nothing because every node is ramping.
+            cand[..nskipped].copy_from_slice(&skipped[..nskipped]);
+            kept = nskipped;
+        } else {
+            for &i in &skipped[..nskipped] {
+                ex.note(i as usize, Verdict::SlowStart);
+            }
+        }
+        len = kept;
+    }
+
+    let k = (spec.max_answers as usize).min(len).min(MAX_ANSWERS);
+    let cand = &mut cand[..len];
+    match spec.policy {
+        Policy::RoundRobin => {
+            let start = (input.counter % len as u64) as usize;
+            cand.rotate_left(start);
+        }
+        Policy::Weighted => weighted_order(cand, &weight, k, input.counter),
+        Policy::ClientHash => {
+            let (key, prefix) = client_hash(&input.client);
+            out.scope_prefix = prefix;
+            let mut score = [0f64; MAX_NODES];
+            for &i in cand.iter() {
+                let i = i as usize;
+                score[i] = hrw_score(key, pool.nodes[i].seed, weight[i]);
+            }
+            insertion_sort_by(cand, |a, b| score[a as usize] > score[b as usize]);
+        }
+        Policy::Fastest => {
+            let mut rtt = [0u32; MAX_NODES];
+            for &i in cand.iter() {
+                rtt[i as usize] = pool.nodes[i as usize].health.srtt_us();
+            }
+            insertion_sort_by(cand, |a, b| rtt[a as usize] < rtt[b as usize]);
+        }
+    }
+    for (rank, &i) in cand.iter().enumerate() {
+        if rank < k {
+            out.push(i as usize);
+            ex.note(i as usize, Verdict::Selected { rank: rank as u8 });
+        } else {
+            ex.note(i as usize, Verdict::CutByMaxAnswers);
+        }
+    }
+    out.outcome = Outcome::Answer;
+}
+
+/// Slow-start ramp of a node, in `1..=RAMP_ONE`.
+fn ramp_of(pool: &PoolRuntime, node: &NodeRuntime, now: Instant) -> u64 {
+    let (Some(period), Some(since)) = (pool.spec.slow_start, node.health.up_since()) else {
+        return RAMP_ONE;
+    };
+    let elapsed = now.saturating_duration_since(since);
+    if elapsed >= period {
+        return RAMP_ONE;
+    }
+    ((RAMP_ONE as u128 * elapsed.as_micros() / period.as_micros().max(1)) as u64).max(1)
+}
+
+fn for_each_bit(mut m: u64, mut f: impl FnMut(usize)) {
+    while m != 0 {
+        let i = m.trailing_zeros() as usize;
+        f(i);
+        m &= m - 1;
+    }
+}
+
+/// Stable insertion sort (the candidate list is at most 64 long; no allocation).
+fn insertion_sort_by(v: &mut [u8], before: impl Fn(u8, u8) -> bool) {
+    for j in 1..v.len() {
+        let x = v[j];
+        let mut k = j;
+        while k > 0 && before(x, v[k - 1]) {
+            v[k] = v[k - 1];
+            k -= 1;
+        }
+        v[k] = x;
+    }
+}
+
+/// Orders `cand` so that its first `k` entries are a weighted pick (systematic sampling).
+///
+/// The candidates are laid end to end on a line of length W (sum of weights); the answer
+/// takes the nodes under the `k` points `p0 + j·W/k`, where `p0` is the counter's point of
+/// a golden-ratio sequence. Over answers `p0` covers the line evenly, so a node is first
+/// with probability w/W and in the answer with probability k·w/W (capped at 1): the shares
+/// follow the weights without any per-pool state. Nodes heavy enough to sit under two
+/// points leave slots that are filled by walking the line onward.
+fn weighted_order(cand: &mut [u8], weight: &[u64; MAX_NODES], k: usize, counter: u64) {
+    let len = cand.len();
+    if len <= 1 || k == 0 {
+        return;
+    }
+    let total: u64 = cand.iter().map(|&i| weight[i as usize]).sum();
+    if total == 0 {
+        return;
+    }
+    let frac = counter.wrapping_add(1).wrapping_mul(GOLDEN);
+    let p0 = ((frac as u128 * total as u128) >> 64) as u64;
+    let mut order = [0u8; MAX_NODES];
+    let mut picked = 0u64; // bit per position in `cand`
+    let mut n = 0usize;
+    for j in 0..k {
+        let p = ((p0 as u128 + j as u128 * total as u128 / k as u128) % total as u128) as u64;
+        let mut acc = 0u64;
+        let mut pos = len - 1;
+        for (q, &i) in cand.iter().enumerate() {
+            acc += weight[i as usize];
+            if p < acc {
+                pos = q;
+                break;
+            }
+        }
+        if picked & (1 << pos) == 0 {
+            picked |= 1 << pos;
+            order[n] = pos as u8;
+            n += 1;
+        }
+    }
+    // Fill slots left by heavy nodes, then the rest (beyond k), walking the line onward.
+    let first = order[0] as usize;
+    for step in 1..len {
+        let pos = (first + step) % len;
+        if picked & (1 << pos) == 0 {
+            picked |= 1 << pos;
+            order[n] = pos as u8;
+            n += 1;
+        }
+    }
+    let mut out = [0u8; MAX_NODES];
+    for (o, &pos) in out.iter_mut().zip(&order[..len]) {
+        *o = cand[pos as usize];
+    }
+    cand.copy_from_slice(&out[..len]);
+}
+
+/// Weighted rendezvous score: `w / -ln(u)` with `u` uniform in (0, 1) from the hash of
+/// (client, node). The highest score wins; a node's disappearance moves only the clients
+/// it had, and a weight w attracts a w/W share of clients.
+fn hrw_score(client: u64, seed: u64, weight: u64) -> f64 {
+    let h = mix(client ^ seed);
+    let u = ((h >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+    weight as f64 / -u.ln()
+}
+
+/// The client's hash key and the prefix length it was cut to.
+fn client_hash(c: &ClientKey) -> (u64, u8) {
+    // A dual-stack socket reports IPv4 clients as ::ffff:a.b.c.d; key them as IPv4.
+    match c.addr.to_canonical() {
+        IpAddr::V4(a) => {
+            let cap = CLIENT_PREFIX_V4;
+            let p = if c.from_ecs {
+                c.prefix_len.min(cap)
+            } else {
+                cap
+            };
+            let bits = u32::from(a) & mask32(p);
+            (mix(bits as u64 ^ ((p as u64) << 32) ^ (4 << 40)), p)
+        }
+        IpAddr::V6(a) => {
+            let cap = CLIENT_PREFIX_V6;
+            let p = if c.from_ecs {
+                c.prefix_len.min(cap)
+            } else {
+                cap
+            };
+            let bits = u128::from(a) & mask128(p);
+            let hi = (bits >> 64) as u64;
+            let lo = bits as u64;
+            (mix(hi ^ mix(lo ^ (p as u64) ^ (6 << 40))), p)
+        }
+    }
+}
+
+fn mask32(p: u8) -> u32 {
+    if p == 0 {
+        0
+    } else {
+        u32::MAX << (32 - p.min(32) as u32)
+    }
+}
+
+fn mask128(p: u8) -> u128 {
+    if p == 0 {
+        0
+    } else {
+        u128::MAX << (128 - p.min(128) as u32)
+    }
+}
+
+/// A stable hash of a node address: the same node keeps its clients across reloads.
+fn addr_seed(a: IpAddr) -> u64 {
+    match a {
+        IpAddr::V4(v) => mix(u32::from(v) as u64 ^ (4 << 40)),
+        IpAddr::V6(v) => {
+            let b = u128::from(v);
+            mix((b >> 64) as u64 ^ mix(b as u64 ^ (6 << 40)))
+        }
+    }
+}
+
+/// SplitMix64 finalizer: a fast, well-mixing 64-bit hash step.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}

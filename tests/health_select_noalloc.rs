@@ -1,0 +1,151 @@
+//! The answer path contract: `select` allocates nothing, for every policy and mode.
+//! A counting global allocator (per thread) proves it.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hickory_proto::rr::Name;
+use roundel::health::{AdminState, Health, NodeAdmin, NodeHealth};
+use roundel::policy::{ClientKey, Family, PoolRuntime, SelectInput, Selection, select};
+use roundel::pool::{
+    AllDown, CheckKind, CheckSpec, MinHealthy, NodeSpec, Policy, PoolSpec, ProbeTarget,
+};
+
+struct Counting;
+
+thread_local! {
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.with(|a| a.set(a.get() + 1));
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.with(|a| a.set(a.get() + 1));
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn pool(policy: Policy, all_down: AllDown) -> PoolRuntime {
+    let nodes: Vec<NodeSpec> = (1..=12u32)
+        .map(|i| {
+            let addr = if i % 3 == 0 {
+                format!("2001:db8::{i}").parse().unwrap()
+            } else {
+                format!("192.0.2.{i}").parse().unwrap()
+            };
+            NodeSpec {
+                addr,
+                label: addr.to_string(),
+                weight: i,
+                tier: if i > 8 { 2 } else { 1 },
+                maint: false,
+                probe: ProbeTarget {
+                    addr,
+                    port: 0,
+                    host: None,
+                },
+            }
+        })
+        .collect();
+    let spec = PoolSpec {
+        name: Name::from_ascii("web.example.com.").unwrap(),
+        key: "web".into(),
+        ttl: 20,
+        degraded_ttl: 10,
+        policy,
+        max_answers: 3,
+        min_healthy: MinHealthy::Permille(500),
+        all_down,
+        slow_start: Some(Duration::from_secs(60)),
+        check: Arc::new(CheckSpec {
+            kind: CheckKind::None,
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_millis(100),
+            rise: 1,
+            fall: 1,
+        }),
+        nodes,
+    };
+    let epoch = Instant::now();
+    let health: Vec<_> = (0..12)
+        .map(|i| {
+            let h = Arc::new(NodeHealth::new(epoch));
+            // A mix: some up, one ramping, some down.
+            let state = if i % 4 == 1 { Health::Down } else { Health::Up };
+            h.force(
+                state,
+                (i == 2).then_some(epoch),
+                Some(Duration::from_millis(i as u64)),
+            );
+            h
+        })
+        .collect();
+    let admin: Vec<_> = (0..12).map(|_| Arc::new(NodeAdmin::default())).collect();
+    admin[4].set_state(AdminState::Drain);
+    PoolRuntime::new(spec, health, admin)
+}
+
+#[test]
+fn select_never_allocates() {
+    // The counter does count: an allocation is seen.
+    let before = ALLOCS.with(|a| a.get());
+    std::hint::black_box(vec![1u8; 8]);
+    assert!(ALLOCS.with(|a| a.get()) > before);
+
+    let policies = [
+        Policy::RoundRobin,
+        Policy::Weighted,
+        Policy::ClientHash,
+        Policy::Fastest,
+    ];
+    let modes = [
+        AllDown::ServeAll,
+        AllDown::LastHealthy,
+        AllDown::Empty,
+        AllDown::ServFail,
+    ];
+    for policy in policies {
+        for mode in modes {
+            let p = pool(policy, mode);
+            let mut out = Selection::default();
+            for all_down in [false, true] {
+                if all_down {
+                    for n in p.nodes() {
+                        n.health.force(Health::Down, None, None);
+                    }
+                }
+                let before = ALLOCS.with(|a| a.get());
+                for i in 0..1000u64 {
+                    let input = SelectInput {
+                        counter: p.next_counter(),
+                        family: if i % 2 == 0 { Family::V4 } else { Family::V6 },
+                        client: ClientKey {
+                            addr: format_free_addr(i),
+                            prefix_len: 24,
+                            from_ecs: i % 3 == 0,
+                        },
+                        now: Instant::now(),
+                    };
+                    select(&p, &input, &mut out);
+                }
+                let after = ALLOCS.with(|a| a.get());
+                assert_eq!(after - before, 0, "{policy:?} {mode:?} all_down={all_down}");
+            }
+        }
+    }
+}
+
+fn format_free_addr(i: u64) -> std::net::IpAddr {
+    std::net::IpAddr::V4(std::net::Ipv4Addr::from(0x0A00_0000u32 + (i as u32) * 256))
+}
