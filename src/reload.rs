@@ -10,29 +10,47 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::dns::SnapshotCell;
+use crate::health::HealthMonitor;
 use crate::zone::{self, Snapshot, ZoneErrors};
 
 /// Quiet time after the last file event before reloading.
 pub const WATCH_DEBOUNCE: Duration = Duration::from_millis(200);
 
 /// Replaces the served snapshot with freshly loaded zones, all or nothing.
-#[derive(Debug)]
+///
+/// A load validates every zone file, then hands every pool to the health monitor, which
+/// keeps the state of nodes whose address and check did not change, starts probes for new
+/// ones and waits for their first result (bounded by the check timeout), and stops probes
+/// of removed nodes. Only then is the new snapshot swapped in, so a new node is never
+/// served before it has been checked.
 pub struct Reloader {
     cell: Arc<SnapshotCell>,
     zones_dir: PathBuf,
+    monitor: HealthMonitor,
     /// One reload at a time, so that automatic serials are computed against the snapshot
     /// actually being replaced.
     lock: tokio::sync::Mutex<()>,
 }
 
 impl Reloader {
-    /// A reloader for `cell` reading `zones_dir`.
+    /// A reloader for `cell` reading `zones_dir`, with its own health monitor.
     pub fn new(cell: Arc<SnapshotCell>, zones_dir: PathBuf) -> Self {
         Self {
             cell,
             zones_dir,
+            monitor: HealthMonitor::new(),
             lock: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// The snapshot being served.
+    pub fn cell(&self) -> &Arc<SnapshotCell> {
+        &self.cell
+    }
+
+    /// The health monitor that probes the nodes of the served pools.
+    pub fn monitor(&self) -> &HealthMonitor {
+        &self.monitor
     }
 
     /// Re-reads every zone file. On success the new snapshot is served from the next
@@ -53,17 +71,8 @@ impl Reloader {
                     reason: format!("reload task failed: {e}"),
                 }]))
             });
-        match loaded {
-            Ok(snapshot) => {
-                let snapshot = Arc::new(snapshot);
-                self.cell.store(snapshot.clone());
-                tracing::info!(
-                    generation = snapshot.generation,
-                    zones = snapshot.zones.len(),
-                    "reload: zones loaded"
-                );
-                Ok(snapshot)
-            }
+        let mut snapshot = match loaded {
+            Ok(snapshot) => snapshot,
             Err(errors) => {
                 for e in &errors.0 {
                     tracing::error!("reload: {e}");
@@ -73,9 +82,40 @@ impl Reloader {
                     generation = previous.generation,
                     "reload failed: still serving the previous zones"
                 );
-                Err(errors)
+                return Err(errors);
             }
+        };
+        let specs = snapshot.pool_specs();
+        let reconciled = self.monitor.reconcile(&specs).await;
+        snapshot.attach_pools(reconciled.pools);
+        for spec in &specs {
+            let check = &spec.check;
+            let stale = check.detection_time() + Duration::from_secs(spec.ttl.into());
+            tracing::info!(
+                pool = %spec.name,
+                nodes = spec.nodes.len(),
+                policy = spec.policy.as_str(),
+                check = check.kind.name(),
+                "pool ready; worst-case stale window {:.1} s = interval {:?} x fall {} + timeout {:?} + TTL {} s",
+                stale.as_secs_f64(),
+                check.interval,
+                check.fall,
+                check.timeout,
+                spec.ttl,
+            );
         }
+        let snapshot = Arc::new(snapshot);
+        self.cell.store(snapshot.clone());
+        tracing::info!(
+            generation = snapshot.generation,
+            zones = snapshot.zones.len(),
+            pools = specs.len(),
+            probes_started = reconciled.started,
+            probes_kept = reconciled.kept,
+            probes_stopped = reconciled.stopped,
+            "zones loaded"
+        );
+        Ok(snapshot)
     }
 }
 

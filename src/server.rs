@@ -17,7 +17,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::dns::{tcp::TcpHandler, udp};
 use crate::reload::{self, Reloader};
-use crate::zone::{self, ZoneErrors};
+use crate::zone::{Snapshot, ZoneErrors};
 
 /// How long an idle TCP connection is kept open (RFC 7766 section 6.2.3 suggests seconds).
 pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -144,14 +144,12 @@ pub async fn serve(
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let dir = opts.zones_dir.clone();
-    let snapshot = tokio::task::spawn_blocking(move || zone::load_snapshot(&dir, None))
-        .await
-        .map_err(|e| ServeError::TcpStopped(e.to_string()))??;
-    for z in snapshot.sorted_zones() {
-        tracing::info!(zone = %z.origin, file = %z.file.display(), serial = z.serial(), names = z.nodes.len(), "zone loaded");
-    }
-    let cell = Arc::new(ArcSwap::from_pointee(snapshot));
+    // Load and check everything before answering: the sockets are bound, so queries
+    // that arrive meanwhile wait in the kernel and get a right first answer (pool nodes
+    // have had their first health check).
+    let cell = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
+    let reloader = Arc::new(Reloader::new(cell.clone(), opts.zones_dir.clone()));
+    reloader.reload().await?;
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();
@@ -179,7 +177,6 @@ pub async fn serve(
         tracing::info!(%addr, "serving DNS over TCP");
     }
 
-    let reloader = Arc::new(Reloader::new(cell.clone(), opts.zones_dir.clone()));
     let sighup = if opts.reload_on_sighup {
         Some(reload::spawn_sighup(reloader.clone())?)
     } else {
@@ -202,6 +199,7 @@ pub async fn serve(
     drop(watcher);
     stop.store(true, Ordering::Relaxed);
     let _ = tcp.shutdown_gracefully().await;
+    reloader.monitor().shutdown().await;
     let _ = tokio::task::spawn_blocking(move || {
         for w in workers {
             let _ = w.join();

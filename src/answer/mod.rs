@@ -12,6 +12,8 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RecordType};
 use smallvec::SmallVec;
 
+use crate::policy::{self, ClientKey, Family, Outcome, SelectInput, Selection};
+use crate::zone::model::ZonePool;
 use crate::zone::name::{is_within, label_starts, parent};
 use crate::zone::{Node, Rdata, RrSet, Snapshot, Zone};
 
@@ -37,6 +39,24 @@ pub struct Client {
     pub addr: IpAddr,
     /// EDNS Client Subnet (RFC 7871) from the query: address and source prefix length.
     pub subnet: Option<(IpAddr, u8)>,
+}
+
+impl Client {
+    /// The key `client-hash` pools hash on: the ECS subnet when the query carried one.
+    pub fn key(&self) -> ClientKey {
+        match self.subnet {
+            Some((addr, prefix_len)) => ClientKey {
+                addr,
+                prefix_len,
+                from_ecs: true,
+            },
+            None => ClientKey {
+                addr: self.addr,
+                prefix_len: 0,
+                from_ecs: false,
+            },
+        }
+    }
 }
 
 /// Owner name of one record in a response.
@@ -113,6 +133,7 @@ pub fn answer<'a>(snapshot: &'a Snapshot, q: &Question<'_>) -> Response<'a> {
         zone,
         resp: &mut resp,
         qtype: q.qtype,
+        client: q.client.key(),
     };
     let mut key: &[u8] = q.qname;
     let mut owner = Owner::Query;
@@ -148,6 +169,7 @@ struct Lookup<'a, 'r> {
     zone: &'a Zone,
     resp: &'r mut Response<'a>,
     qtype: RecordType,
+    client: ClientKey,
 }
 
 impl<'a> Lookup<'a, '_> {
@@ -229,6 +251,18 @@ impl<'a> Lookup<'a, '_> {
             });
             return Step::Follow(rdata);
         }
+        if let Some(i) = node.pool {
+            let family = match qtype {
+                RecordType::A => Some(Family::V4),
+                RecordType::AAAA => Some(Family::V6),
+                // RFC 8482: one RRset will do; a pool's addresses are the point of the name.
+                RecordType::ANY if node.rrsets.is_empty() => Some(Family::V4),
+                _ => None,
+            };
+            if let Some(family) = family {
+                return self.pool_answer(&self.zone.pools[i], owner, family);
+            }
+        }
         if qtype == RecordType::ANY {
             // RFC 8482 section 4.2: answer with one RRset rather than all of them.
             if let Some(set) = node.rrsets.first() {
@@ -246,6 +280,46 @@ impl<'a> Lookup<'a, '_> {
         }
         // NODATA: the name exists (possibly as an empty non-terminal), the type does not.
         self.push_soa();
+        Step::Done
+    }
+
+    /// The healthy nodes of a pool, as the pool's policy picks them.
+    fn pool_answer(&mut self, pool: &'a ZonePool, owner: Owner<'a>, family: Family) -> Step<'a> {
+        let Some(runtime) = pool.runtime.as_deref() else {
+            // Only a snapshot that was never given to the health monitor lacks runtimes.
+            self.resp.rcode = ResponseCode::ServFail;
+            return Step::Done;
+        };
+        let mut sel = Selection::default();
+        let input = SelectInput {
+            counter: runtime.next_counter(),
+            family,
+            client: self.client,
+            now: std::time::Instant::now(),
+        };
+        policy::select(runtime, &input, &mut sel);
+        self.resp.ecs_scope = sel.scope_prefix;
+        match sel.outcome {
+            Outcome::Answer => {
+                let rtype = match family {
+                    Family::V4 => RecordType::A,
+                    Family::V6 => RecordType::AAAA,
+                };
+                for &i in sel.nodes() {
+                    self.resp.answer.push(Rr {
+                        owner,
+                        rtype,
+                        ttl: sel.ttl,
+                        rdata: &pool.rdata[i as usize],
+                    });
+                }
+            }
+            Outcome::Empty => self.push_soa(),
+            Outcome::ServFail => {
+                self.resp.rcode = ResponseCode::ServFail;
+                self.resp.answer.clear();
+            }
+        }
         Step::Done
     }
 

@@ -21,7 +21,7 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use toml::Spanned;
 
 use super::error::{SourceMap, ZoneError};
-use super::model::{NameMap, Node, Rdata, RrSet, SerialPolicy, Zone};
+use super::model::{NameMap, Node, Rdata, RrSet, SerialPolicy, Zone, ZonePool};
 use super::name::{is_within, key_of, name_of, parent, wire_of};
 
 /// Default TTL of a zone file that sets none: one hour, as is common for static data.
@@ -53,6 +53,10 @@ struct RawZone {
     soa: Option<Spanned<RawSoa>>,
     #[serde(default)]
     names: BTreeMap<Spanned<String>, Spanned<RawNode>>,
+    #[serde(default)]
+    checks: BTreeMap<Spanned<String>, crate::pool::RawCheck>,
+    #[serde(default)]
+    pools: BTreeMap<Spanned<String>, crate::pool::RawPool>,
 }
 
 #[derive(Deserialize)]
@@ -311,6 +315,7 @@ impl<'m, 'a> Builder<'m, 'a> {
         let mut seen: HashMap<Box<[u8]>, usize> = HashMap::new();
         let mut ns_targets = Vec::new();
         let mut owners = Vec::new();
+        let mut pool_owners = Vec::new();
 
         for (key, node) in &raw.names {
             let key_text = format!("names.{}", toml_key(key.get_ref()));
@@ -395,6 +400,63 @@ impl<'m, 'a> Builder<'m, 'a> {
         let expire = self.soa_timer(&soa.expire, "soa.expire", DEFAULT_EXPIRE);
         let minimum = self.soa_timer(&soa.minimum, "soa.minimum", DEFAULT_MINIMUM);
 
+        // Pools: a pool is a name whose A and AAAA answers come from its healthy nodes. It
+        // may share its name with other types (TXT, MX...), but not with addresses or a CNAME.
+        let pool_at: HashMap<String, usize> = raw
+            .pools
+            .keys()
+            .map(|k| (k.get_ref().clone(), k.span().start))
+            .collect();
+        let specs = crate::pool::validate(self.map, &self.origin, raw.checks, raw.pools);
+        let mut pools = Vec::new();
+        for spec in specs {
+            let at = pool_at.get(&spec.key).copied().unwrap_or(0);
+            let key_text = format!("pools.{}", toml_key(&spec.key));
+            let key = key_of(&spec.name);
+            if let Some(node) = nodes.get(&key)
+                && let Some(other) = node.rrsets.iter().find(|s| {
+                    matches!(
+                        s.rtype,
+                        RecordType::A | RecordType::AAAA | RecordType::CNAME
+                    )
+                })
+            {
+                self.map.report(
+                    at,
+                    &key_text,
+                    format!(
+                        "{} is a pool, so it cannot also have {} records under [names]",
+                        spec.name, other.rtype
+                    ),
+                );
+                continue;
+            }
+            let rdata = spec
+                .nodes
+                .iter()
+                .map(|n| {
+                    Rdata::new(match n.addr {
+                        std::net::IpAddr::V4(a) => RData::A(a.into()),
+                        std::net::IpAddr::V6(a) => RData::AAAA(a.into()),
+                    })
+                })
+                .collect();
+            let node = nodes.entry(key).or_insert_with(|| Node {
+                wire: wire_of(&spec.name),
+                name: spec.name.clone(),
+                rrsets: Box::new([]),
+                cut: false,
+                pool: None,
+            });
+            node.pool = Some(pools.len());
+            pool_owners.push((key_of(&spec.name), at, key_text));
+            pools.push(ZonePool {
+                spec,
+                rdata,
+                runtime: None,
+            });
+        }
+
         // Empty non-terminals: every name between a defined name and the apex exists
         // (RFC 4592 section 2.2.2), so that it answers NODATA rather than NXDOMAIN and stops
         // wildcard matching.
@@ -470,6 +532,28 @@ impl<'m, 'a> Builder<'m, 'a> {
                 up = parent(p);
             }
         }
+        for (key, at, key_text) in &pool_owners {
+            let node = &nodes[key];
+            let mut up = Some(&key[..]);
+            while let Some(p) = up {
+                if *p == *self.origin_key || !is_within(p, &self.origin_key) {
+                    break;
+                }
+                if nodes.get(p).is_some_and(|n| n.cut) {
+                    self.map.report(
+                        *at,
+                        key_text,
+                        format!(
+                            "pool {} is at or below the delegation {}",
+                            node.name,
+                            name_of(p)
+                        ),
+                    );
+                    break;
+                }
+                up = parent(p);
+            }
+        }
         for t in &ns_targets {
             let has_address = nodes.get(&t.target).is_some_and(|n| {
                 n.rrset(RecordType::A).is_some() || n.rrset(RecordType::AAAA).is_some()
@@ -517,7 +601,7 @@ impl<'m, 'a> Builder<'m, 'a> {
         apex.rrsets = sets.into();
 
         let has_wildcards = nodes.keys().any(|k| k.starts_with(b"\x01*"));
-        let content_digest = digest(&nodes);
+        let content_digest = digest(&nodes, &pools);
         Some(Zone {
             origin: self.origin.clone(),
             origin_position: self.map.position(origin_at),
@@ -531,6 +615,7 @@ impl<'m, 'a> Builder<'m, 'a> {
             nodes,
             has_cuts,
             has_wildcards,
+            pools,
         })
     }
 
@@ -890,7 +975,7 @@ fn toml_key(k: &str) -> String {
 }
 
 /// A digest of the zone's data, independent of map order, ignoring the SOA serial.
-fn digest(nodes: &NameMap<Node>) -> u64 {
+fn digest(nodes: &NameMap<Node>, pools: &[ZonePool]) -> u64 {
     let mut keys: Vec<&Box<[u8]>> = nodes.keys().collect();
     keys.sort();
     let mut h = std::hash::DefaultHasher::new();
@@ -914,6 +999,9 @@ fn digest(nodes: &NameMap<Node>) -> u64 {
                 }
             }
         }
+    }
+    for pool in pools {
+        format!("{:?}", pool.spec).hash(&mut h);
     }
     h.finish()
 }

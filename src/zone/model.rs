@@ -13,6 +13,8 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
 use super::name::{key_of, wire_of};
+use crate::policy::PoolRuntime;
+use crate::pool::PoolSpec;
 
 /// Hash map keyed by lowercase wire names. FxHash: the keys are short and come from our
 /// own zone files or are bounded by the 255-byte name limit, and lookups are on the hot path.
@@ -182,6 +184,21 @@ pub struct Zone {
     pub has_cuts: bool,
     /// Whether any wildcard exists (lets the common case skip the wildcard search).
     pub has_wildcards: bool,
+    /// Pools of this zone, referenced by [`Node::pool`].
+    pub pools: Vec<ZonePool>,
+}
+
+/// A pool of a zone: its specification, the pre-encoded address of each node, and (once
+/// the health monitor has checked its nodes) the live runtime answers are selected from.
+#[derive(Debug)]
+pub struct ZonePool {
+    /// The validated pool.
+    pub spec: PoolSpec,
+    /// One A or AAAA record per node, in node order.
+    pub rdata: Box<[Rdata]>,
+    /// Live node state; `None` until [`Snapshot::attach_pools`] (a zone loaded only for
+    /// checking has none).
+    pub runtime: Option<Arc<PoolRuntime>>,
 }
 
 impl Zone {
@@ -256,6 +273,29 @@ impl Snapshot {
                 return Some(z);
             }
             name = super::name::parent(name)?;
+        }
+    }
+
+    /// Every pool of every zone, in a stable order (zones by origin, pools in file order).
+    pub fn pool_specs(&self) -> Vec<PoolSpec> {
+        self.sorted_zones()
+            .iter()
+            .flat_map(|z| z.pools.iter().map(|p| p.spec.clone()))
+            .collect()
+    }
+
+    /// Attaches the runtimes the health monitor built for [`Snapshot::pool_specs`], in the
+    /// same order. Only possible before the snapshot is shared.
+    pub fn attach_pools(&mut self, runtimes: Vec<Arc<PoolRuntime>>) {
+        let mut runtimes = runtimes.into_iter();
+        let mut origins: Vec<Box<[u8]>> = self.zones.keys().cloned().collect();
+        origins.sort_by(|a, b| self.zones[a].origin.cmp(&self.zones[b].origin));
+        for origin in origins {
+            let zone = Arc::get_mut(self.zones.get_mut(&origin).expect("key from this map"))
+                .expect("a snapshot is not shared before its pools are attached");
+            for pool in &mut zone.pools {
+                pool.runtime = runtimes.next();
+            }
         }
     }
 
