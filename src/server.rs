@@ -15,6 +15,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::dns::stats::DnsStats;
 use crate::dns::{tcp::TcpHandler, udp};
 use crate::reload::{self, Reloader};
 use crate::zone::{Snapshot, ZoneErrors};
@@ -150,6 +151,7 @@ pub async fn serve(
     let cell = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
     let reloader = Arc::new(Reloader::new(cell.clone(), opts.zones_dir.clone()));
     reloader.reload().await?;
+    let stats = Arc::new(DnsStats::default());
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();
@@ -157,7 +159,9 @@ pub async fn serve(
         workers.extend(udp::spawn_workers(
             socket,
             opts.udp_threads,
+            workers.len(),
             cell.clone(),
+            stats.clone(),
             stop.clone(),
         )?);
         tracing::info!(addr = %socket.local_addr()?, threads = opts.udp_threads, "serving DNS over UDP");
@@ -165,7 +169,7 @@ pub async fn serve(
 
     // TCP has its own hickory Server, so that its end (hickory-dns issue 3725: an
     // ECONNABORTED from accept() ends the listener) is seen and treated as fatal.
-    let mut tcp = hickory_server::Server::new(TcpHandler::new(cell.clone()));
+    let mut tcp = hickory_server::Server::new(TcpHandler::new(cell.clone(), stats.clone()));
     for listener in listeners.tcp {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;

@@ -87,6 +87,8 @@ pub type Section<'a> = SmallVec<[Rr<'a>; 16]>;
 /// What to send back, before encoding.
 #[derive(Debug, Default)]
 pub struct Response<'a> {
+    /// The zone that answered, if any.
+    pub zone: Option<&'a Zone>,
     /// Response code (extended codes included).
     pub rcode: ResponseCode,
     /// The AA flag.
@@ -129,6 +131,7 @@ pub fn answer<'a>(snapshot: &'a Snapshot, q: &Question<'_>) -> Response<'a> {
         return resp;
     };
     resp.authoritative = true;
+    resp.zone = Some(zone);
     let mut lookup = Lookup {
         zone,
         resp: &mut resp,

@@ -5,30 +5,59 @@
 //! ([`wire::encode`]), TCP through hickory-server's message builder. The behaviour tests
 //! run against both, which keeps the two encoders honest with each other.
 
+pub mod stats;
 pub mod tcp;
 pub mod udp;
 pub mod wire;
 
 use std::net::IpAddr;
+use std::time::Instant;
 
 use crate::answer::{Question, answer};
 use crate::zone::Snapshot;
+use stats::{DnsStats, Transport};
 use wire::Parsed;
 
 /// The current zone data, replaced atomically by reloads and read lock-free by every query.
 pub type SnapshotCell = arc_swap::ArcSwap<Snapshot>;
 
-/// Computes the UDP response to `msg` into `out`; leaves `out` empty when nothing is to be
-/// sent.
-pub fn respond_udp(msg: &[u8], src: IpAddr, snapshot: &Snapshot, out: &mut Vec<u8>) {
+/// Computes the UDP response to `msg`, which arrived at `received`, into `out`; leaves
+/// `out` empty when nothing is to be sent. Counts it in `stats` (shard `shard`).
+pub fn respond_udp(
+    msg: &[u8],
+    src: IpAddr,
+    snapshot: &Snapshot,
+    out: &mut Vec<u8>,
+    stats: &DnsStats,
+    shard: usize,
+    received: Instant,
+) {
     match wire::parse(msg) {
-        Parsed::Drop => out.clear(),
+        Parsed::Drop => {
+            out.clear();
+            stats.record_drop(shard);
+        }
         Parsed::Reject {
             header,
             rcode,
             question,
             edns,
-        } => wire::encode_reject(out, &header, rcode, question, edns.as_ref()),
+        } => {
+            wire::encode_reject(out, &header, rcode, question, edns.as_ref());
+            let qtype = question.map_or(
+                hickory_proto::rr::RecordType::Unknown(0),
+                wire::question_type,
+            );
+            stats.record(
+                shard,
+                None,
+                qtype,
+                rcode,
+                Transport::Udp,
+                false,
+                received.elapsed(),
+            );
+        }
         Parsed::Query(q) => {
             let question = Question {
                 qname: q.qname(),
@@ -36,7 +65,17 @@ pub fn respond_udp(msg: &[u8], src: IpAddr, snapshot: &Snapshot, out: &mut Vec<u
                 client: q.client(src),
             };
             let resp = answer(snapshot, &question);
-            wire::encode(out, &q, &resp, q.udp_limit());
+            let truncated = wire::encode(out, &q, &resp, q.udp_limit());
+            let zone = resp.zone.map(|z| &*z.stats);
+            stats.record(
+                shard,
+                zone,
+                q.qtype,
+                resp.rcode,
+                Transport::Udp,
+                truncated,
+                received.elapsed(),
+            );
         }
     }
 }

@@ -9,23 +9,26 @@ use std::sync::Arc;
 use hickory_server::net::runtime::Time;
 use hickory_server::proto::op::{Edns, Header, HeaderCounts, Metadata, ResponseCode};
 use hickory_server::proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
-use hickory_server::proto::rr::{Name, Record};
+use hickory_server::proto::rr::{Name, Record, RecordType};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
 
 use super::SnapshotCell;
+use super::stats::{DnsStats, Transport};
 use super::wire::{self, MAX_UDP_PAYLOAD, Parsed};
 use crate::answer::{Owner, Question, Response, Section, answer};
+use std::time::Instant;
 
 /// Answers DNS over TCP from the current snapshot.
 pub struct TcpHandler {
     cell: Arc<SnapshotCell>,
+    stats: Arc<DnsStats>,
 }
 
 impl TcpHandler {
     /// A handler reading from `cell`.
-    pub fn new(cell: Arc<SnapshotCell>) -> Self {
-        Self { cell }
+    pub fn new(cell: Arc<SnapshotCell>, stats: Arc<DnsStats>) -> Self {
+        Self { cell, stats }
     }
 }
 
@@ -49,6 +52,10 @@ impl RequestHandler for TcpHandler {
         request: &Request,
         mut response_handle: R,
     ) -> ResponseInfo {
+        let received = Instant::now();
+        let src = request.src();
+        self.stats
+            .note_tcp_client(src, crate::server::TCP_IDLE_TIMEOUT);
         let snapshot = self.cell.load_full();
         let mut metadata = Metadata::response_from_request(&request.metadata);
         let qname = request
@@ -57,6 +64,11 @@ impl RequestHandler for TcpHandler {
             .first()
             .map(|q| q.original().name().clone())
             .unwrap_or_else(Name::root);
+        let mut qtype = request
+            .queries
+            .queries()
+            .first()
+            .map_or(RecordType::Unknown(0), |q| q.query_type());
         let (resp, edns) = match wire::parse(request.as_slice()) {
             // hickory-server drops these before calling us; nothing to send either way.
             Parsed::Drop => {
@@ -70,8 +82,9 @@ impl RequestHandler for TcpHandler {
                 let question = Question {
                     qname: q.qname(),
                     qtype: q.qtype,
-                    client: q.client(request.src().ip()),
+                    client: q.client(src.ip()),
                 };
+                qtype = q.qtype;
                 (answer(&snapshot, &question), q.edns)
             }
         };
@@ -103,6 +116,18 @@ impl RequestHandler for TcpHandler {
             authorities.iter(),
             std::iter::empty(),
             additionals.iter(),
+        );
+        let zone = resp.zone.map(|z| &*z.stats);
+        // Shards by client port: TCP handlers run on any runtime thread at once.
+        let shard = src.port() as usize;
+        self.stats.record(
+            shard,
+            zone,
+            qtype,
+            resp.rcode,
+            Transport::Tcp,
+            false,
+            received.elapsed(),
         );
         match response_handle.send_response(response).await {
             Ok(info) => info,

@@ -9,10 +9,11 @@ use std::net::UdpSocket;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::Cache;
 
+use super::stats::DnsStats;
 use super::{SnapshotCell, respond_udp};
 
 /// How often an idle worker wakes up to check for shutdown.
@@ -21,11 +22,14 @@ pub const SHUTDOWN_POLL: Duration = Duration::from_millis(100);
 const RECV_BUFFER: usize = 65_535;
 
 /// Starts `threads` workers on `socket`. They stop within [`SHUTDOWN_POLL`] of `stop`
-/// being set.
+/// being set. Worker `i` counts into statistics shard `first_shard + i`, so that no two
+/// workers write the same cache line.
 pub fn spawn_workers(
     socket: &UdpSocket,
     threads: usize,
+    first_shard: usize,
     cell: Arc<SnapshotCell>,
+    stats: Arc<DnsStats>,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<Vec<JoinHandle<()>>> {
     socket.set_nonblocking(false)?;
@@ -35,15 +39,22 @@ pub fn spawn_workers(
         .map(|i| {
             let socket = socket.try_clone()?;
             let cell = cell.clone();
+            let stats = stats.clone();
             let stop = stop.clone();
             std::thread::Builder::new()
                 .name(format!("udp-{i}-{local}"))
-                .spawn(move || worker(socket, &cell, &stop))
+                .spawn(move || worker(socket, &cell, &stats, first_shard + i, &stop))
         })
         .collect()
 }
 
-fn worker(socket: UdpSocket, cell: &SnapshotCell, stop: &AtomicBool) {
+fn worker(
+    socket: UdpSocket,
+    cell: &SnapshotCell,
+    stats: &DnsStats,
+    shard: usize,
+    stop: &AtomicBool,
+) {
     let mut cache = Cache::new(cell);
     let mut buf = vec![0u8; RECV_BUFFER];
     let mut out = Vec::with_capacity(super::wire::MAX_UDP_PAYLOAD as usize);
@@ -70,8 +81,17 @@ fn worker(socket: UdpSocket, cell: &SnapshotCell, stop: &AtomicBool) {
                 continue;
             }
         };
+        let received = Instant::now();
         let snapshot = cache.load();
-        respond_udp(&buf[..len], src.ip(), snapshot, &mut out);
+        respond_udp(
+            &buf[..len],
+            src.ip(),
+            snapshot,
+            &mut out,
+            stats,
+            shard,
+            received,
+        );
         if !out.is_empty() {
             // A failed send (client gone, buffer full) loses one answer; the client retries.
             let _ = socket.send_to(&out, src);

@@ -254,6 +254,15 @@ pub fn parse(msg: &[u8]) -> Parsed<'_> {
     })
 }
 
+/// The type of a question section as received (name, type, class).
+pub fn question_type(question: &[u8]) -> RecordType {
+    let n = question.len();
+    if n < 4 {
+        return RecordType::Unknown(0);
+    }
+    RecordType::from(u16::from_be_bytes([question[n - 4], question[n - 3]]))
+}
+
 /// Skips one resource record starting at `at`: returns the offset after it, its type and
 /// whether its owner is the root name.
 fn skip_record(msg: &[u8], mut at: usize) -> Option<(usize, u16, bool)> {
@@ -478,7 +487,9 @@ fn write_opt(out: &mut Vec<u8>, edns: &Edns, rcode: ResponseCode, ecs_scope: u8)
 /// When the answer and authority sections do not fit, the response carries TC and no
 /// records (the client retries over TCP, RFC 7766). Additional records that do not fit
 /// are left out without TC (RFC 2181 section 9), except the glue of a referral (RFC 9471).
-pub fn encode(out: &mut Vec<u8>, query: &Query, resp: &Response, limit: usize) {
+///
+/// Returns whether the response was truncated.
+pub fn encode(out: &mut Vec<u8>, query: &Query, resp: &Response, limit: usize) -> bool {
     out.clear();
     write_header(
         out,
@@ -525,6 +536,7 @@ pub fn encode(out: &mut Vec<u8>, query: &Query, resp: &Response, limit: usize) {
     if truncated {
         out[2] |= (FLAG_TC >> 8) as u8;
     }
+    truncated
 }
 
 /// Encodes a response that carries only an rcode (and the question and OPT when known).

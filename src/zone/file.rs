@@ -616,6 +616,7 @@ impl<'m, 'a> Builder<'m, 'a> {
             has_cuts,
             has_wildcards,
             pools,
+            stats: Default::default(),
         })
     }
 

@@ -45,6 +45,9 @@ pub fn snapshot_from_files(
         ..Snapshot::default()
     };
     for mut zone in zones {
+        if let Some(old) = previous.and_then(|p| p.zones.get(&zone.origin_key)) {
+            zone.stats = old.stats.clone();
+        }
         if zone.serial_policy == SerialPolicy::Auto
             && let Some(old) = previous.and_then(|p| p.zones.get(&zone.origin_key))
         {

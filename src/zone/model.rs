@@ -186,6 +186,8 @@ pub struct Zone {
     pub has_wildcards: bool,
     /// Pools of this zone, referenced by [`Node::pool`].
     pub pools: Vec<ZonePool>,
+    /// Query counters, kept across reloads of the same zone.
+    pub stats: Arc<crate::dns::stats::ZoneStats>,
 }
 
 /// A pool of a zone: its specification, the pre-encoded address of each node, and (once

@@ -1,0 +1,340 @@
+//! Query statistics, counted on the hot path without contention.
+//!
+//! Every counter lives in one of [`SHARDS`] cache-line-aligned shards; each UDP worker
+//! writes only its own shard (relaxed atomic adds on a line no other core writes), and a
+//! scrape sums the shards. Per-zone counters hang off each [`crate::zone::Zone`] and are
+//! carried over by origin when zones are reloaded.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+
+/// Number of counter shards; workers beyond this share shards (still correct, just
+/// contended).
+pub const SHARDS: usize = 16;
+
+/// Query types counted by name; everything else is `other`.
+pub const QTYPES: [RecordType; 11] = [
+    RecordType::A,
+    RecordType::AAAA,
+    RecordType::CNAME,
+    RecordType::MX,
+    RecordType::TXT,
+    RecordType::SRV,
+    RecordType::CAA,
+    RecordType::PTR,
+    RecordType::NS,
+    RecordType::SOA,
+    RecordType::ANY,
+];
+const QTYPE_SLOTS: usize = QTYPES.len() + 1;
+
+/// Response codes counted by name; everything else is `other`.
+pub const RCODES: [ResponseCode; 7] = [
+    ResponseCode::NoError,
+    ResponseCode::FormErr,
+    ResponseCode::ServFail,
+    ResponseCode::NXDomain,
+    ResponseCode::NotImp,
+    ResponseCode::Refused,
+    ResponseCode::BADVERS,
+];
+const RCODE_SLOTS: usize = RCODES.len() + 1;
+
+/// Upper bounds (seconds) of the answer-latency histogram buckets: the time from a
+/// request's arrival to its encoded response, microseconds to milliseconds.
+pub const LATENCY_BUCKETS: [f64; 12] = [
+    1e-6, 2e-6, 5e-6, 10e-6, 20e-6, 50e-6, 100e-6, 200e-6, 500e-6, 1e-3, 5e-3, 20e-3,
+];
+const LATENCY_NANOS: [u64; 12] = [
+    1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000, 500_000, 1_000_000, 5_000_000,
+    20_000_000,
+];
+
+fn qtype_slot(t: RecordType) -> usize {
+    QTYPES.iter().position(|&q| q == t).unwrap_or(QTYPES.len())
+}
+
+fn rcode_slot(r: ResponseCode) -> usize {
+    RCODES.iter().position(|&c| c == r).unwrap_or(RCODES.len())
+}
+
+/// Label of a query-type slot.
+pub fn qtype_label(slot: usize) -> &'static str {
+    QTYPES.get(slot).map_or("other", |t| match t {
+        RecordType::A => "A",
+        RecordType::AAAA => "AAAA",
+        RecordType::CNAME => "CNAME",
+        RecordType::MX => "MX",
+        RecordType::TXT => "TXT",
+        RecordType::SRV => "SRV",
+        RecordType::CAA => "CAA",
+        RecordType::PTR => "PTR",
+        RecordType::NS => "NS",
+        RecordType::SOA => "SOA",
+        _ => "ANY",
+    })
+}
+
+/// Label of an rcode slot.
+pub fn rcode_label(slot: usize) -> &'static str {
+    [
+        "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "BADVERS", "other",
+    ][slot.min(RCODES.len())]
+}
+
+#[repr(align(128))]
+#[derive(Default)]
+struct ZoneShard {
+    counts: [[AtomicU64; RCODE_SLOTS]; QTYPE_SLOTS],
+}
+
+/// Queries of one zone by type and rcode.
+pub struct ZoneStats {
+    shards: Box<[ZoneShard]>,
+}
+
+impl Default for ZoneStats {
+    fn default() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| ZoneShard::default()).collect(),
+        }
+    }
+}
+
+impl std::fmt::Debug for ZoneStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ZoneStats")
+    }
+}
+
+impl ZoneStats {
+    #[inline]
+    fn count(&self, shard: usize, qtype: RecordType, rcode: ResponseCode) {
+        self.shards[shard % SHARDS].counts[qtype_slot(qtype)][rcode_slot(rcode)]
+            .fetch_add(1, Relaxed);
+    }
+
+    /// Summed counts, indexed `[qtype slot][rcode slot]` (see [`qtype_label`], [`rcode_label`]).
+    pub fn totals(&self) -> [[u64; RCODE_SLOTS]; QTYPE_SLOTS] {
+        let mut out = [[0u64; RCODE_SLOTS]; QTYPE_SLOTS];
+        for shard in self.shards.iter() {
+            for (t, row) in shard.counts.iter().enumerate() {
+                for (r, c) in row.iter().enumerate() {
+                    out[t][r] += c.load(Relaxed);
+                }
+            }
+        }
+        out
+    }
+}
+
+#[repr(align(128))]
+#[derive(Default)]
+struct WireShard {
+    latency: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    latency_sum_ns: AtomicU64,
+    udp: AtomicU64,
+    tcp: AtomicU64,
+    truncated: AtomicU64,
+    dropped: AtomicU64,
+}
+
+/// Transport-level counters for the whole server.
+pub struct DnsStats {
+    /// Queries that matched no zone (REFUSED) or could not be parsed.
+    pub unmatched: ZoneStats,
+    wire: Box<[WireShard]>,
+    tcp_connections: AtomicU64,
+    /// Client sockets seen on TCP, with when they were last seen: a new one is a new
+    /// connection (hickory-server owns the accept loop and offers no hook).
+    tcp_clients: Mutex<HashMap<SocketAddr, Instant>>,
+}
+
+impl Default for DnsStats {
+    fn default() -> Self {
+        Self {
+            unmatched: ZoneStats::default(),
+            wire: (0..SHARDS).map(|_| WireShard::default()).collect(),
+            tcp_connections: AtomicU64::new(0),
+            tcp_clients: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl std::fmt::Debug for DnsStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DnsStats")
+    }
+}
+
+/// The transport a query came over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// UDP.
+    Udp,
+    /// TCP.
+    Tcp,
+}
+
+/// Summed transport counters.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WireTotals {
+    /// Histogram bucket counts (non-cumulative), the last one above every bound.
+    pub latency: [u64; LATENCY_BUCKETS.len() + 1],
+    /// Sum of latencies, seconds.
+    pub latency_sum: f64,
+    /// Queries answered over UDP.
+    pub udp: u64,
+    /// Queries answered over TCP.
+    pub tcp: u64,
+    /// UDP responses sent with TC.
+    pub truncated: u64,
+    /// Messages dropped without an answer (too short, or responses).
+    pub dropped: u64,
+    /// TCP connections that carried at least one query.
+    pub tcp_connections: u64,
+}
+
+impl DnsStats {
+    /// Counts one answered query.
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    pub fn record(
+        &self,
+        shard: usize,
+        zone: Option<&ZoneStats>,
+        qtype: RecordType,
+        rcode: ResponseCode,
+        transport: Transport,
+        truncated: bool,
+        elapsed: Duration,
+    ) {
+        zone.unwrap_or(&self.unmatched).count(shard, qtype, rcode);
+        let w = &self.wire[shard % SHARDS];
+        let ns = elapsed.as_nanos().min(u64::MAX as u128) as u64;
+        let bucket = LATENCY_NANOS
+            .iter()
+            .position(|&b| ns <= b)
+            .unwrap_or(LATENCY_NANOS.len());
+        w.latency[bucket].fetch_add(1, Relaxed);
+        w.latency_sum_ns.fetch_add(ns, Relaxed);
+        match transport {
+            Transport::Udp => w.udp.fetch_add(1, Relaxed),
+            Transport::Tcp => w.tcp.fetch_add(1, Relaxed),
+        };
+        if truncated {
+            w.truncated.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Counts a message dropped without an answer.
+    #[inline]
+    pub fn record_drop(&self, shard: usize) {
+        self.wire[shard % SHARDS].dropped.fetch_add(1, Relaxed);
+    }
+
+    /// Notes a TCP query from `client`; counts a connection the first time a client
+    /// socket is seen (again after it has been idle for `idle`).
+    pub fn note_tcp_client(&self, client: SocketAddr, idle: Duration) {
+        let now = Instant::now();
+        let mut clients = self.tcp_clients.lock().unwrap_or_else(|e| e.into_inner());
+        let fresh = clients
+            .insert(client, now)
+            .is_none_or(|last| now.duration_since(last) > idle);
+        if fresh {
+            self.tcp_connections.fetch_add(1, Relaxed);
+        }
+        if clients.len() > 4096 {
+            clients.retain(|_, seen| now.duration_since(*seen) <= idle);
+        }
+    }
+
+    /// Summed transport counters.
+    pub fn wire_totals(&self) -> WireTotals {
+        let mut t = WireTotals {
+            tcp_connections: self.tcp_connections.load(Relaxed),
+            ..WireTotals::default()
+        };
+        let mut sum_ns = 0u64;
+        for w in self.wire.iter() {
+            for (i, b) in w.latency.iter().enumerate() {
+                t.latency[i] += b.load(Relaxed);
+            }
+            sum_ns = sum_ns.saturating_add(w.latency_sum_ns.load(Relaxed));
+            t.udp += w.udp.load(Relaxed);
+            t.tcp += w.tcp.load(Relaxed);
+            t.truncated += w.truncated.load(Relaxed);
+            t.dropped += w.dropped.load(Relaxed);
+        }
+        t.latency_sum = sum_ns as f64 / 1e9;
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_sum_and_slots_label() {
+        let stats = DnsStats::default();
+        let zone = ZoneStats::default();
+        for shard in 0..40 {
+            stats.record(
+                shard,
+                Some(&zone),
+                RecordType::A,
+                ResponseCode::NoError,
+                Transport::Udp,
+                shard == 0,
+                Duration::from_micros(3),
+            );
+        }
+        stats.record(
+            1,
+            None,
+            RecordType::HINFO,
+            ResponseCode::Refused,
+            Transport::Tcp,
+            false,
+            Duration::from_secs(1),
+        );
+        let z = zone.totals();
+        assert_eq!(
+            z[qtype_slot(RecordType::A)][rcode_slot(ResponseCode::NoError)],
+            40
+        );
+        assert_eq!(qtype_label(qtype_slot(RecordType::HINFO)), "other");
+        assert_eq!(rcode_label(rcode_slot(ResponseCode::Refused)), "REFUSED");
+        assert_eq!(
+            stats.unmatched.totals()[QTYPES.len()][rcode_slot(ResponseCode::Refused)],
+            1
+        );
+        let w = stats.wire_totals();
+        assert_eq!((w.udp, w.tcp, w.truncated), (40, 1, 1));
+        assert_eq!(w.latency[2], 40, "3 us falls in the (2, 5] us bucket");
+        assert_eq!(
+            w.latency[LATENCY_BUCKETS.len()],
+            1,
+            "1 s is above every bound"
+        );
+    }
+
+    #[test]
+    fn tcp_connections_count_new_client_sockets() {
+        let stats = DnsStats::default();
+        let a: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:40001".parse().unwrap();
+        for _ in 0..3 {
+            stats.note_tcp_client(a, Duration::from_secs(10));
+        }
+        stats.note_tcp_client(b, Duration::from_secs(10));
+        assert_eq!(stats.wire_totals().tcp_connections, 2);
+    }
+}
