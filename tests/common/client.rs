@@ -261,13 +261,18 @@ fn fresh_id() -> u16 {
     seed.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed).wrapping_mul(40503))
 }
 
-/// Sends `q` to `addr` over `t` and waits (bounded) for the answer.
+/// Sends `q` to `addr` over `t` and waits (bounded by [`TIMEOUT`]) for the answer.
 pub fn exchange(addr: SocketAddr, t: Transport, q: &Q) -> Outcome {
+    exchange_within(addr, t, q, TIMEOUT)
+}
+
+/// As [`exchange`], waiting at most `timeout`.
+pub fn exchange_within(addr: SocketAddr, t: Transport, q: &Q, timeout: Duration) -> Outcome {
     let id = fresh_id();
     let bytes = q.to_bytes(id);
     let raw = match t {
-        Transport::Udp => udp(addr, &bytes, id),
-        Transport::Tcp => tcp(addr, &bytes),
+        Transport::Udp => udp(addr, &bytes, id, timeout),
+        Transport::Tcp => tcp(addr, &bytes, timeout),
     };
     match raw {
         Some(raw) => {
@@ -284,11 +289,11 @@ pub fn exchange(addr: SocketAddr, t: Transport, q: &Q) -> Outcome {
 }
 
 /// One UDP exchange; answers with a different id are ignored (at most 8).
-pub fn udp(addr: SocketAddr, bytes: &[u8], id: u16) -> Option<Vec<u8>> {
+pub fn udp(addr: SocketAddr, bytes: &[u8], id: u16, timeout: Duration) -> Option<Vec<u8>> {
     let sock = UdpSocket::bind("127.0.0.1:0").expect("bind UDP client");
     sock.connect(addr).expect("connect UDP");
     sock.send(bytes).expect("send UDP");
-    let deadline = Instant::now() + TIMEOUT;
+    let deadline = Instant::now() + timeout;
     let mut buf = vec![0u8; 65535];
     for _ in 0..8 {
         let left = deadline.checked_duration_since(Instant::now())?;
@@ -307,10 +312,10 @@ pub fn udp(addr: SocketAddr, bytes: &[u8], id: u16) -> Option<Vec<u8>> {
 }
 
 /// One TCP exchange on a fresh connection (2-byte length prefix, RFC 1035 4.2.2).
-pub fn tcp(addr: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
-    let mut s = TcpStream::connect_timeout(&addr, TIMEOUT).expect("connect TCP");
-    s.set_read_timeout(Some(TIMEOUT)).ok()?;
-    s.set_write_timeout(Some(TIMEOUT)).ok()?;
+pub fn tcp(addr: SocketAddr, bytes: &[u8], timeout: Duration) -> Option<Vec<u8>> {
+    let mut s = TcpStream::connect_timeout(&addr, timeout).expect("connect TCP");
+    s.set_read_timeout(Some(timeout)).ok()?;
+    s.set_write_timeout(Some(timeout)).ok()?;
     let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
     framed.extend_from_slice(bytes);
     s.write_all(&framed).ok()?;

@@ -97,10 +97,16 @@ impl Reference {
     /// Starts `kind` serving `zones` and waits (bounded) until every zone
     /// answers its SOA. Panics with the server's log if it does not come up.
     pub fn start(kind: Kind, zones: &[ZoneText]) -> Reference {
+        Self::start_with(kind, zones, false)
+    }
+
+    /// As [`Reference::start`]; with `allow_transfer` (Knot only) AXFR from
+    /// 127.0.0.0/8 is allowed, to read a zone back exactly as the server loaded it.
+    pub fn start_with(kind: Kind, zones: &[ZoneText], allow_transfer: bool) -> Reference {
         let mut last_err = String::new();
         // A port can be taken between our look and the server's bind: retry.
         for _attempt in 0..3 {
-            match Self::try_start(kind, zones) {
+            match Self::try_start(kind, zones, allow_transfer) {
                 Ok(r) => return r,
                 Err(e) => last_err = e,
             }
@@ -108,7 +114,11 @@ impl Reference {
         panic!("reference server {} did not start: {last_err}", kind.name());
     }
 
-    fn try_start(kind: Kind, zones: &[ZoneText]) -> Result<Reference, String> {
+    fn try_start(
+        kind: Kind,
+        zones: &[ZoneText],
+        allow_transfer: bool,
+    ) -> Result<Reference, String> {
         let dir = temp_dir(kind.name());
         let port = free_port();
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
@@ -118,7 +128,10 @@ impl Reference {
         }
         let d = dir.display();
         let (program, conf_text) = match kind {
-            Kind::Knot => ("knotd", knot_conf(&d.to_string(), port, zones)),
+            Kind::Knot => (
+                "knotd",
+                knot_conf(&d.to_string(), port, zones, allow_transfer),
+            ),
             Kind::Nsd => ("nsd", nsd_conf(&d.to_string(), port, zones)),
         };
         let conf = dir.join(format!("{}.conf", kind.name()));
@@ -229,7 +242,15 @@ impl Drop for Reference {
 /// Knot DNS configuration: defaults (which already give minimal, RFC-shaped
 /// answers), answer rotation off, a single worker of each kind, no control
 /// socket use, no journal, zone files never rewritten.
-pub fn knot_conf(dir: &str, port: u16, zones: &[ZoneText]) -> String {
+pub fn knot_conf(dir: &str, port: u16, zones: &[ZoneText], allow_transfer: bool) -> String {
+    let (acl, use_acl) = if allow_transfer {
+        (
+            "acl:\n  - id: xfr\n    address: 127.0.0.0/8\n    action: transfer\n",
+            "    acl: xfr\n",
+        )
+    } else {
+        ("", "")
+    };
     let mut s = format!(
         r#"server:
     rundir: "{dir}"
@@ -245,7 +266,7 @@ control:
 log:
   - target: stderr
     any: info
-template:
+{acl}template:
   - id: default
     storage: "{dir}"
     file: "%s.zone"
@@ -253,7 +274,7 @@ template:
     zonefile-load: whole
     journal-content: none
     semantic-checks: on
-zone:
+{use_acl}zone:
 "#
     );
     for z in zones {
@@ -295,4 +316,47 @@ remote-control:
         s += &format!("zone:\n    name: \"{n}\"\n    zonefile: \"{n}.zone\"\n");
     }
     s
+}
+
+/// Reads a whole zone by AXFR over TCP (the server must allow it): every
+/// record in canonical text, sorted, the closing SOA left out. Bounded: at
+/// most 1000 messages.
+pub fn axfr(addr: SocketAddr, zone: &str) -> Result<Vec<String>, String> {
+    use std::io::{Read, Write};
+    let q = Q::new(zone, ty::AXFR).no_edns();
+    let bytes = q.to_bytes(0x4158);
+    let mut s =
+        std::net::TcpStream::connect_timeout(&addr, client::TIMEOUT).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(client::TIMEOUT)).unwrap();
+    let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&bytes);
+    s.write_all(&framed).map_err(|e| e.to_string())?;
+    let mut records = vec![];
+    let mut soas = 0;
+    for _ in 0..1000 {
+        let mut len = [0u8; 2];
+        s.read_exact(&mut len)
+            .map_err(|e| format!("AXFR {zone}: {e}"))?;
+        let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+        s.read_exact(&mut buf)
+            .map_err(|e| format!("AXFR {zone}: {e}"))?;
+        let m = super::wire::parse(&buf).map_err(|e| format!("AXFR {zone}: {}", e.0))?;
+        if m.rcode() != rcode::NOERROR {
+            return Err(format!(
+                "AXFR {zone}: {}",
+                super::wire::rcode_name(m.rcode())
+            ));
+        }
+        for r in &m.answer {
+            if r.rtype == ty::SOA {
+                soas += 1;
+                if soas == 2 {
+                    records.sort();
+                    return Ok(records);
+                }
+            }
+            records.push(r.text());
+        }
+    }
+    Err(format!("AXFR {zone}: no closing SOA"))
 }

@@ -5,6 +5,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 /// Placeholder with the same shape as the real `TestServer` in `roundel_on.rs`.
+/// Whether Roundel targets are compiled in.
+pub const ENABLED: bool = false;
+
 pub struct TestServer {
     pub udp: SocketAddr,
     pub tcp: SocketAddr,
