@@ -226,6 +226,7 @@ impl Q {
 }
 
 /// The result of one exchange.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Outcome {
     /// The server sent these bytes (parsed, or why they do not parse).
