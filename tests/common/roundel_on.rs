@@ -1,0 +1,127 @@
+//! Roundel in-process: `roundel::server::serve` on its own thread and tokio
+//! runtime, bound to 127.0.0.1 on a free port, stopped on Drop.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use roundel::server::{Listeners, ServeOptions, serve};
+
+use super::client::{self, Q, Transport};
+use super::wire::{rcode, ty};
+
+/// Whether Roundel targets are compiled in.
+pub const ENABLED: bool = true;
+
+pub struct TestServer {
+    pub udp: SocketAddr,
+    pub tcp: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<Result<(), String>>>,
+}
+
+/// Always starts Roundel (the switch in mod.rs chose this file).
+pub fn start(zones_dir: &Path) -> Option<TestServer> {
+    Some(TestServer::start(zones_dir))
+}
+
+/// The origin of the first `*.toml` zone in `dir` (to know what to ask for).
+fn first_origin(dir: &Path) -> String {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    let f = files
+        .first()
+        .unwrap_or_else(|| panic!("no *.toml zone in {}", dir.display()));
+    let t: toml::Table = toml::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
+    t["origin"].as_str().expect("origin").to_string()
+}
+
+impl TestServer {
+    /// Binds 127.0.0.1:0 (UDP and TCP on the same port), serves `zones_dir`,
+    /// and waits at most 10 s until the SOA of a zone is answered over both.
+    pub fn start(zones_dir: impl AsRef<Path>) -> TestServer {
+        let zones_dir = zones_dir.as_ref().to_path_buf();
+        let origin = first_origin(&zones_dir);
+        let listeners =
+            Listeners::bind(&["127.0.0.1:0".parse().unwrap()]).expect("bind 127.0.0.1:0");
+        let udp = listeners.udp_addrs()[0];
+        let tcp = listeners.tcp_addrs()[0];
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let opts = ServeOptions::new(zones_dir);
+        let thread = std::thread::Builder::new()
+            .name("roundel-test-server".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                rt.block_on(serve(opts, listeners, async move {
+                    let _ = rx.await;
+                }))
+                .map_err(|e| e.to_string())
+            })
+            .expect("spawn server thread");
+        let mut s = TestServer {
+            udp,
+            tcp,
+            stop: Some(tx),
+            thread: Some(thread),
+        };
+        s.wait_ready(&origin);
+        s
+    }
+
+    fn wait_ready(&mut self, origin: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for _ in 0..200 {
+            if self.thread.as_ref().is_some_and(|t| t.is_finished()) {
+                let r = self.thread.take().unwrap().join();
+                panic!("roundel::server::serve ended during start-up: {r:?}");
+            }
+            let ok = |addr, t| {
+                let o = client::exchange(addr, t, &Q::new(origin, ty::SOA));
+                matches!(o.message(), Some(m) if m.rcode() == rcode::NOERROR && m.answer.len() == 1)
+            };
+            if ok(self.udp, Transport::Udp) && ok(self.tcp, Transport::Tcp) {
+                return;
+            }
+            if Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "Roundel did not answer {origin} SOA on {} / {} within 10 s",
+            self.udp, self.tcp
+        );
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            // Bounded: at most 5 s, then leave the thread behind.
+            for _ in 0..250 {
+                if t.is_finished() {
+                    match t.join() {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => eprintln!("roundel::server::serve returned an error: {e}"),
+                        Err(_) => eprintln!("roundel server thread panicked"),
+                    }
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            eprintln!("roundel server did not stop within 5 s of shutdown");
+        }
+    }
+}
