@@ -104,7 +104,13 @@ pub struct Response<'a> {
     /// Scope prefix length to echo in an EDNS Client Subnet option (RFC 7871 section 7.2.1):
     /// 0 unless the answer depended on the client's subnet.
     pub ecs_scope: u8,
+    /// Extended DNS Error info-code (RFC 8914) to add when the query had EDNS.
+    pub ede: Option<u16>,
 }
+
+/// RFC 8914 info-code 20: the server is not authoritative for the name (the REFUSED
+/// that NSD and Knot give outside their zones carries it too).
+pub const EDE_NOT_AUTHORITATIVE: u16 = 20;
 
 impl<'a> Response<'a> {
     /// A response with only an rcode.
@@ -128,6 +134,7 @@ pub fn answer<'a>(snapshot: &'a Snapshot, q: &Question<'_>) -> Response<'a> {
         // Not authoritative and not recursive: REFUSED (RFC 8906 section 3.1.3.2 and common
         // practice of NSD and Knot).
         resp.rcode = ResponseCode::Refused;
+        resp.ede = Some(EDE_NOT_AUTHORITATIVE);
         return resp;
     };
     resp.authoritative = true;
@@ -242,7 +249,7 @@ impl<'a> Lookup<'a, '_> {
 
     fn at_node(&mut self, node: &'a Node, owner: Owner<'a>) -> Step<'a> {
         let qtype = self.qtype;
-        if qtype != RecordType::CNAME
+        if !matches!(qtype, RecordType::CNAME | RecordType::ANY)
             && let Some(cname) = node.rrset(RecordType::CNAME)
         {
             let rdata = &cname.records[0];
@@ -266,15 +273,15 @@ impl<'a> Lookup<'a, '_> {
                 return self.pool_answer(&self.zone.pools[i], owner, family);
             }
         }
-        if qtype == RecordType::ANY {
-            // RFC 8482 section 4.2: answer with one RRset rather than all of them.
-            if let Some(set) = node.rrsets.first() {
-                self.push_set(owner, set);
-                return Step::Done;
-            }
-        } else if let Some(set) = node.rrset(qtype) {
+        // RFC 8482 section 4.2: ANY gets one RRset rather than all of them; like Knot, the
+        // one with the lowest type code.
+        let set = match qtype {
+            RecordType::ANY => node.rrsets.iter().min_by_key(|s| u16::from(s.rtype)),
+            _ => node.rrset(qtype),
+        };
+        if let Some(set) = set {
             self.push_set(owner, set);
-            if matches!(qtype, RecordType::NS | RecordType::MX | RecordType::SRV) {
+            if matches!(set.rtype, RecordType::NS | RecordType::MX | RecordType::SRV) {
                 for rdata in set.records.iter() {
                     self.add_addresses(rdata);
                 }

@@ -10,8 +10,9 @@ use hickory_server::net::runtime::Time;
 use hickory_server::proto::op::{Edns, Header, HeaderCounts, Metadata, ResponseCode};
 use hickory_server::proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
 use hickory_server::proto::rr::{Name, Record, RecordType};
+use hickory_server::proto::serialize::binary::BinDecoder;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponseBuilder;
+use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
 
 use super::SnapshotCell;
 use super::stats::{DnsStats, Transport};
@@ -69,6 +70,7 @@ impl RequestHandler for TcpHandler {
             .queries()
             .first()
             .map_or(RecordType::Unknown(0), |q| q.query_type());
+        let mut echo_question = true;
         let (resp, edns) = match wire::parse(request.as_slice()) {
             // hickory-server drops these before calling us; nothing to send either way.
             Parsed::Drop => {
@@ -77,7 +79,15 @@ impl RequestHandler for TcpHandler {
                     counts: HeaderCounts::default(),
                 });
             }
-            Parsed::Reject { rcode, edns, .. } => (Response::with_rcode(rcode), edns),
+            Parsed::Reject {
+                rcode,
+                edns,
+                question,
+                ..
+            } => {
+                echo_question = question.is_some();
+                (Response::with_rcode(rcode), edns)
+            }
             Parsed::Query(q) => {
                 let question = Question {
                     qname: q.qname(),
@@ -98,6 +108,10 @@ impl RequestHandler for TcpHandler {
             out.set_max_payload(MAX_UDP_PAYLOAD);
             out.set_version(0);
             out.set_dnssec_ok(e.dnssec_ok);
+            if let Some(code) = resp.ede {
+                out.options_mut()
+                    .insert(EdnsOption::Unknown(15, code.to_be_bytes().to_vec()));
+            }
             if let Some(ecs) = e.ecs {
                 let scope = resp.ecs_scope.min(ecs.source_prefix);
                 out.options_mut()
@@ -109,7 +123,15 @@ impl RequestHandler for TcpHandler {
             }
             out
         });
-        let builder = MessageResponseBuilder::new(&request.queries, edns_out.as_ref());
+        // A message rejected before its question was understood echoes none (as UDP does).
+        let no_queries =
+            Queries::read(&mut BinDecoder::new(&[]), 0).expect("reading no questions cannot fail");
+        let queries = if echo_question {
+            &request.queries
+        } else {
+            &no_queries
+        };
+        let builder = MessageResponseBuilder::new(queries, edns_out.as_ref());
         let response = builder.build(
             metadata,
             answers.iter(),

@@ -139,6 +139,10 @@ fn be16(b: &[u8], at: usize) -> Option<u16> {
 }
 
 /// Parses a request.
+///
+/// The whole message is read before anything is rejected, so that a rejection (FORMERR,
+/// NOTIMP, REFUSED, BADVERS) still carries an OPT record when the request had one
+/// (RFC 6891 section 7).
 pub fn parse(msg: &[u8]) -> Parsed<'_> {
     if msg.len() < HEADER_LEN {
         return Parsed::Drop;
@@ -158,78 +162,88 @@ pub fn parse(msg: &[u8]) -> Parsed<'_> {
         question,
         edns,
     };
+    let formerr = |edns| reject(ResponseCode::FormErr, None, edns);
     let qdcount = u16::from_be_bytes([msg[4], msg[5]]);
     let ancount = u16::from_be_bytes([msg[6], msg[7]]);
     let nscount = u16::from_be_bytes([msg[8], msg[9]]);
     let arcount = u16::from_be_bytes([msg[10], msg[11]]);
-    if qdcount != 1 {
-        let rcode = if header.opcode != 0 {
-            ResponseCode::NotImp
-        } else {
-            ResponseCode::FormErr
-        };
-        return reject(rcode, None, None);
-    }
 
-    // The question: no compression possible (nothing precedes it), so labels only.
+    // The first question: no compression possible (nothing precedes it), so labels only.
     let mut qname = [0u8; MAX_NAME_LEN];
-    let mut i = HEADER_LEN;
     let mut n = 0usize;
-    loop {
-        let Some(&len) = msg.get(i) else {
-            return reject(ResponseCode::FormErr, None, None);
-        };
-        if len & 0xC0 != 0 || n + 1 + len as usize > MAX_NAME_LEN {
-            return reject(ResponseCode::FormErr, None, None);
+    let mut i = HEADER_LEN;
+    let mut first_question = None;
+    if qdcount >= 1 {
+        loop {
+            let Some(&len) = msg.get(i) else {
+                return formerr(None);
+            };
+            if len & 0xC0 != 0 || n + 1 + len as usize > MAX_NAME_LEN {
+                return formerr(None);
+            }
+            let Some(label) = msg.get(i + 1..i + 1 + len as usize) else {
+                return formerr(None);
+            };
+            qname[n] = len;
+            for (d, s) in qname[n + 1..n + 1 + label.len()].iter_mut().zip(label) {
+                *d = s.to_ascii_lowercase();
+            }
+            n += 1 + len as usize;
+            i += 1 + len as usize;
+            if len == 0 {
+                break;
+            }
         }
-        let Some(label) = msg.get(i + 1..i + 1 + len as usize) else {
-            return reject(ResponseCode::FormErr, None, None);
+        let (Some(qtype), Some(qclass)) = (be16(msg, i), be16(msg, i + 2)) else {
+            return formerr(None);
         };
-        qname[n] = len;
-        for (d, s) in qname[n + 1..n + 1 + label.len()].iter_mut().zip(label) {
-            *d = s.to_ascii_lowercase();
-        }
-        n += 1 + len as usize;
-        i += 1 + len as usize;
-        if len == 0 {
-            break;
+        i += 4;
+        first_question = Some((&msg[HEADER_LEN..i], qtype, qclass));
+    }
+    // Further questions are only skipped: more than one is an error anyway.
+    for _ in 1..qdcount {
+        match skip_name(msg, i) {
+            Some(next) if next + 4 <= msg.len() => i = next + 4,
+            _ => return formerr(None),
         }
     }
-    let (Some(qtype), Some(qclass)) = (be16(msg, i), be16(msg, i + 2)) else {
-        return reject(ResponseCode::FormErr, None, None);
-    };
-    i += 4;
-    let question = &msg[HEADER_LEN..i];
 
-    if header.opcode != 0 {
-        return reject(ResponseCode::NotImp, Some(question), None);
-    }
-
-    // Skip answer and authority records; look for exactly one OPT in additional.
+    // Answer and authority records are skipped; an OPT there is an error (RFC 6891
+    // section 6.1.1). Exactly one OPT at most in additional, owned by the root.
     for _ in 0..(ancount as usize + nscount as usize) {
         match skip_record(msg, i) {
-            Some((next, _, _)) => i = next,
-            None => return reject(ResponseCode::FormErr, Some(question), None),
+            Some((next, rtype, _)) if rtype != TYPE_OPT => i = next,
+            _ => return formerr(None),
         }
     }
     let mut edns = None;
     for _ in 0..arcount {
         let Some((next, rtype, owner_is_root)) = skip_record(msg, i) else {
-            return reject(ResponseCode::FormErr, Some(question), edns);
+            return formerr(edns);
         };
         if rtype == TYPE_OPT {
-            // RFC 6891 section 6.1.1: one OPT at most, owned by the root.
             if edns.is_some() || !owner_is_root {
-                return reject(ResponseCode::FormErr, Some(question), None);
+                return formerr(None);
             }
-            match parse_opt(msg, i + 1, next) {
+            match parse_opt(msg, next_opt_type(msg, i), next) {
                 Some(e) => edns = Some(e),
-                None => return reject(ResponseCode::FormErr, Some(question), None),
+                None => return formerr(None),
             }
         }
         i = next;
     }
 
+    let Some((question, qtype, qclass)) = first_question.filter(|_| qdcount == 1) else {
+        let rcode = if header.opcode != 0 {
+            ResponseCode::NotImp
+        } else {
+            ResponseCode::FormErr
+        };
+        return reject(rcode, None, edns);
+    };
+    if header.opcode != 0 {
+        return reject(ResponseCode::NotImp, Some(question), edns);
+    }
     if let Some(e) = edns
         && e.version > 0
     {
@@ -254,43 +268,40 @@ pub fn parse(msg: &[u8]) -> Parsed<'_> {
     })
 }
 
-/// The type of a question section as received (name, type, class).
-pub fn question_type(question: &[u8]) -> RecordType {
-    let n = question.len();
-    if n < 4 {
-        return RecordType::Unknown(0);
-    }
-    RecordType::from(u16::from_be_bytes([question[n - 4], question[n - 3]]))
+/// Offset of the type field of the record whose owner name starts at `at`.
+fn next_opt_type(msg: &[u8], at: usize) -> usize {
+    skip_name(msg, at).unwrap_or(at + 1)
 }
 
-/// Skips one resource record starting at `at`: returns the offset after it, its type and
-/// whether its owner is the root name.
-fn skip_record(msg: &[u8], mut at: usize) -> Option<(usize, u16, bool)> {
+/// Skips a (possibly compressed) name starting at `at`; returns the offset after it.
+fn skip_name(msg: &[u8], mut at: usize) -> Option<usize> {
     let start = at;
-    // Owner name: labels, ending in a zero or a pointer (which ends the name).
     loop {
         let len = *msg.get(at)?;
         match len & 0xC0 {
             0x00 => {
                 at += 1 + len as usize;
                 if len == 0 {
-                    break;
+                    return Some(at);
                 }
             }
-            0xC0 => {
-                at += 2;
-                break;
-            }
+            0xC0 => return Some(at + 2).filter(|&e| e <= msg.len()),
             _ => return None,
         }
         if at - start > MAX_NAME_LEN {
             return None;
         }
     }
-    let owner_is_root = at == start + 1;
-    let rtype = be16(msg, at)?;
-    let rdlen = be16(msg, at + 8)? as usize;
-    let end = at + 10 + rdlen;
+}
+
+/// Skips one resource record starting at `at`: returns the offset after it, its type and
+/// whether its owner is the root name.
+fn skip_record(msg: &[u8], at: usize) -> Option<(usize, u16, bool)> {
+    let after_name = skip_name(msg, at)?;
+    let owner_is_root = after_name == at + 1;
+    let rtype = be16(msg, after_name)?;
+    let rdlen = be16(msg, after_name + 8)? as usize;
+    let end = after_name + 10 + rdlen;
     if end > msg.len() {
         return None;
     }
@@ -448,13 +459,17 @@ fn write_header(
     }
 }
 
-fn opt_len(edns: &Edns) -> usize {
+/// EDNS option code of Extended DNS Errors (RFC 8914).
+const EDNS_EDE: u16 = 15;
+
+fn opt_len(edns: &Edns, ede: Option<u16>) -> usize {
     11 + edns
         .ecs
         .map_or(0, |e| 4 + 4 + (e.source_prefix as usize).div_ceil(8))
+        + ede.map_or(0, |_| 6)
 }
 
-fn write_opt(out: &mut Vec<u8>, edns: &Edns, rcode: ResponseCode, ecs_scope: u8) {
+fn write_opt(out: &mut Vec<u8>, edns: &Edns, rcode: ResponseCode, ecs_scope: u8, ede: Option<u16>) {
     out.push(0); // root owner
     out.extend_from_slice(&TYPE_OPT.to_be_bytes());
     out.extend_from_slice(&MAX_UDP_PAYLOAD.to_be_bytes());
@@ -463,23 +478,37 @@ fn write_opt(out: &mut Vec<u8>, edns: &Edns, rcode: ResponseCode, ecs_scope: u8)
         ttl |= EDNS_DO;
     }
     out.extend_from_slice(&ttl.to_be_bytes());
-    match edns.ecs {
-        None => out.extend_from_slice(&[0, 0]),
-        Some(ecs) => {
-            // RFC 7871 section 7.2.1: echo family, source prefix and address, with our scope.
-            let addr_len = (ecs.source_prefix as usize).div_ceil(8);
-            out.extend_from_slice(&((4 + 4 + addr_len) as u16).to_be_bytes());
-            out.extend_from_slice(&EDNS_CLIENT_SUBNET.to_be_bytes());
-            out.extend_from_slice(&((4 + addr_len) as u16).to_be_bytes());
-            out.extend_from_slice(&ecs.family.to_be_bytes());
-            out.push(ecs.source_prefix);
-            out.push(ecs_scope.min(ecs.source_prefix));
-            match ecs.addr {
-                IpAddr::V4(a) => out.extend_from_slice(&a.octets()[..addr_len]),
-                IpAddr::V6(a) => out.extend_from_slice(&a.octets()[..addr_len]),
-            }
+    let rdlen_at = out.len();
+    out.extend_from_slice(&[0, 0]);
+    if let Some(ecs) = edns.ecs {
+        // RFC 7871 section 7.2.1: echo family, source prefix and address, with our scope.
+        let addr_len = (ecs.source_prefix as usize).div_ceil(8);
+        out.extend_from_slice(&EDNS_CLIENT_SUBNET.to_be_bytes());
+        out.extend_from_slice(&((4 + addr_len) as u16).to_be_bytes());
+        out.extend_from_slice(&ecs.family.to_be_bytes());
+        out.push(ecs.source_prefix);
+        out.push(ecs_scope.min(ecs.source_prefix));
+        match ecs.addr {
+            IpAddr::V4(a) => out.extend_from_slice(&a.octets()[..addr_len]),
+            IpAddr::V6(a) => out.extend_from_slice(&a.octets()[..addr_len]),
         }
     }
+    if let Some(code) = ede {
+        out.extend_from_slice(&EDNS_EDE.to_be_bytes());
+        out.extend_from_slice(&2u16.to_be_bytes());
+        out.extend_from_slice(&code.to_be_bytes());
+    }
+    let rdlen = (out.len() - rdlen_at - 2) as u16;
+    out[rdlen_at..rdlen_at + 2].copy_from_slice(&rdlen.to_be_bytes());
+}
+
+/// The type of a question section as received (name, type, class).
+pub fn question_type(question: &[u8]) -> RecordType {
+    let n = question.len();
+    if n < 4 {
+        return RecordType::Unknown(0);
+    }
+    RecordType::from(u16::from_be_bytes([question[n - 4], question[n - 3]]))
 }
 
 /// Encodes the response to `query` into `out` (cleared first), at most `limit` bytes.
@@ -503,7 +532,7 @@ pub fn encode(out: &mut Vec<u8>, query: &Query, resp: &Response, limit: usize) -
     let names = NameWriter {
         qname: query.qname(),
     };
-    let reserve = query.edns.as_ref().map_or(0, opt_len);
+    let reserve = query.edns.as_ref().map_or(0, |e| opt_len(e, resp.ede));
 
     let mut counts = [1u16, 0, 0, 0];
     let mut truncated = false;
@@ -527,7 +556,7 @@ pub fn encode(out: &mut Vec<u8>, query: &Query, resp: &Response, limit: usize) -
         }
     }
     if let Some(edns) = &query.edns {
-        write_opt(out, edns, resp.rcode, resp.ecs_scope);
+        write_opt(out, edns, resp.rcode, resp.ecs_scope, resp.ede);
         counts[3] += 1;
     }
     for (k, c) in counts.iter().enumerate() {
@@ -554,7 +583,7 @@ pub fn encode_reject(
         out.extend_from_slice(q);
     }
     if let Some(e) = edns {
-        write_opt(out, e, rcode, 0);
+        write_opt(out, e, rcode, 0, None);
     }
 }
 

@@ -16,7 +16,7 @@ pub mod wire;
 // Once that API exists in src/, change "roundel_off.rs" to "roundel_on.rs":
 // every behaviour case then also runs against Roundel (UDP and TCP) and the
 // differential test compares Roundel with Knot.
-#[path = "roundel_off.rs"]
+#[path = "roundel_on.rs"]
 pub mod roundel_target;
 // ---------------------------------------------------------------------------
 
