@@ -55,6 +55,20 @@ fn toml_names(path: &std::path::Path) -> (String, Vec<String>) {
     (origin, names)
 }
 
+/// The shipped zones whose names are queried: those without pools. A pool's answers
+/// depend on live health, which the reference server knows nothing of
+/// (tests/pools_dns.rs covers them); the static records of a pool zone are still
+/// exported and compared record for record.
+fn queried_files() -> Vec<std::path::PathBuf> {
+    toml_files()
+        .into_iter()
+        .filter(|p| {
+            let t: toml::Table = toml::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+            !t.contains_key("pools")
+        })
+        .collect()
+}
+
 fn toml_files() -> Vec<std::path::PathBuf> {
     let mut v: Vec<_> = std::fs::read_dir(zones_dir())
         .unwrap()
@@ -113,7 +127,7 @@ fn queries() -> Vec<(Q, bool)> {
         ty::DS,
         ty::ANY,
     ];
-    for f in toml_files() {
+    for f in queried_files() {
         let (origin, names) = toml_names(&f);
         for n in &names {
             for t in types {
@@ -319,7 +333,7 @@ fn master_files_read_back_by_axfr() {
     let a = Reference::start_with(Kind::Knot, &hand, true);
     for z in &hand {
         let recs = reference::axfr(a.addr, &z.origin).unwrap();
-        assert!(recs.len() > 5, "{}: only {} records", z.origin, recs.len());
+        assert!(recs.len() >= 4, "{}: only {} records", z.origin, recs.len());
         assert!(
             recs.iter().any(|r| r.contains(" SOA ")),
             "{}: no SOA",
