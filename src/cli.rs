@@ -231,7 +231,17 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(server::serve(opts, listeners, shutdown_signal()));
+    let shutdown = {
+        let _guard = runtime.enter();
+        match shutdown_signal() {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot install the signal handlers");
+                return ExitCode::FAILURE;
+            }
+        }
+    };
+    let result = runtime.block_on(server::serve(opts, listeners, shutdown));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(server::ServeError::Zones(errors)) => {
@@ -251,26 +261,27 @@ fn serve(args: ServeArgs) -> ExitCode {
     }
 }
 
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+/// A future that completes on SIGINT or SIGTERM. The handlers are installed now (inside
+/// the runtime), not at the first poll: a SIGTERM sent right after READY=1 must still
+/// shut down gracefully rather than kill the process.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            std::future::pending::<()>().await;
-            return;
-        };
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
-        }
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+                _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+            }
+        })
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }
 

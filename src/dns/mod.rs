@@ -74,11 +74,20 @@ pub fn log_query(
     }
     tracing::info!(
         target: "roundel::query",
-        transport = match transport { Transport::Udp => "udp", Transport::Tcp => "tcp" },
+        transport = %match transport { Transport::Udp => "udp", Transport::Tcp => "tcp" },
         %client,
         qname = %name,
         qtype = %qtype,
-        rcode = %rcode,
+        rcode = %match u16::from(rcode) {
+            0 => "NOERROR",
+            1 => "FORMERR",
+            2 => "SERVFAIL",
+            3 => "NXDOMAIN",
+            4 => "NOTIMP",
+            5 => "REFUSED",
+            16 => "BADVERS",
+            _ => "other",
+        },
         answers,
         "query"
     );
