@@ -89,7 +89,7 @@ async fn reload_under_load_loses_and_garbles_nothing() {
     };
     let invalid = |i: usize| {
         // Alternate between a syntax error and a semantic one.
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             version(1).replace("[names.v]", "[names.v")
         } else {
             version(1).replace("192.0.2.1\"", "192.0.2.1\"\nMX = \"no-preference\"")
@@ -132,7 +132,7 @@ async fn reload_under_load_loses_and_garbles_nothing() {
                 let due =
                     (start.elapsed().as_micros() as u64 * RATE / 1_000_000).min(MAX_QUERIES as u64);
                 while n < due {
-                    let name = if n % 2 == 0 {
+                    let name = if n.is_multiple_of(2) {
                         "v.load.test."
                     } else {
                         "web.load.test."
@@ -179,7 +179,7 @@ async fn reload_under_load_loses_and_garbles_nothing() {
                         }
                         let result = Message::from_vec(&buf[..len])
                             .map_err(|e| e.to_string())
-                            .and_then(|m| verdict(&m, seq % 2 == 0, &pool_set));
+                            .and_then(|m| verdict(&m, seq.is_multiple_of(2), &pool_set));
                         match result {
                             Ok(()) => ok += 1,
                             Err(e) => {
@@ -221,7 +221,7 @@ async fn reload_under_load_loses_and_garbles_nothing() {
             assert!(!body["last"]["errors"].as_array().unwrap().is_empty());
             rejected += 1;
         }
-        let v = if i % 2 == 0 { 2 } else { 1 };
+        let v = if i.is_multiple_of(2) { 2 } else { 1 };
         write_atomic(&file, &version(v));
         let (code, body) = reload(&c, &s).await;
         assert_eq!(code, 200, "valid version {v} rejected: {body}");
