@@ -217,3 +217,52 @@ pub fn load(path: &Path) -> Result<Config, Vec<ZoneError>> {
         admin,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(name: &str, text: &str) -> Result<Config, Vec<ZoneError>> {
+        let dir =
+            std::env::temp_dir().join(format!("roundel-config-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("roundel.toml");
+        std::fs::write(&path, text).unwrap();
+        let r = load(&path);
+        std::fs::remove_dir_all(&dir).unwrap();
+        r
+    }
+
+    #[test]
+    fn the_contrib_configuration_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/roundel.toml");
+        let c = load(&path).unwrap();
+        assert_eq!(c.listen.len(), 2);
+        assert_eq!(c.admin.listen, Some("127.0.0.1:8053".parse().unwrap()));
+        assert_eq!(c.log.queries, Some(false));
+    }
+
+    #[test]
+    fn admin_table_is_checked_with_positions() {
+        let c = load_text(
+            "ok",
+            "[admin]\nlisten = \"127.0.0.1:9000\"\ntoken = \" abc \"\nstate_dir = \"state\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.admin.token, crate::admin::Token::new("abc"));
+        assert!(c.admin.state_dir.unwrap().ends_with("state"));
+
+        let e = load_text("bad", "[admin]\nlisten = \"localhost\"\n").unwrap_err();
+        assert_eq!((e[0].line, e[0].key.as_str()), (2, "admin.listen"));
+
+        let e = load_text("both", "[admin]\ntoken = \"a\"\ntoken_file = \"t\"\n").unwrap_err();
+        assert_eq!((e[0].line, e[0].key.as_str()), (3, "admin.token_file"));
+
+        let e = load_text("missing", "[admin]\ntoken_file = \"nope\"\n").unwrap_err();
+        assert!(e[0].reason.contains("cannot read"), "{}", e[0]);
+
+        let e = load_text("unknown", "[admin]\ntokn = \"a\"\n").unwrap_err();
+        assert_eq!(e[0].line, 2, "{}", e[0]);
+        assert!(e[0].reason.contains("unknown field"), "{}", e[0]);
+    }
+}
