@@ -1,4 +1,4 @@
-//! The command line: `roundel serve | check | import | export`.
+//! The command line: `roundel serve | check | import | export | ctl`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::admin::Token;
 use crate::config::{self, LogFormat};
 use crate::server::{self, Listeners, ServeOptions};
 use crate::zone;
@@ -40,6 +41,9 @@ enum Command {
         /// The zone file.
         file: PathBuf,
     },
+    /// Talk to a running server's admin API: status, drain, maint, ready, weight,
+    /// reload, explain.
+    Ctl(crate::ctl::CtlArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -59,6 +63,21 @@ struct ServeArgs {
     /// Log format.
     #[arg(long, value_enum)]
     log_format: Option<LogFormat>,
+    /// Log one line per query (off by default; also `[log] queries`, or the admin API).
+    #[arg(long)]
+    query_log: bool,
+    /// Admin API, status page and /metrics listener [default: 127.0.0.1:8053]
+    #[arg(long, value_name = "ADDR:PORT")]
+    admin: Option<SocketAddr>,
+    /// Do not start the admin listener.
+    #[arg(long, conflicts_with = "admin")]
+    no_admin: bool,
+    /// File holding the admin token (wins over ROUNDEL_ADMIN_TOKEN and the configuration).
+    #[arg(long, value_name = "FILE")]
+    admin_token_file: Option<PathBuf>,
+    /// Directory for the admin state file [default: $STATE_DIRECTORY when systemd sets it]
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
 }
 
 /// Runs the command line and returns the process exit code.
@@ -69,6 +88,7 @@ pub fn main() -> ExitCode {
         Command::Check { paths } => check(&paths),
         Command::Import { file, origin } => import(&file, origin.as_deref()),
         Command::Export { file } => export(&file),
+        Command::Ctl(args) => crate::ctl::main(args),
     }
 }
 
@@ -129,16 +149,76 @@ fn serve(args: ServeArgs) -> ExitCode {
         opts.udp_threads = n.max(1);
     }
     opts.reload_on_sighup = true;
+    opts.notify_systemd = true;
+    if args.query_log || file_config.log.queries == Some(true) {
+        crate::dns::set_query_log(true);
+        tracing::info!("per-query logging is on");
+    }
+
+    // Admin token: --admin-token-file, else ROUNDEL_ADMIN_TOKEN, else the configuration.
+    opts.admin_token = match &args.admin_token_file {
+        Some(f) => match std::fs::read_to_string(f) {
+            Ok(t) => match Token::new(&t) {
+                Some(t) => Some(t),
+                None => {
+                    tracing::error!(file = %f.display(), "the admin token file is empty");
+                    return ExitCode::from(2);
+                }
+            },
+            Err(e) => {
+                tracing::error!(file = %f.display(), error = %e, "cannot read the admin token file");
+                return ExitCode::from(2);
+            }
+        },
+        None => std::env::var(crate::admin::TOKEN_ENV)
+            .ok()
+            .and_then(|t| Token::new(&t))
+            .or(file_config.admin.token.clone()),
+    };
+    opts.state_dir = args
+        .state_dir
+        .clone()
+        .or(file_config.admin.state_dir.clone())
+        .or_else(|| {
+            // systemd's StateDirectory= sets it (possibly a list; take the first).
+            std::env::var_os("STATE_DIRECTORY")
+                .and_then(|v| {
+                    v.to_str()
+                        .and_then(|s| s.split(':').next())
+                        .map(PathBuf::from)
+                })
+                .filter(|p| !p.as_os_str().is_empty())
+        });
 
     // Bind before anything else, so that a port in use (or port 53 without the
     // capability) is reported at once.
-    let listeners = match Listeners::bind(&listen) {
+    let mut listeners = match Listeners::bind(&listen) {
         Ok(l) => l,
         Err(e) => {
             tracing::error!(addresses = ?listen, error = %e, "cannot bind");
             return ExitCode::from(2);
         }
     };
+    let admin_enabled = !args.no_admin && file_config.admin.enabled != Some(false);
+    if admin_enabled {
+        let explicit = args.admin.or(file_config.admin.listen);
+        let addr = explicit.unwrap_or_else(|| {
+            crate::admin::DEFAULT_LISTEN
+                .parse()
+                .expect("valid default address")
+        });
+        if !addr.ip().is_loopback() {
+            tracing::warn!(%addr, "the admin listener is reachable from the network: its read-only calls need no token");
+        }
+        if let Err(e) = listeners.bind_admin(addr) {
+            if explicit.is_some() {
+                tracing::error!(%addr, error = %e, "cannot bind the admin listener");
+                return ExitCode::from(2);
+            }
+            // The default address is a convenience: DNS matters more than the status page.
+            tracing::warn!(%addr, error = %e, "cannot bind the default admin listener; running without it (set --admin ADDR, or --no-admin)");
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .worker_threads(2)
@@ -151,7 +231,17 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(server::serve(opts, listeners, shutdown_signal()));
+    let shutdown = {
+        let _guard = runtime.enter();
+        match shutdown_signal() {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot install the signal handlers");
+                return ExitCode::FAILURE;
+            }
+        }
+    };
+    let result = runtime.block_on(server::serve(opts, listeners, shutdown));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(server::ServeError::Zones(errors)) => {
@@ -171,26 +261,27 @@ fn serve(args: ServeArgs) -> ExitCode {
     }
 }
 
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+/// A future that completes on SIGINT or SIGTERM. The handlers are installed now (inside
+/// the runtime), not at the first poll: a SIGTERM sent right after READY=1 must still
+/// shut down gracefully rather than kill the process.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            std::future::pending::<()>().await;
-            return;
-        };
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
-        }
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+                _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+            }
+        })
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }
 

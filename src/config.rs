@@ -10,6 +10,12 @@
 //! [log]
 //! format = "text"      # or "json"
 //! filter = "info"      # tracing filter directives
+//! queries = false      # one line per query (also --query-log, or the admin API)
+//! [admin]
+//! enabled = true                 # the default
+//! listen = "127.0.0.1:8053"      # admin API, status page, /metrics
+//! token_file = "admin.token"     # or token = "..."; or ROUNDEL_ADMIN_TOKEN
+//! state_dir = "/var/lib/roundel" # where admin overrides are kept
 //! ```
 
 use std::net::SocketAddr;
@@ -48,6 +54,37 @@ pub struct LogConfig {
     pub format: Option<LogFormat>,
     /// Filter directives (tracing-subscriber `EnvFilter` syntax).
     pub filter: Option<String>,
+    /// Log every query (one line at INFO, target `roundel::query`).
+    pub queries: Option<bool>,
+}
+
+/// The `[admin]` table as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdminConfig {
+    /// Start the admin listener (default true).
+    pub enabled: Option<bool>,
+    /// Address of the admin listener.
+    pub listen: Option<Spanned<String>>,
+    /// Bearer token for state-changing calls.
+    pub token: Option<Spanned<String>>,
+    /// File holding the token (relative to the configuration file).
+    pub token_file: Option<Spanned<PathBuf>>,
+    /// Directory of the admin state file (relative to the configuration file).
+    pub state_dir: Option<PathBuf>,
+}
+
+/// The `[admin]` table, validated.
+#[derive(Debug, Clone, Default)]
+pub struct AdminConfig {
+    /// Start the admin listener (`None`: not said, the default applies).
+    pub enabled: Option<bool>,
+    /// Address of the admin listener, if configured.
+    pub listen: Option<SocketAddr>,
+    /// The token, from `token` or read from `token_file`.
+    pub token: Option<crate::admin::Token>,
+    /// Directory of the admin state file, made absolute against the file's directory.
+    pub state_dir: Option<PathBuf>,
 }
 
 /// The server configuration file.
@@ -64,6 +101,9 @@ pub struct ServerConfig {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// The admin listener.
+    #[serde(default)]
+    pub admin: RawAdminConfig,
 }
 
 /// A configuration file, validated.
@@ -77,6 +117,8 @@ pub struct Config {
     pub udp_threads: Option<usize>,
     /// Logging.
     pub log: LogConfig,
+    /// The admin listener.
+    pub admin: AdminConfig,
 }
 
 /// Reads and validates a configuration file.
@@ -115,14 +157,112 @@ pub fn load(path: &Path) -> Result<Config, Vec<ZoneError>> {
     if raw.udp_threads == Some(0) {
         map.report(0, "udp_threads", "must be at least 1");
     }
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut admin = AdminConfig {
+        enabled: raw.admin.enabled,
+        state_dir: raw.admin.state_dir.as_ref().map(|d| base.join(d)),
+        ..AdminConfig::default()
+    };
+    if let Some(l) = &raw.admin.listen {
+        match l.get_ref().parse::<SocketAddr>() {
+            Ok(addr) => admin.listen = Some(addr),
+            Err(_) => map.report(
+                l.span().start,
+                "admin.listen",
+                format!(
+                    "not an address:port: {:?} (like \"127.0.0.1:8053\")",
+                    l.get_ref()
+                ),
+            ),
+        }
+    }
+    match (&raw.admin.token, &raw.admin.token_file) {
+        (Some(_), Some(f)) => map.report(
+            f.span().start,
+            "admin.token_file",
+            "set either token or token_file, not both",
+        ),
+        (Some(t), None) => match crate::admin::Token::new(t.get_ref()) {
+            Some(t) => admin.token = Some(t),
+            None => map.report(t.span().start, "admin.token", "must not be empty"),
+        },
+        (None, Some(f)) => {
+            let file = base.join(f.get_ref());
+            match std::fs::read_to_string(&file) {
+                Ok(text) => match crate::admin::Token::new(&text) {
+                    Some(t) => admin.token = Some(t),
+                    None => map.report(
+                        f.span().start,
+                        "admin.token_file",
+                        format!("{} is empty", file.display()),
+                    ),
+                },
+                Err(e) => map.report(
+                    f.span().start,
+                    "admin.token_file",
+                    format!("cannot read {}: {e}", file.display()),
+                ),
+            }
+        }
+        (None, None) => {}
+    }
     if map.has_errors() {
         return Err(map.into_errors());
     }
-    let base = path.parent().unwrap_or(Path::new("."));
     Ok(Config {
         listen,
         zones: raw.zones.map(|z| base.join(z)),
         udp_threads: raw.udp_threads,
         log: raw.log,
+        admin,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(name: &str, text: &str) -> Result<Config, Vec<ZoneError>> {
+        let dir =
+            std::env::temp_dir().join(format!("roundel-config-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("roundel.toml");
+        std::fs::write(&path, text).unwrap();
+        let r = load(&path);
+        std::fs::remove_dir_all(&dir).unwrap();
+        r
+    }
+
+    #[test]
+    fn the_contrib_configuration_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/roundel.toml");
+        let c = load(&path).unwrap();
+        assert_eq!(c.listen.len(), 2);
+        assert_eq!(c.admin.listen, Some("127.0.0.1:8053".parse().unwrap()));
+        assert_eq!(c.log.queries, Some(false));
+    }
+
+    #[test]
+    fn admin_table_is_checked_with_positions() {
+        let c = load_text(
+            "ok",
+            "[admin]\nlisten = \"127.0.0.1:9000\"\ntoken = \" abc \"\nstate_dir = \"state\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.admin.token, crate::admin::Token::new("abc"));
+        assert!(c.admin.state_dir.unwrap().ends_with("state"));
+
+        let e = load_text("bad", "[admin]\nlisten = \"localhost\"\n").unwrap_err();
+        assert_eq!((e[0].line, e[0].key.as_str()), (2, "admin.listen"));
+
+        let e = load_text("both", "[admin]\ntoken = \"a\"\ntoken_file = \"t\"\n").unwrap_err();
+        assert_eq!((e[0].line, e[0].key.as_str()), (3, "admin.token_file"));
+
+        let e = load_text("missing", "[admin]\ntoken_file = \"nope\"\n").unwrap_err();
+        assert!(e[0].reason.contains("cannot read"), "{}", e[0]);
+
+        let e = load_text("unknown", "[admin]\ntokn = \"a\"\n").unwrap_err();
+        assert_eq!(e[0].line, 2, "{}", e[0]);
+        assert!(e[0].reason.contains("unknown field"), "{}", e[0]);
+    }
 }

@@ -14,14 +14,19 @@
 //!   decides rcode, flags and sections; pools are answered through [`policy::select`].
 //! - [`dns`]: the wire: a strict request parser and fast encoder ([`dns::wire`]), UDP
 //!   worker threads ([`dns::udp`]) and the TCP listener on hickory-server ([`dns::tcp`]).
-//! - [`server`]: the lifecycle: injected sockets, startup, shutdown; [`reload`]: zone
-//!   reloads on file changes, SIGHUP and request, all or nothing.
+//! - [`server`]: the lifecycle: injected sockets, startup, shutdown, systemd readiness;
+//!   [`reload`]: zone reloads on file changes, SIGHUP and the admin API, all or nothing.
+//! - [`admin`]: the operations surface on its own HTTP listener: the admin API (state,
+//!   drain / maint / weight overrides kept in a state file, reload, explain), Prometheus
+//!   metrics and the live status page; [`ctl`] is its command-line client.
 //! - [`config`] and [`cli`]: the server configuration file and the command line;
 //!   `main.rs` only calls [`cli::main`].
 
+pub mod admin;
 pub mod answer;
 pub mod cli;
 pub mod config;
+pub mod ctl;
 pub mod dns;
 pub mod health;
 pub mod policy;

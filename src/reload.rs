@@ -6,8 +6,9 @@
 //! and the admin API. They all go through one [`Reloader`], one reload at a time.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use crate::dns::SnapshotCell;
 use crate::health::HealthMonitor;
@@ -15,6 +16,62 @@ use crate::zone::{self, Snapshot, ZoneErrors};
 
 /// Quiet time after the last file event before reloading.
 pub const WATCH_DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// What started a reload (for logs, the admin API and metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Trigger {
+    /// The first load at startup.
+    Startup,
+    /// A file of the zones directory changed.
+    Watch,
+    /// SIGHUP.
+    Signal,
+    /// The admin API (`POST /api/v1/reload`, `roundel ctl reload`).
+    Api,
+}
+
+impl Trigger {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Startup => "startup",
+            Trigger::Watch => "watch",
+            Trigger::Signal => "signal",
+            Trigger::Api => "api",
+        }
+    }
+}
+
+/// The outcome of the last reload.
+#[derive(Debug, Clone)]
+pub struct ReloadOutcome {
+    /// When it finished.
+    pub at: SystemTime,
+    /// What started it.
+    pub trigger: Trigger,
+    /// Generation served afterwards (the new one on success, the old one on failure).
+    pub generation: u64,
+    /// Every problem found; empty on success.
+    pub errors: Vec<crate::zone::ZoneError>,
+}
+
+/// Reload counters and the last outcome, for the admin API and metrics.
+#[derive(Debug, Clone, Default)]
+pub struct ReloadStatus {
+    /// Reloads attempted (the startup load included).
+    pub total: u64,
+    /// Reloads rejected.
+    pub failed: u64,
+    /// When the last successful load finished.
+    pub last_success: Option<SystemTime>,
+    /// The last reload, successful or not.
+    pub last: Option<ReloadOutcome>,
+}
+
+/// Called after the health monitor has built the pools of a new snapshot and before the
+/// snapshot is served: the place to re-apply persisted admin overrides, so that a node an
+/// operator put in maintenance is never served, not even for one query.
+pub type ReloadHook = Box<dyn Fn(&Snapshot, &HealthMonitor) + Send + Sync>;
 
 /// Replaces the served snapshot with freshly loaded zones, all or nothing.
 ///
@@ -30,6 +87,10 @@ pub struct Reloader {
     /// One reload at a time, so that automatic serials are computed against the snapshot
     /// actually being replaced.
     lock: tokio::sync::Mutex<()>,
+    total: AtomicU64,
+    failed: AtomicU64,
+    status: Mutex<ReloadStatus>,
+    hook: Mutex<Option<Arc<ReloadHook>>>,
 }
 
 impl Reloader {
@@ -40,7 +101,46 @@ impl Reloader {
             zones_dir,
             monitor: HealthMonitor::new(),
             lock: tokio::sync::Mutex::new(()),
+            total: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            status: Mutex::new(ReloadStatus::default()),
+            hook: Mutex::new(None),
         }
+    }
+
+    /// Installs the hook run on every new snapshot before it is served.
+    pub fn set_hook(&self, hook: ReloadHook) {
+        *self.hook.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(hook));
+    }
+
+    /// Reload counters and the last outcome.
+    pub fn status(&self) -> ReloadStatus {
+        let mut s = self
+            .status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        s.total = self.total.load(Relaxed);
+        s.failed = self.failed.load(Relaxed);
+        s
+    }
+
+    fn finish(&self, trigger: Trigger, generation: u64, errors: Vec<crate::zone::ZoneError>) {
+        let at = SystemTime::now();
+        self.total.fetch_add(1, Relaxed);
+        if !errors.is_empty() {
+            self.failed.fetch_add(1, Relaxed);
+        }
+        let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        if errors.is_empty() {
+            s.last_success = Some(at);
+        }
+        s.last = Some(ReloadOutcome {
+            at,
+            trigger,
+            generation,
+            errors,
+        });
     }
 
     /// The snapshot being served.
@@ -56,6 +156,11 @@ impl Reloader {
     /// Re-reads every zone file. On success the new snapshot is served from the next
     /// query on; on failure the old one stays and the errors are returned (and logged).
     pub async fn reload(&self) -> Result<Arc<Snapshot>, ZoneErrors> {
+        self.reload_by(Trigger::Api).await
+    }
+
+    /// [`reload`](Self::reload), recording what started it.
+    pub async fn reload_by(&self, trigger: Trigger) -> Result<Arc<Snapshot>, ZoneErrors> {
         let _guard = self.lock.lock().await;
         let previous = self.cell.load_full();
         let dir = self.zones_dir.clone();
@@ -80,8 +185,10 @@ impl Reloader {
                 tracing::error!(
                     problems = errors.0.len(),
                     generation = previous.generation,
+                    trigger = trigger.as_str(),
                     "reload failed: still serving the previous zones"
                 );
+                self.finish(trigger, previous.generation, errors.0.clone());
                 return Err(errors);
             }
         };
@@ -104,9 +211,15 @@ impl Reloader {
                 spec.ttl,
             );
         }
+        let hook = self.hook.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(hook) = hook {
+            hook(&snapshot, &self.monitor);
+        }
         let snapshot = Arc::new(snapshot);
         self.cell.store(snapshot.clone());
+        self.finish(trigger, snapshot.generation, Vec::new());
         tracing::info!(
+            trigger = trigger.as_str(),
             generation = snapshot.generation,
             zones = snapshot.zones.len(),
             pools = specs.len(),
@@ -127,7 +240,7 @@ pub fn spawn_sighup(reloader: Arc<Reloader>) -> std::io::Result<tokio::task::Joi
     Ok(tokio::spawn(async move {
         while hup.recv().await.is_some() {
             tracing::info!("SIGHUP: reloading zones");
-            let _ = reloader.reload().await;
+            let _ = reloader.reload_by(Trigger::Signal).await;
         }
     }))
 }
@@ -162,7 +275,7 @@ pub fn watch(reloader: Arc<Reloader>, dir: &Path) -> std::io::Result<WatchGuard>
             // Debounce: wait until the directory has been quiet for a moment.
             while let Ok(Some(())) = tokio::time::timeout(WATCH_DEBOUNCE, rx.recv()).await {}
             tracing::info!("zone files changed: reloading");
-            let _ = reloader.reload().await;
+            let _ = reloader.reload_by(Trigger::Watch).await;
         }
     });
     Ok(WatchGuard {

@@ -2,8 +2,9 @@
 //!
 //! The caller binds the sockets ([`Listeners::bind`]) and passes them to [`serve`] with a
 //! shutdown future, so tests can bind port 0 and run many servers in one process.
-//! `serve` loads the zones, starts the UDP workers and the TCP listener, and reloads the
-//! zones on request (file changes, SIGHUP) through a [`Reloader`].
+//! `serve` loads the zones, starts the UDP workers, the TCP listener and the admin listener
+//! (when one is bound), reloads the zones on request (file changes, SIGHUP, the admin API)
+//! through a [`Reloader`], and tells systemd when it is ready.
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
@@ -15,9 +16,10 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::admin::{self, Admin, Token, overrides::Overrides};
 use crate::dns::stats::DnsStats;
 use crate::dns::{tcp::TcpHandler, udp};
-use crate::reload::{self, Reloader};
+use crate::reload::{self, Reloader, Trigger};
 use crate::zone::{Snapshot, ZoneErrors};
 
 /// How long an idle TCP connection is kept open (RFC 7766 section 6.2.3 suggests seconds).
@@ -32,6 +34,8 @@ pub struct Listeners {
     pub udp: Vec<UdpSocket>,
     /// TCP listeners.
     pub tcp: Vec<TcpListener>,
+    /// The admin listener (API, status page, metrics), if any ([`Listeners::bind_admin`]).
+    pub admin: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -40,6 +44,7 @@ impl Listeners {
         let mut out = Listeners {
             udp: Vec::new(),
             tcp: Vec::new(),
+            admin: None,
         };
         for &addr in addrs {
             let (udp, tcp) = bind_pair(addr)?;
@@ -47,6 +52,19 @@ impl Listeners {
             out.tcp.push(tcp);
         }
         Ok(out)
+    }
+
+    /// Binds the admin listener (HTTP) on `addr`; port 0 picks a free port.
+    pub fn bind_admin(&mut self, addr: SocketAddr) -> std::io::Result<SocketAddr> {
+        let l = TcpListener::bind(addr)?;
+        let bound = l.local_addr()?;
+        self.admin = Some(l);
+        Ok(bound)
+    }
+
+    /// Local address of the admin listener.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// Local addresses of the UDP sockets.
@@ -109,6 +127,14 @@ pub struct ServeOptions {
     pub reload_on_sighup: bool,
     /// Reload the zones when a file of the zones directory changes.
     pub watch_zones: bool,
+    /// Bearer token for state-changing admin calls; without one they are refused.
+    pub admin_token: Option<Token>,
+    /// Directory of the admin state file (overrides kept across restarts); without one
+    /// overrides last until the process ends.
+    pub state_dir: Option<PathBuf>,
+    /// Send `READY=1` / `STOPPING=1` to systemd (`sd_notify`; nothing happens without
+    /// `NOTIFY_SOCKET`).
+    pub notify_systemd: bool,
 }
 
 impl ServeOptions {
@@ -121,6 +147,9 @@ impl ServeOptions {
             udp_threads: cpus,
             reload_on_sighup: false,
             watch_zones: true,
+            admin_token: None,
+            state_dir: None,
+            notify_systemd: false,
         }
     }
 }
@@ -137,20 +166,34 @@ pub enum ServeError {
     /// The TCP listener ended on its own.
     #[error("the TCP listener stopped unexpectedly: {0}")]
     TcpStopped(String),
+    /// The admin state file cannot be read.
+    #[error("admin state file: {0}")]
+    State(#[from] admin::overrides::StateFileError),
 }
 
 /// Loads the zones and answers on `listeners` until `shutdown` completes.
 pub async fn serve(
     opts: ServeOptions,
-    listeners: Listeners,
+    mut listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     // Load and check everything before answering: the sockets are bound, so queries
     // that arrive meanwhile wait in the kernel and get a right first answer (pool nodes
-    // have had their first health check).
+    // have had their first health check, admin overrides are applied).
     let cell = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
     let reloader = Arc::new(Reloader::new(cell.clone(), opts.zones_dir.clone()));
-    reloader.reload().await?;
+    let overrides = Arc::new(match &opts.state_dir {
+        Some(dir) => Overrides::open(dir)?,
+        None => Overrides::in_memory(),
+    });
+    if let Some(file) = overrides.file() {
+        tracing::info!(file = %file.display(), overrides = overrides.all().len(), "admin state file");
+    }
+    {
+        let o = overrides.clone();
+        reloader.set_hook(Box::new(move |snapshot, _| o.apply(snapshot)));
+    }
+    reloader.reload_by(Trigger::Startup).await?;
     let stats = Arc::new(DnsStats::default());
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -192,11 +235,58 @@ pub async fn serve(
         None
     };
 
+    let (admin_stop, admin_stopped) = tokio::sync::watch::channel(false);
+    let admin_task = match listeners.admin.take() {
+        Some(listener) => {
+            listener.set_nonblocking(true)?;
+            let addr = listener.local_addr()?;
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            let ctx = Admin::new(
+                reloader.clone(),
+                stats.clone(),
+                overrides.clone(),
+                opts.admin_token.clone(),
+            );
+            let mut stopped = admin_stopped.clone();
+            let stop = async move {
+                let _ = stopped.wait_for(|v| *v).await;
+            };
+            tracing::info!(
+                %addr,
+                writable = opts.admin_token.is_some(),
+                "serving the admin API, status page and metrics over HTTP"
+            );
+            if opts.admin_token.is_none() {
+                tracing::info!(
+                    "no admin token configured: the admin API is read-only (set [admin] token or ROUNDEL_ADMIN_TOKEN to drain, reload...)"
+                );
+            }
+            Some(tokio::spawn(async move {
+                if let Err(e) = admin::run(listener, ctx, stop).await {
+                    tracing::error!(error = %e, "the admin listener stopped");
+                }
+            }))
+        }
+        None => None,
+    };
+
+    if opts.notify_systemd {
+        notify(&[sd_notify::NotifyState::Ready]);
+    }
+
     let result = tokio::select! {
         () = shutdown => Ok(()),
         r = tcp.block_until_done() => Err(ServeError::TcpStopped(match r { Ok(()) => "no error".into(), Err(e) => e.to_string() })),
     };
 
+    if opts.notify_systemd {
+        notify(&[sd_notify::NotifyState::Stopping]);
+    }
+    let _ = admin_stop.send(true);
+    if let Some(t) = admin_task {
+        // Graceful: open requests finish; bounded so a hung client cannot hold us up.
+        let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
+    }
     if let Some(h) = sighup {
         h.abort();
     }
@@ -212,4 +302,11 @@ pub async fn serve(
     .await;
     tracing::info!("stopped");
     result
+}
+
+/// Tells systemd about a state change; logs (once per call) when it cannot.
+fn notify(state: &[sd_notify::NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(false, state) {
+        tracing::warn!(error = %e, "cannot notify systemd");
+    }
 }

@@ -11,6 +11,7 @@ pub mod udp;
 pub mod wire;
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Instant;
 
 use crate::answer::{Question, answer};
@@ -20,6 +21,77 @@ use wire::Parsed;
 
 /// The current zone data, replaced atomically by reloads and read lock-free by every query.
 pub type SnapshotCell = arc_swap::ArcSwap<Snapshot>;
+
+/// Per-query logging (`--query-log`, `[log] queries`, the admin API): off by default. The
+/// answer paths test it with one relaxed load, so it costs nothing while off. Process-wide.
+static QUERY_LOG: AtomicBool = AtomicBool::new(false);
+
+/// Turns per-query logging on or off.
+pub fn set_query_log(on: bool) {
+    QUERY_LOG.store(on, Relaxed);
+}
+
+/// Whether per-query logging is on.
+#[inline]
+pub fn query_log() -> bool {
+    QUERY_LOG.load(Relaxed)
+}
+
+/// Logs one query at INFO (target `roundel::query`). Kept out of line: only called when
+/// [`query_log`] is on.
+#[cold]
+#[inline(never)]
+pub fn log_query(
+    transport: Transport,
+    client: IpAddr,
+    qname: &[u8],
+    qtype: hickory_proto::rr::RecordType,
+    rcode: hickory_proto::op::ResponseCode,
+    answers: usize,
+) {
+    let mut name = String::with_capacity(qname.len() + 1);
+    let mut i = 0;
+    while let Some(&len) = qname.get(i) {
+        if len == 0 || len & 0xC0 != 0 {
+            break;
+        }
+        let end = (i + 1 + len as usize).min(qname.len());
+        for &b in &qname[i + 1..end] {
+            match b {
+                b'.' | b'\\' => {
+                    name.push('\\');
+                    name.push(b as char);
+                }
+                0x21..=0x7E => name.push(b as char),
+                _ => name.push_str(&format!("\\{b:03}")),
+            }
+        }
+        name.push('.');
+        i = end;
+    }
+    if name.is_empty() {
+        name.push('.');
+    }
+    tracing::info!(
+        target: "roundel::query",
+        transport = %match transport { Transport::Udp => "udp", Transport::Tcp => "tcp" },
+        %client,
+        qname = %name,
+        qtype = %qtype,
+        rcode = %match u16::from(rcode) {
+            0 => "NOERROR",
+            1 => "FORMERR",
+            2 => "SERVFAIL",
+            3 => "NXDOMAIN",
+            4 => "NOTIMP",
+            5 => "REFUSED",
+            16 => "BADVERS",
+            _ => "other",
+        },
+        answers,
+        "query"
+    );
+}
 
 /// Computes the UDP response to `msg`, which arrived at `received`, into `out`; leaves
 /// `out` empty when nothing is to be sent. Counts it in `stats` (shard `shard`).
@@ -66,6 +138,16 @@ pub fn respond_udp(
             };
             let resp = answer(snapshot, &question);
             let truncated = wire::encode(out, &q, &resp, q.udp_limit());
+            if query_log() {
+                log_query(
+                    Transport::Udp,
+                    src,
+                    question.qname,
+                    q.qtype,
+                    resp.rcode,
+                    resp.answer.len(),
+                );
+            }
             let zone = resp.zone.map(|z| &*z.stats);
             stats.record(
                 shard,

@@ -139,6 +139,16 @@ impl RequestHandler for TcpHandler {
             std::iter::empty(),
             additionals.iter(),
         );
+        if super::query_log() {
+            super::log_query(
+                Transport::Tcp,
+                src.ip(),
+                &crate::zone::name::key_of(&qname),
+                qtype,
+                resp.rcode,
+                resp.answer.len(),
+            );
+        }
         let zone = resp.zone.map(|z| &*z.stats);
         // Shards by client port: TCP handlers run on any runtime thread at once.
         let shard = src.port() as usize;

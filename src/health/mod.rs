@@ -11,4 +11,4 @@ pub mod state;
 mod tls;
 
 pub use monitor::{HealthMonitor, ProbeKey, ProbeStatus, Reconciled};
-pub use state::{AdminState, Failure, Health, NodeAdmin, NodeHealth, Reported};
+pub use state::{AdminState, Failure, Health, NodeAdmin, NodeHealth, Reported, Transition};

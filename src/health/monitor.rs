@@ -313,6 +313,7 @@ async fn run_probe(
 /// per state change.
 fn record(key: &ProbeKey, health: &NodeHealth, machine: &mut Hysteresis, r: CheckResult) {
     let ok = r.outcome.is_ok();
+    health.observe_check(r.rtt, r.outcome.as_ref().err());
     if let Ok(reported) = &r.outcome {
         health.add_rtt(r.rtt);
         // A passing check that reports no readable weight falls back to the configured one.

@@ -68,6 +68,54 @@ pub enum Failure {
     Setup(String),
 }
 
+/// Labels of the failure reasons counted per probe (see [`Failure::slot`]).
+pub const FAILURE_REASONS: [&str; 8] = [
+    "timeout", "refused", "connect", "tls", "status", "body", "http", "setup",
+];
+
+impl Failure {
+    /// Index of this failure's reason in [`FAILURE_REASONS`].
+    pub fn slot(&self) -> usize {
+        match self {
+            Failure::Timeout => 0,
+            Failure::Refused => 1,
+            Failure::Connect(_) => 2,
+            Failure::Tls(_) => 3,
+            Failure::Status(_) => 4,
+            Failure::BodyMismatch => 5,
+            Failure::Http(_) => 6,
+            Failure::Setup(_) => 7,
+        }
+    }
+}
+
+/// Upper bounds (seconds) of the check-duration histogram buckets: a check on a LAN takes
+/// a millisecond or less, a timeout is a few hundred milliseconds.
+pub const CHECK_BUCKETS: [f64; 11] = [
+    0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+];
+
+/// Check counters for metrics: duration histogram and failures by reason.
+#[derive(Debug, Default)]
+struct CheckCounters {
+    /// Non-cumulative bucket counts; the last one is above every bound.
+    buckets: [AtomicU64; CHECK_BUCKETS.len() + 1],
+    sum_us: AtomicU64,
+    failures: [AtomicU64; FAILURE_REASONS.len()],
+}
+
+/// Summed check counters of one probe.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CheckTotals {
+    /// Duration histogram, non-cumulative, the last bucket above every bound of
+    /// [`CHECK_BUCKETS`].
+    pub buckets: [u64; CHECK_BUCKETS.len() + 1],
+    /// Sum of check durations, seconds.
+    pub sum: f64,
+    /// Failed checks by reason, indexed like [`FAILURE_REASONS`].
+    pub failures: [u64; FAILURE_REASONS.len()],
+}
+
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -181,6 +229,7 @@ pub struct NodeHealth {
     up_since_ms: AtomicU64,
     epoch: Instant,
     detail: Mutex<ProbeDetail>,
+    counters: CheckCounters,
 }
 
 impl NodeHealth {
@@ -193,6 +242,38 @@ impl NodeHealth {
             up_since_ms: AtomicU64::new(0),
             epoch,
             detail: Mutex::new(ProbeDetail::default()),
+            counters: CheckCounters::default(),
+        }
+    }
+
+    /// The clock base of this state (shared by every node of one monitor).
+    pub fn epoch(&self) -> Instant {
+        self.epoch
+    }
+
+    /// Counts one finished check for metrics: its duration and, if it failed, why.
+    pub fn observe_check(&self, duration: Duration, failure: Option<&Failure>) {
+        let c = &self.counters;
+        let secs = duration.as_secs_f64();
+        let bucket = CHECK_BUCKETS
+            .iter()
+            .position(|&b| secs <= b)
+            .unwrap_or(CHECK_BUCKETS.len());
+        c.buckets[bucket].fetch_add(1, Relaxed);
+        c.sum_us
+            .fetch_add(duration.as_micros().min(u64::MAX as u128) as u64, Relaxed);
+        if let Some(f) = failure {
+            c.failures[f.slot()].fetch_add(1, Relaxed);
+        }
+    }
+
+    /// The check counters (duration histogram, failures by reason).
+    pub fn check_totals(&self) -> CheckTotals {
+        let c = &self.counters;
+        CheckTotals {
+            buckets: std::array::from_fn(|i| c.buckets[i].load(Relaxed)),
+            sum: c.sum_us.load(Relaxed) as f64 / 1e6,
+            failures: std::array::from_fn(|i| c.failures[i].load(Relaxed)),
         }
     }
 
@@ -312,17 +393,33 @@ pub enum AdminState {
 
 /// Admin override slots of one pool node. Survive zone reloads (keyed by pool name and
 /// address in the monitor).
+///
+/// Also remembers when the node was last put into an answer and until when that answer
+/// may be cached, so that the admin API can say when a drained node is safe to stop.
 #[derive(Debug)]
 pub struct NodeAdmin {
     state: AtomicU8,
     weight: AtomicU32,
+    /// Milliseconds since the monitor's epoch, plus one, of the last answer naming the
+    /// node (0: never), kept to [`SERVED_GRANULARITY_MS`].
+    served_ms: AtomicU64,
+    /// Milliseconds since the epoch until which some answer naming the node may still be
+    /// cached: the largest (served time + TTL) seen, plus one (0: never).
+    expires_ms: AtomicU64,
 }
+
+/// Resolution of the last-served time: the answer path stores at most once per this many
+/// milliseconds per node, so steady traffic does not keep a cache line bouncing between
+/// cores. The admin API adds it to expiry times, which keeps them on the safe side.
+pub const SERVED_GRANULARITY_MS: u64 = 100;
 
 impl Default for NodeAdmin {
     fn default() -> Self {
         Self {
             state: AtomicU8::new(0),
             weight: AtomicU32::new(u32::MAX),
+            served_ms: AtomicU64::new(0),
+            expires_ms: AtomicU64::new(0),
         }
     }
 }
@@ -362,6 +459,40 @@ impl NodeAdmin {
     pub fn set_weight(&self, w: Option<u32>) {
         self.weight
             .store(w.map_or(u32::MAX, |w| w.min(u32::MAX - 1)), Relaxed);
+    }
+
+    /// Notes that the node was put into an answer with `ttl`, `now_ms` milliseconds after
+    /// the monitor's epoch (the answer path: two relaxed loads, and stores at most once per
+    /// [`SERVED_GRANULARITY_MS`] or when the expiry moves by more than that).
+    #[inline]
+    pub fn note_served(&self, now_ms: u64, ttl: u32) {
+        let served = now_ms + 1;
+        let expires = served + ttl as u64 * 1000;
+        if served >= self.served_ms.load(Relaxed) + SERVED_GRANULARITY_MS {
+            self.served_ms.store(served, Relaxed);
+        }
+        if expires >= self.expires_ms.load(Relaxed) + SERVED_GRANULARITY_MS {
+            self.expires_ms.store(expires, Relaxed);
+        }
+    }
+
+    /// When the node was last put into an answer, if ever (to within
+    /// [`SERVED_GRANULARITY_MS`]), as an offset from the monitor's epoch.
+    pub fn last_served(&self) -> Option<Duration> {
+        match self.served_ms.load(Relaxed) {
+            0 => None,
+            ms => Some(Duration::from_millis(ms - 1)),
+        }
+    }
+
+    /// Until when an answer naming the node may still sit in a resolver cache, as an offset
+    /// from the monitor's epoch, rounded up by [`SERVED_GRANULARITY_MS`]; `None` if it has
+    /// never been served.
+    pub fn cached_until(&self) -> Option<Duration> {
+        match self.expires_ms.load(Relaxed) {
+            0 => None,
+            ms => Some(Duration::from_millis(ms - 1 + SERVED_GRANULARITY_MS)),
+        }
     }
 }
 
@@ -498,5 +629,41 @@ mod tests {
         assert_eq!((a.state(), a.weight()), (AdminState::Drain, Some(0)));
         a.set_weight(None);
         assert_eq!(a.weight(), None);
+    }
+
+    #[test]
+    fn served_times_are_coarse_and_expiry_never_moves_back() {
+        let a = NodeAdmin::default();
+        assert_eq!((a.last_served(), a.cached_until()), (None, None));
+        a.note_served(1_000, 20);
+        assert_eq!(a.last_served(), Some(Duration::from_millis(1_000)));
+        let until = Duration::from_millis(21_000 + SERVED_GRANULARITY_MS);
+        assert_eq!(a.cached_until(), Some(until));
+        // Within the granularity: not stored again.
+        a.note_served(1_050, 20);
+        assert_eq!(a.last_served(), Some(Duration::from_millis(1_000)));
+        // A later answer with a shorter (degraded) TTL does not shorten the expiry.
+        a.note_served(2_000, 5);
+        assert_eq!(a.last_served(), Some(Duration::from_millis(2_000)));
+        assert_eq!(a.cached_until(), Some(until));
+        a.note_served(3_000, 20);
+        assert_eq!(
+            a.cached_until(),
+            Some(Duration::from_millis(23_000 + SERVED_GRANULARITY_MS))
+        );
+    }
+
+    #[test]
+    fn check_counters_by_bucket_and_reason() {
+        let n = NodeHealth::new(Instant::now());
+        n.observe_check(Duration::from_micros(300), None);
+        n.observe_check(Duration::from_millis(300), Some(&Failure::Timeout));
+        n.observe_check(Duration::from_secs(3), Some(&Failure::Refused));
+        let t = n.check_totals();
+        assert_eq!(t.buckets[0], 1);
+        assert_eq!(t.buckets[9], 1, "300 ms falls in the (250, 500] ms bucket");
+        assert_eq!(t.buckets[CHECK_BUCKETS.len()], 1);
+        assert_eq!((t.failures[0], t.failures[1]), (1, 1));
+        assert!((t.sum - 3.3003).abs() < 1e-6);
     }
 }

@@ -304,9 +304,23 @@ impl PoolRuntime {
 #[inline]
 pub fn select(pool: &PoolRuntime, input: &SelectInput, out: &mut Selection) {
     select_with(pool, input, out, &mut ());
+    if out.outcome == Outcome::Answer {
+        // Remember when each node was last handed out, and for how long, so the admin API
+        // can tell when a drained node has left every cache (relaxed, mostly loads).
+        if let Some(first) = pool.nodes.first() {
+            let now_ms = input
+                .now
+                .saturating_duration_since(first.health.epoch())
+                .as_millis() as u64;
+            for &i in out.nodes() {
+                pool.nodes[i as usize].admin.note_served(now_ms, out.ttl);
+            }
+        }
+    }
 }
 
-/// [`select`] that also says why each node is in or out. Same code, other sink.
+/// [`select`] that also says why each node is in or out. Same code, other sink; it does
+/// not count as serving the nodes it picks.
 pub fn explain(pool: &PoolRuntime, input: &SelectInput) -> Explanation {
     let mut ex = Explanation {
         selection: Selection::default(),

@@ -1,0 +1,466 @@
+//! `/metrics`: Prometheus / OpenMetrics text, built at scrape time.
+//!
+//! A [`prometheus_client`] [`Collector`](prometheus_client::collector::Collector) reads
+//! the sharded atomics the DNS paths already keep ([`crate::dns::stats`]), the node states
+//! of the served pools, the probes' check counters and the reload status. Nothing is
+//! added to the query path: a scrape sums the shards.
+//!
+//! | name | type | labels |
+//! |---|---|---|
+//! | `roundel_build_info` | info | `version` |
+//! | `roundel_start_time_seconds` | gauge | |
+//! | `roundel_uptime_seconds` | gauge | |
+//! | `roundel_dns_queries_total` | counter | `zone`, `qtype`, `rcode` |
+//! | `roundel_dns_queries_by_transport_total` | counter | `transport` |
+//! | `roundel_dns_answer_duration_seconds` | histogram | |
+//! | `roundel_dns_udp_truncated_total` | counter | |
+//! | `roundel_dns_tcp_connections_total` | counter | |
+//! | `roundel_dns_dropped_total` | counter | |
+//! | `roundel_zone_serial` | gauge | `zone` |
+//! | `roundel_zone_names` | gauge | `zone` |
+//! | `roundel_node_state` | gauge (1 for the current state) | `pool`, `node`, `addr`, `state` |
+//! | `roundel_node_up` | gauge | `pool`, `node`, `addr` |
+//! | `roundel_node_weight` | gauge | `pool`, `node`, `addr` |
+//! | `roundel_node_check_rtt_seconds` | gauge | `pool`, `node`, `addr` |
+//! | `roundel_pool_serving_nodes` | gauge | `pool` |
+//! | `roundel_check_duration_seconds` | histogram | `target`, `check` |
+//! | `roundel_check_failures_total` | counter | `target`, `check`, `reason` |
+//! | `roundel_check_transitions_total` | counter | `target`, `check` |
+//! | `roundel_reloads_total` | counter | |
+//! | `roundel_reloads_failed_total` | counter | |
+//! | `roundel_reload_last_success_timestamp_seconds` | gauge | |
+//! | `roundel_reload_last_ok` | gauge | |
+//! | `roundel_snapshot_generation` | gauge | |
+//! | `roundel_query_log_enabled` | gauge | |
+
+use std::sync::{Arc, Weak};
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+
+use super::Admin;
+use crate::dns::stats::{self, LATENCY_BUCKETS, QTYPES, RCODES};
+use crate::health::state::{CHECK_BUCKETS, FAILURE_REASONS};
+use crate::health::{AdminState, Health};
+
+/// Collects every metric at scrape time from the admin context.
+#[derive(Debug)]
+pub struct Collector {
+    admin: Weak<Admin>,
+}
+
+impl Collector {
+    /// A collector over `admin` (weak: the registry lives inside the admin context).
+    pub fn new(admin: Weak<Admin>) -> Self {
+        Self { admin }
+    }
+}
+
+type Fmt = Result<(), std::fmt::Error>;
+
+fn counter(enc: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> Fmt {
+    let c = ConstCounter::new(v);
+    c.encode(enc.encode_descriptor(name, help, None, c.metric_type())?)
+}
+
+fn gauge(enc: &mut DescriptorEncoder, name: &str, help: &str, v: f64) -> Fmt {
+    let g = ConstGauge::new(v);
+    g.encode(enc.encode_descriptor(name, help, None, g.metric_type())?)
+}
+
+impl prometheus_client::collector::Collector for Collector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Fmt {
+        let Some(admin) = self.admin.upgrade() else {
+            return Ok(());
+        };
+        let enc = &mut enc;
+        let snapshot = admin.reloader.cell().load_full();
+
+        // Process.
+        enc.encode_descriptor(
+            "roundel_build",
+            "Roundel build information",
+            None,
+            MetricType::Info,
+        )?
+        .encode_info(&[("version", env!("CARGO_PKG_VERSION"))])?;
+        gauge(
+            enc,
+            "roundel_start_time_seconds",
+            "Start time of the server, Unix seconds",
+            super::time::unix(admin.started),
+        )?;
+        gauge(
+            enc,
+            "roundel_uptime_seconds",
+            "Seconds since the server started",
+            admin.started_instant.elapsed().as_secs_f64(),
+        )?;
+        gauge(
+            enc,
+            "roundel_query_log_enabled",
+            "1 when per-query logging is on",
+            f64::from(u8::from(crate::dns::query_log())),
+        )?;
+
+        // Queries by zone, type and rcode.
+        {
+            let mut zones: Vec<(String, _)> = snapshot
+                .sorted_zones()
+                .iter()
+                .map(|z| (z.origin.to_ascii(), z.stats.totals()))
+                .collect();
+            zones.push(("unmatched".to_owned(), admin.stats.unmatched.totals()));
+            let mut m = enc.encode_descriptor(
+                "roundel_dns_queries",
+                "DNS queries answered, by zone (unmatched: no zone or unparsed), query type and response code",
+                None,
+                MetricType::Counter,
+            )?;
+            for (zone, totals) in &zones {
+                for (t, row) in totals.iter().enumerate() {
+                    for (r, &n) in row.iter().enumerate() {
+                        if n == 0 {
+                            continue;
+                        }
+                        let labels = [
+                            ("zone", zone.as_str()),
+                            ("qtype", stats::qtype_label(t)),
+                            ("rcode", stats::rcode_label(r)),
+                        ];
+                        ConstCounter::new(n).encode(m.encode_family(&labels)?)?;
+                    }
+                }
+            }
+            debug_assert!(QTYPES.len() + RCODES.len() > 0);
+        }
+
+        let w = admin.stats.wire_totals();
+        {
+            let mut m = enc.encode_descriptor(
+                "roundel_dns_queries_by_transport",
+                "DNS queries answered, by transport",
+                None,
+                MetricType::Counter,
+            )?;
+            ConstCounter::new(w.udp).encode(m.encode_family(&[("transport", "udp")])?)?;
+            ConstCounter::new(w.tcp).encode(m.encode_family(&[("transport", "tcp")])?)?;
+        }
+        {
+            let count: u64 = w.latency.iter().sum();
+            let buckets: Vec<(f64, u64)> = LATENCY_BUCKETS
+                .iter()
+                .copied()
+                .chain([f64::INFINITY])
+                .zip(w.latency.iter().copied())
+                .collect();
+            enc.encode_descriptor(
+                "roundel_dns_answer_duration_seconds",
+                "Time from a request's arrival to its encoded response",
+                None,
+                MetricType::Histogram,
+            )?
+            .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                w.latency_sum,
+                count,
+                &buckets,
+                None,
+            )?;
+        }
+        counter(
+            enc,
+            "roundel_dns_udp_truncated",
+            "UDP responses sent truncated (TC set)",
+            w.truncated,
+        )?;
+        counter(
+            enc,
+            "roundel_dns_tcp_connections",
+            "TCP connections that carried at least one query",
+            w.tcp_connections,
+        )?;
+        counter(
+            enc,
+            "roundel_dns_dropped",
+            "Messages dropped without an answer (too short, or responses)",
+            w.dropped,
+        )?;
+
+        // Zones.
+        {
+            let mut serial = enc.encode_descriptor(
+                "roundel_zone_serial",
+                "SOA serial of each served zone",
+                None,
+                MetricType::Gauge,
+            )?;
+            for z in snapshot.sorted_zones() {
+                let origin = z.origin.to_ascii();
+                ConstGauge::new(z.serial() as i64)
+                    .encode(serial.encode_family(&[("zone", origin.as_str())])?)?;
+            }
+        }
+        {
+            let mut names = enc.encode_descriptor(
+                "roundel_zone_names",
+                "Owner names of each served zone",
+                None,
+                MetricType::Gauge,
+            )?;
+            for z in snapshot.sorted_zones() {
+                let origin = z.origin.to_ascii();
+                ConstGauge::new(z.nodes.len() as i64)
+                    .encode(names.encode_family(&[("zone", origin.as_str())])?)?;
+            }
+        }
+
+        // Pools and nodes.
+        let pools = super::api::all_pools(&snapshot);
+        struct NodeRow {
+            pool: String,
+            node: String,
+            addr: String,
+            state: &'static str,
+            up: bool,
+            weight: u32,
+            srtt: Option<f64>,
+        }
+        let mut rows = Vec::new();
+        let mut serving = Vec::new();
+        for (_, p) in &pools {
+            let pool = p.name().to_ascii();
+            let mut n_serving = 0;
+            for n in p.nodes() {
+                let health = n.health.health();
+                let a = n.admin.state();
+                let state = if n.spec.maint || a == AdminState::Maint {
+                    "maint"
+                } else if a == AdminState::Drain {
+                    "drain"
+                } else {
+                    health.as_str()
+                };
+                n_serving += usize::from(state == "up");
+                rows.push(NodeRow {
+                    pool: pool.clone(),
+                    node: n.spec.label.clone(),
+                    addr: n.spec.addr.to_string(),
+                    state,
+                    up: health == Health::Up,
+                    weight: n.admin.weight().unwrap_or_else(|| {
+                        n.health
+                            .reported()
+                            .map_or(n.spec.weight, |r| r.apply(n.spec.weight))
+                    }),
+                    srtt: n.health.srtt().map(|d| d.as_secs_f64()),
+                });
+            }
+            serving.push((pool, n_serving));
+        }
+        {
+            let mut m = enc.encode_descriptor(
+                "roundel_node_state",
+                "Node state: 1 for the current one of up, down, unknown, drain, maint",
+                None,
+                MetricType::Gauge,
+            )?;
+            for r in &rows {
+                for s in ["up", "down", "unknown", "drain", "maint"] {
+                    let labels = [
+                        ("pool", r.pool.as_str()),
+                        ("node", r.node.as_str()),
+                        ("addr", r.addr.as_str()),
+                        ("state", s),
+                    ];
+                    ConstGauge::new(i64::from(r.state == s)).encode(m.encode_family(&labels)?)?;
+                }
+            }
+        }
+        for (name, help) in [
+            (
+                "roundel_node_up",
+                "1 when the node's health checks pass (whatever admin overrides say)",
+            ),
+            (
+                "roundel_node_weight",
+                "Effective weight of the node (override, else reported, else configured)",
+            ),
+        ] {
+            let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for r in &rows {
+                let labels = [
+                    ("pool", r.pool.as_str()),
+                    ("node", r.node.as_str()),
+                    ("addr", r.addr.as_str()),
+                ];
+                let v = if name == "roundel_node_up" {
+                    i64::from(r.up)
+                } else {
+                    i64::from(r.weight)
+                };
+                ConstGauge::new(v).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        {
+            let mut m = enc.encode_descriptor(
+                "roundel_node_check_rtt_seconds",
+                "Smoothed round-trip time of the node's successful checks",
+                None,
+                MetricType::Gauge,
+            )?;
+            for r in &rows {
+                let Some(s) = r.srtt else { continue };
+                let labels = [
+                    ("pool", r.pool.as_str()),
+                    ("node", r.node.as_str()),
+                    ("addr", r.addr.as_str()),
+                ];
+                ConstGauge::new(s).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        {
+            let mut m = enc.encode_descriptor(
+                "roundel_pool_serving_nodes",
+                "Nodes of the pool that are up and not drained or in maintenance",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (pool, n) in &serving {
+                ConstGauge::new(*n as i64).encode(m.encode_family(&[("pool", pool.as_str())])?)?;
+            }
+        }
+
+        // Probes (shared by every node with the same target and check).
+        let mut probes = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (_, p) in &pools {
+            let kind = p.spec().check.kind.name();
+            if kind == "none" {
+                continue;
+            }
+            for n in p.nodes() {
+                if !seen.insert(Arc::as_ptr(&n.health)) {
+                    continue;
+                }
+                let target = std::net::SocketAddr::new(n.spec.probe.addr, n.spec.probe.port);
+                probes.push((
+                    target.to_string(),
+                    kind,
+                    n.health.check_totals(),
+                    n.health.detail().transitions,
+                ));
+            }
+        }
+        {
+            let mut m = enc.encode_descriptor(
+                "roundel_check_duration_seconds",
+                "Duration of health checks, failed ones included",
+                None,
+                MetricType::Histogram,
+            )?;
+            for (target, kind, t, _) in &probes {
+                let buckets: Vec<(f64, u64)> = CHECK_BUCKETS
+                    .iter()
+                    .copied()
+                    .chain([f64::INFINITY])
+                    .zip(t.buckets.iter().copied())
+                    .collect();
+                let labels = [("target", target.as_str()), ("check", *kind)];
+                m.encode_family(&labels)?
+                    .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                        t.sum,
+                        t.buckets.iter().sum(),
+                        &buckets,
+                        None,
+                    )?;
+            }
+        }
+        {
+            let mut m = enc.encode_descriptor(
+                "roundel_check_failures",
+                "Failed health checks by reason",
+                None,
+                MetricType::Counter,
+            )?;
+            for (target, kind, t, _) in &probes {
+                for (i, reason) in FAILURE_REASONS.iter().enumerate() {
+                    let labels = [
+                        ("target", target.as_str()),
+                        ("check", *kind),
+                        ("reason", *reason),
+                    ];
+                    ConstCounter::new(t.failures[i]).encode(m.encode_family(&labels)?)?;
+                }
+            }
+        }
+        {
+            let mut m = enc.encode_descriptor(
+                "roundel_check_transitions",
+                "Health state changes of each probe target, the first result included",
+                None,
+                MetricType::Counter,
+            )?;
+            for (target, kind, _, transitions) in &probes {
+                let labels = [("target", target.as_str()), ("check", *kind)];
+                ConstCounter::new(*transitions).encode(m.encode_family(&labels)?)?;
+            }
+        }
+
+        // Reloads.
+        let r = admin.reloader.status();
+        counter(
+            enc,
+            "roundel_reloads",
+            "Zone loads attempted (the startup load included)",
+            r.total,
+        )?;
+        counter(
+            enc,
+            "roundel_reloads_failed",
+            "Zone reloads rejected (the previous zones kept serving)",
+            r.failed,
+        )?;
+        gauge(
+            enc,
+            "roundel_reload_last_success_timestamp_seconds",
+            "When the zones were last loaded successfully, Unix seconds",
+            r.last_success.map_or(0.0, super::time::unix),
+        )?;
+        gauge(
+            enc,
+            "roundel_reload_last_ok",
+            "1 when the last reload succeeded",
+            f64::from(u8::from(
+                r.last.as_ref().is_none_or(|l| l.errors.is_empty()),
+            )),
+        )?;
+        gauge(
+            enc,
+            "roundel_snapshot_generation",
+            "Generation of the served zone snapshot (one per successful load)",
+            snapshot.generation as f64,
+        )?;
+        Ok(())
+    }
+}
+
+/// `GET /metrics`.
+pub async fn handler(State(admin): State<Arc<Admin>>) -> Response {
+    let mut out = String::with_capacity(16 * 1024);
+    match prometheus_client::encoding::text::encode(&mut out, &admin.registry) {
+        Ok(()) => (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            out,
+        )
+            .into_response(),
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "encoding failed").into_response(),
+    }
+}

@@ -1,0 +1,164 @@
+//! The operations surface: an HTTP listener (127.0.0.1:8053 by default) with
+//!
+//! * the admin API under `/api/v1/` ([`api`]): zones, pools and nodes as JSON; drain,
+//!   maint, ready and weight overrides; reload; explain; per-query logging on/off;
+//! * `/metrics` in the Prometheus / OpenMetrics text format ([`metrics`]);
+//! * a live status page at `/` ([`page`]).
+//!
+//! Reads are open to whoever can reach the listener (loopback by default). Every call that
+//! changes state needs `Authorization: Bearer TOKEN` with the token from the server
+//! configuration or `ROUNDEL_ADMIN_TOKEN`; with no token configured they are refused
+//! (403). Overrides are kept in a state file ([`overrides`]) and re-applied after every
+//! reload and at startup.
+
+pub mod api;
+pub mod metrics;
+pub mod overrides;
+pub mod page;
+pub mod time;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+
+use crate::dns::stats::DnsStats;
+use crate::reload::Reloader;
+use overrides::Overrides;
+
+/// Default admin listener: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8053";
+/// Environment variable holding the admin token.
+pub const TOKEN_ENV: &str = "ROUNDEL_ADMIN_TOKEN";
+
+/// A bearer token; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl Token {
+    /// A token from its text (surrounding whitespace removed); `None` when empty.
+    pub fn new(text: &str) -> Option<Self> {
+        let t = text.trim();
+        (!t.is_empty()).then(|| Token(t.to_owned()))
+    }
+
+    /// Compares with `other` in time independent of where they differ (the length is
+    /// not secret).
+    fn matches(&self, other: &str) -> bool {
+        let (a, b) = (self.0.as_bytes(), other.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+    }
+
+    /// The token text (for clients that send it).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+/// Everything the admin side reads and changes.
+pub struct Admin {
+    /// The reloader: the served snapshot, the health monitor, reload status.
+    pub reloader: Arc<Reloader>,
+    /// Query counters.
+    pub stats: Arc<DnsStats>,
+    /// Overrides and their state file.
+    pub overrides: Arc<Overrides>,
+    token: Option<Token>,
+    /// When the server started (wall clock).
+    pub started: SystemTime,
+    /// When the server started (monotonic).
+    pub started_instant: Instant,
+    registry: prometheus_client::registry::Registry,
+}
+
+impl std::fmt::Debug for Admin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admin")
+            .field("token", &self.token)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Admin {
+    /// The admin side of one server.
+    pub fn new(
+        reloader: Arc<Reloader>,
+        stats: Arc<DnsStats>,
+        overrides: Arc<Overrides>,
+        token: Option<Token>,
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|weak| {
+            let mut registry = prometheus_client::registry::Registry::default();
+            registry.register_collector(Box::new(metrics::Collector::new(weak.clone())));
+            Admin {
+                reloader,
+                stats,
+                overrides,
+                token,
+                started: SystemTime::now(),
+                started_instant: Instant::now(),
+                registry,
+            }
+        })
+    }
+
+    /// Checks the bearer token of a state-changing request.
+    fn authorize(&self, headers: &HeaderMap) -> Result<(), api::ApiError> {
+        let Some(token) = &self.token else {
+            return Err(api::ApiError::new(
+                StatusCode::FORBIDDEN,
+                "state-changing calls are disabled: no admin token is configured \
+                 (set [admin] token or token_file in the server configuration, or \
+                 ROUNDEL_ADMIN_TOKEN, and restart)",
+            ));
+        };
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        match given {
+            Some(g) if token.matches(g) => Ok(()),
+            Some(_) => Err(api::ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "wrong admin token",
+            )),
+            None => Err(api::ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "this call changes state: send Authorization: Bearer <admin token>",
+            )),
+        }
+    }
+}
+
+/// The admin routes.
+pub fn router(admin: Arc<Admin>) -> Router {
+    Router::new()
+        .route("/", axum::routing::get(page::status_page))
+        .route("/metrics", axum::routing::get(metrics::handler))
+        .merge(api::routes())
+        .fallback(|| async {
+            api::error(StatusCode::NOT_FOUND, "no such endpoint").into_response()
+        })
+        .with_state(admin)
+}
+
+/// Serves the admin routes on `listener` until `shutdown` completes.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    admin: Arc<Admin>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(admin))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

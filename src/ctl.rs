@@ -1,0 +1,637 @@
+//! `roundel ctl`: the admin API from the shell.
+//!
+//! ```text
+//! roundel ctl status
+//! roundel ctl drain web.example.test web1
+//! roundel ctl weight web.example.test 192.0.2.11 5      # or: clear
+//! roundel ctl explain web.example.test AAAA --client 198.51.100.7
+//! roundel ctl --json status | jq .
+//! ```
+//!
+//! Readable tables by default, the API's JSON with `--json`. The server is
+//! `--server URL` (default `http://127.0.0.1:8053`); state-changing commands send the
+//! token from `--token` or `ROUNDEL_ADMIN_TOKEN`.
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// How long one API call may take (a reload waits for new nodes' first checks).
+pub const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Arguments of `roundel ctl`.
+#[derive(Debug, clap::Args)]
+pub struct CtlArgs {
+    /// Admin API base URL.
+    #[arg(
+        long,
+        global = true,
+        default_value = "http://127.0.0.1:8053",
+        env = "ROUNDEL_ADMIN_URL"
+    )]
+    pub server: String,
+    /// Admin token for state-changing commands.
+    #[arg(long, global = true, env = crate::admin::TOKEN_ENV, hide_env_values = true)]
+    pub token: Option<String>,
+    /// Print the API's JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: CtlCommand,
+}
+
+/// One `roundel ctl` command.
+#[derive(Debug, clap::Subcommand)]
+pub enum CtlCommand {
+    /// Zones, pools and every node's state.
+    Status,
+    /// Stop handing a node out; says when it is safe to stop it.
+    Drain {
+        /// Pool name (`web.example.test`).
+        pool: String,
+        /// Node label or address.
+        node: String,
+    },
+    /// Take a node out of service whatever its checks say.
+    Maint {
+        /// Pool name.
+        pool: String,
+        /// Node label or address.
+        node: String,
+    },
+    /// Clear drain / maint: the node follows its checks again.
+    Ready {
+        /// Pool name.
+        pool: String,
+        /// Node label or address.
+        node: String,
+    },
+    /// Set a node's weight override, or `clear` it.
+    Weight {
+        /// Pool name.
+        pool: String,
+        /// Node label or address.
+        node: String,
+        /// A weight (0 takes the node out) or `clear`.
+        weight: String,
+    },
+    /// Reload the zone files now; prints every problem if the new files are rejected.
+    Reload,
+    /// The answer Roundel gives to a question, and why.
+    Explain {
+        /// Question name.
+        name: String,
+        /// Question type.
+        #[arg(default_value = "A")]
+        qtype: String,
+        /// Client address to assume.
+        #[arg(long)]
+        client: Option<String>,
+        /// EDNS Client Subnet to assume (`198.51.100.0/24`).
+        #[arg(long)]
+        ecs: Option<String>,
+    },
+    /// Turn per-query logging on or off.
+    QueryLog {
+        /// `on` or `off`.
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+    },
+}
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CtlError {
+    /// The server could not be reached or the request failed.
+    #[error("cannot reach the admin API at {url}: {reason}")]
+    Connect {
+        /// URL called.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The server answered with an error.
+    #[error("{status}: {message}")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// The API's message.
+        message: String,
+        /// The body, for `--json`.
+        body: Value,
+    },
+    /// Bad arguments.
+    #[error("{0}")]
+    Usage(String),
+}
+
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b':') {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+struct Api {
+    client: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl Api {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(u16, Value), CtlError> {
+        let url = format!("{}{path}", self.base);
+        let mut req = self.client.request(method, &url);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(b.to_string());
+        }
+        let connect = |e: reqwest::Error| CtlError::Connect {
+            url: url.clone(),
+            reason: {
+                let mut s = e.to_string();
+                let mut src = std::error::Error::source(&e);
+                while let Some(x) = src {
+                    let _ = write!(s, ": {x}");
+                    src = x.source();
+                }
+                s
+            },
+        };
+        let resp = req.send().await.map_err(connect)?;
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.map_err(connect)?;
+        let body: Value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        Ok((status, body))
+    }
+
+    /// A call whose non-2xx answers are errors.
+    async fn ok(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, CtlError> {
+        let (status, body) = self.call(method, path, body).await?;
+        if (200..300).contains(&status) {
+            Ok(body)
+        } else {
+            let message = body["error"]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| body.to_string());
+            Err(CtlError::Api {
+                status,
+                message,
+                body,
+            })
+        }
+    }
+}
+
+/// Runs `roundel ctl` and returns the exit code: 0 done, 1 the server refused or reported
+/// a failure, 2 the server could not be reached or the arguments are wrong.
+pub fn main(args: CtlArgs) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("roundel ctl: cannot start: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let json = args.json;
+    match rt.block_on(run(args)) {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(CtlError::Api { body, .. }) if json => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&body).unwrap_or_default()
+            );
+            ExitCode::FAILURE
+        }
+        Err(e @ CtlError::Api { .. }) => {
+            eprintln!("roundel ctl: {e}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("roundel ctl: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs one command and returns what to print.
+pub async fn run(args: CtlArgs) -> Result<String, CtlError> {
+    // reqwest is built without a default TLS provider (see Cargo.toml); give it ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(TIMEOUT)
+        .build()
+        .map_err(|e| CtlError::Connect {
+            url: args.server.clone(),
+            reason: e.to_string(),
+        })?;
+    let api = Api {
+        client,
+        base: args.server.trim_end_matches('/').to_owned(),
+        token: args.token.clone().filter(|t| !t.trim().is_empty()),
+    };
+    use reqwest::Method;
+    let node_path =
+        |pool: &str, node: &str| format!("/api/v1/pools/{}/nodes/{}", encode(pool), encode(node));
+    let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap_or_default() + "\n";
+    match args.command {
+        CtlCommand::Status => {
+            let v = api.ok(Method::GET, "/api/v1/status", None).await?;
+            Ok(if args.json {
+                pretty(&v)
+            } else {
+                status_table(&v)
+            })
+        }
+        CtlCommand::Drain { pool, node } => {
+            action(&api, &node_path(&pool, &node), "drain", args.json).await
+        }
+        CtlCommand::Maint { pool, node } => {
+            action(&api, &node_path(&pool, &node), "maint", args.json).await
+        }
+        CtlCommand::Ready { pool, node } => {
+            action(&api, &node_path(&pool, &node), "ready", args.json).await
+        }
+        CtlCommand::Weight { pool, node, weight } => {
+            let path = format!("{}/weight", node_path(&pool, &node));
+            let v = if weight == "clear" {
+                api.ok(Method::DELETE, &path, None).await?
+            } else {
+                let w: u32 = weight.parse().map_err(|_| {
+                    CtlError::Usage(format!("weight: {weight:?} is not a number or \"clear\""))
+                })?;
+                api.ok(Method::PUT, &path, Some(serde_json::json!({ "weight": w })))
+                    .await?
+            };
+            Ok(if args.json {
+                pretty(&v)
+            } else {
+                format!("{}\n", v["message"].as_str().unwrap_or_default())
+            })
+        }
+        CtlCommand::Reload => {
+            let (status, v) = api.call(Method::POST, "/api/v1/reload", None).await?;
+            if args.json && (status == 200 || status == 422) {
+                return if status == 200 {
+                    Ok(pretty(&v))
+                } else {
+                    Err(CtlError::Api {
+                        status,
+                        message: "reload rejected".into(),
+                        body: v,
+                    })
+                };
+            }
+            match status {
+                200 => Ok(format!(
+                    "reloaded: serving generation {}\n",
+                    v["last"]["generation"]
+                )),
+                422 => {
+                    let mut msg = format!(
+                        "reload rejected, still serving generation {}:",
+                        v["last"]["generation"]
+                    );
+                    for e in v["last"]["errors"].as_array().into_iter().flatten() {
+                        let _ = write!(msg, "\n  {}", e["text"].as_str().unwrap_or_default());
+                    }
+                    Err(CtlError::Api {
+                        status,
+                        message: msg,
+                        body: v,
+                    })
+                }
+                _ => Err(CtlError::Api {
+                    status,
+                    message: v["error"].as_str().unwrap_or_default().to_owned(),
+                    body: v,
+                }),
+            }
+        }
+        CtlCommand::Explain {
+            name,
+            qtype,
+            client,
+            ecs,
+        } => {
+            let mut path = format!(
+                "/api/v1/explain?name={}&type={}",
+                encode(&name),
+                encode(&qtype)
+            );
+            if let Some(c) = client {
+                let _ = write!(path, "&client={}", encode(&c));
+            }
+            if let Some(e) = ecs {
+                let _ = write!(path, "&ecs={}", encode(&e));
+            }
+            let v = api.ok(Method::GET, &path, None).await?;
+            Ok(if args.json {
+                pretty(&v)
+            } else {
+                explain_text(&v)
+            })
+        }
+        CtlCommand::QueryLog { state } => {
+            let v = api
+                .ok(
+                    Method::PUT,
+                    "/api/v1/query-log",
+                    Some(serde_json::json!({ "enabled": state == "on" })),
+                )
+                .await?;
+            Ok(if args.json {
+                pretty(&v)
+            } else {
+                format!(
+                    "per-query logging {}\n",
+                    if v["enabled"] == Value::Bool(true) {
+                        "on"
+                    } else {
+                        "off"
+                    }
+                )
+            })
+        }
+    }
+}
+
+async fn action(api: &Api, node: &str, what: &str, json: bool) -> Result<String, CtlError> {
+    let v = api
+        .ok(reqwest::Method::POST, &format!("{node}/{what}"), None)
+        .await?;
+    Ok(if json {
+        serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"
+    } else {
+        format!("{}\n", v["message"].as_str().unwrap_or_default())
+    })
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Left-aligned columns separated by two spaces.
+fn table(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .map(|r| r.get(c).map_or(0, |x| x.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let mut line = String::new();
+        for (c, cell) in r.iter().enumerate() {
+            if c + 1 == r.len() {
+                line.push_str(cell);
+            } else {
+                let _ = write!(line, "{cell:<w$}  ", w = widths[c]);
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// `roundel ctl status` as text.
+pub fn status_table(v: &Value) -> String {
+    let mut out = String::new();
+    let r = &v["reload"];
+    let _ = writeln!(
+        out,
+        "roundel {}  up {:.0} s  generation {}  reloads {} ({} failed)  query log {}  admin {}",
+        s(&v["version"]),
+        v["uptime_seconds"].as_f64().unwrap_or(0.0),
+        s(&v["generation"]),
+        s(&r["total"]),
+        s(&r["failed"]),
+        if v["query_log"] == Value::Bool(true) {
+            "on"
+        } else {
+            "off"
+        },
+        if v["writable"] == Value::Bool(true) {
+            "read-write"
+        } else {
+            "read-only (no token configured)"
+        },
+    );
+    if r["last"]["ok"] == Value::Bool(false) {
+        let _ = writeln!(
+            out,
+            "LAST RELOAD FAILED ({}, {}): still serving generation {}",
+            s(&r["last"]["trigger"]),
+            s(&r["last"]["at"]),
+            s(&r["last"]["generation"])
+        );
+        for e in r["last"]["errors"].as_array().into_iter().flatten() {
+            let _ = writeln!(out, "  {}", s(&e["text"]));
+        }
+    }
+    out.push('\n');
+    let mut rows = vec![
+        ["ZONE", "SERIAL", "NAMES", "POOLS", "FILE"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    for z in v["zones"].as_array().into_iter().flatten() {
+        rows.push(vec![
+            s(&z["origin"]),
+            s(&z["serial"]),
+            s(&z["names"]),
+            z["pools"].as_array().map_or(0, Vec::len).to_string(),
+            s(&z["file"]),
+        ]);
+    }
+    out.push_str(&table(&rows));
+    let mut rows = vec![
+        [
+            "POOL",
+            "NODE",
+            "ADDRESS",
+            "STATE",
+            "WEIGHT",
+            "RTT",
+            "SINCE",
+            "LAST CHECK / REASON",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    for p in v["pools"].as_array().into_iter().flatten() {
+        for n in p["nodes"].as_array().into_iter().flatten() {
+            let mut weight = s(&n["effective_weight"]);
+            if !n["weight_override"].is_null() {
+                weight.push('*');
+            }
+            let reason = match n["state"].as_str() {
+                Some("drain" | "maint") if n["safe_to_stop"] == Value::Bool(true) => {
+                    "safe to stop".to_owned()
+                }
+                Some("drain" | "maint") => format!("cached until {}", s(&n["cached_until"])),
+                _ => match &n["last_failure"] {
+                    Value::Null => "ok".to_owned(),
+                    f => s(f),
+                },
+            };
+            rows.push(vec![
+                s(&p["name"]),
+                s(&n["label"]),
+                s(&n["addr"]),
+                s(&n["state"]),
+                weight,
+                n["srtt_ms"]
+                    .as_f64()
+                    .map_or("-".into(), |ms| format!("{ms:.2}ms")),
+                s(&n["since"]),
+                reason,
+            ]);
+        }
+    }
+    if rows.len() > 1 {
+        out.push('\n');
+        out.push_str(&table(&rows));
+    }
+    out
+}
+
+/// `roundel ctl explain` as text.
+pub fn explain_text(v: &Value) -> String {
+    let mut out = String::new();
+    let r = &v["response"];
+    let _ = writeln!(
+        out,
+        "{} {} from {}{}: {}{}",
+        s(&v["name"]),
+        s(&v["type"]),
+        s(&v["client"]),
+        v["ecs"]
+            .as_str()
+            .map_or(String::new(), |e| format!(" (ECS {e})")),
+        s(&r["rcode"]),
+        if r["aa"] == Value::Bool(true) {
+            ", authoritative"
+        } else {
+            ""
+        },
+    );
+    for section in ["answer", "authority", "additional"] {
+        let recs = r[section].as_array().cloned().unwrap_or_default();
+        if recs.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "\n;; {}", section.to_uppercase());
+        let rows: Vec<Vec<String>> = recs
+            .iter()
+            .map(|x| {
+                vec![
+                    s(&x["name"]),
+                    s(&x["ttl"]),
+                    "IN".into(),
+                    s(&x["type"]),
+                    s(&x["data"]),
+                ]
+            })
+            .collect();
+        out.push_str(&table(&rows));
+    }
+    for p in v["pools"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "\npool {} ({}, {}): {}, tier {}, TTL {}{}{}",
+            s(&p["pool"]),
+            s(&p["policy"]),
+            s(&p["family"]),
+            s(&p["outcome"]),
+            s(&p["tier"]),
+            s(&p["ttl"]),
+            if p["degraded"] == Value::Bool(true) {
+                ", degraded"
+            } else {
+                ""
+            },
+            if p["all_down"] == Value::Bool(true) {
+                format!(", ALL DOWN ({})", s(&p["all_down_mode"]))
+            } else {
+                String::new()
+            },
+        );
+        let mut rows = vec![
+            ["NODE", "ADDRESS", "TIER", "STATE", "VERDICT", "WHY"]
+                .map(String::from)
+                .to_vec(),
+        ];
+        for n in p["nodes"].as_array().into_iter().flatten() {
+            rows.push(vec![
+                s(&n["label"]),
+                s(&n["addr"]),
+                s(&n["tier"]),
+                s(&n["state"]),
+                s(&n["verdict"]),
+                s(&n["reason"]),
+            ]);
+        }
+        out.push_str(&table(&rows));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_segments_are_encoded() {
+        assert_eq!(encode("web.example.test."), "web.example.test.");
+        assert_eq!(encode("2001:db8::1"), "2001:db8::1");
+        assert_eq!(encode("a b/c"), "a%20b%2Fc");
+    }
+
+    #[test]
+    fn tables_align() {
+        let t = table(&[
+            vec!["A".into(), "BB".into(), "C".into()],
+            vec!["aaa".into(), "b".into(), "c c".into()],
+        ]);
+        assert_eq!(t, "A    BB  C\naaa  b   c c\n");
+    }
+}
