@@ -133,7 +133,7 @@ fi
 
 say "== build"
 timeout 900 cargo build --release --locked
-BIN=$ROOT/target/release/roundel
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/roundel
 
 say "== serve, as the README says"
 if port_busy 5353; then
