@@ -968,20 +968,6 @@ fn explain_pool(
     }
 }
 
-/// The mnemonic of a response code, as dig prints it (`NOERROR`, `NXDOMAIN`...).
-pub fn rcode_name(r: hickory_proto::op::ResponseCode) -> String {
-    match u16::from(r) {
-        0 => "NOERROR".into(),
-        1 => "FORMERR".into(),
-        2 => "SERVFAIL".into(),
-        3 => "NXDOMAIN".into(),
-        4 => "NOTIMP".into(),
-        5 => "REFUSED".into(),
-        16 => "BADVERS".into(),
-        n => format!("RCODE{n}"),
-    }
-}
-
 /// Parses `198.51.100.0/24` (or a bare address: a full-length prefix).
 fn parse_subnet(s: &str) -> Option<(IpAddr, u8)> {
     let (a, p) = s.split_once('/').unwrap_or((s, ""));
@@ -1031,7 +1017,7 @@ pub fn explain_query(
         },
     );
     let view = AnswerView {
-        rcode: rcode_name(resp.rcode),
+        rcode: crate::dns::wire::rcode_name(resp.rcode).to_owned(),
         aa: resp.authoritative,
         zone: resp.zone.map(|z| z.origin.to_ascii()),
         answer: record_views(&resp.answer, &qname),

@@ -49,45 +49,14 @@ pub fn log_query(
     rcode: hickory_proto::op::ResponseCode,
     answers: usize,
 ) {
-    let mut name = String::with_capacity(qname.len() + 1);
-    let mut i = 0;
-    while let Some(&len) = qname.get(i) {
-        if len == 0 || len & 0xC0 != 0 {
-            break;
-        }
-        let end = (i + 1 + len as usize).min(qname.len());
-        for &b in &qname[i + 1..end] {
-            match b {
-                b'.' | b'\\' => {
-                    name.push('\\');
-                    name.push(b as char);
-                }
-                0x21..=0x7E => name.push(b as char),
-                _ => name.push_str(&format!("\\{b:03}")),
-            }
-        }
-        name.push('.');
-        i = end;
-    }
-    if name.is_empty() {
-        name.push('.');
-    }
+    let name = crate::zone::name::name_of(qname);
     tracing::info!(
         target: "roundel::query",
         transport = %match transport { Transport::Udp => "udp", Transport::Tcp => "tcp" },
         %client,
         qname = %name,
         qtype = %qtype,
-        rcode = %match u16::from(rcode) {
-            0 => "NOERROR",
-            1 => "FORMERR",
-            2 => "SERVFAIL",
-            3 => "NXDOMAIN",
-            4 => "NOTIMP",
-            5 => "REFUSED",
-            16 => "BADVERS",
-            _ => "other",
-        },
+        rcode = %wire::rcode_name(rcode),
         answers,
         "query"
     );

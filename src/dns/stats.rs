@@ -66,26 +66,14 @@ fn rcode_slot(r: ResponseCode) -> usize {
 
 /// Label of a query-type slot.
 pub fn qtype_label(slot: usize) -> &'static str {
-    QTYPES.get(slot).map_or("other", |t| match t {
-        RecordType::A => "A",
-        RecordType::AAAA => "AAAA",
-        RecordType::CNAME => "CNAME",
-        RecordType::MX => "MX",
-        RecordType::TXT => "TXT",
-        RecordType::SRV => "SRV",
-        RecordType::CAA => "CAA",
-        RecordType::PTR => "PTR",
-        RecordType::NS => "NS",
-        RecordType::SOA => "SOA",
-        _ => "ANY",
-    })
+    QTYPES.get(slot).map_or("other", |&t| t.into())
 }
 
 /// Label of an rcode slot.
 pub fn rcode_label(slot: usize) -> &'static str {
-    [
-        "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "BADVERS", "other",
-    ][slot.min(RCODES.len())]
+    RCODES
+        .get(slot)
+        .map_or("other", |&r| super::wire::rcode_name(r))
 }
 
 #[repr(align(128))]

@@ -502,6 +502,21 @@ fn write_opt(out: &mut Vec<u8>, edns: &Edns, rcode: ResponseCode, ecs_scope: u8,
     out[rdlen_at..rdlen_at + 2].copy_from_slice(&rdlen.to_be_bytes());
 }
 
+/// The mnemonic of a response code as dig prints it (`NOERROR`, `NXDOMAIN`...); `other`
+/// for codes Roundel never sends.
+pub fn rcode_name(rcode: ResponseCode) -> &'static str {
+    match u16::from(rcode) {
+        0 => "NOERROR",
+        1 => "FORMERR",
+        2 => "SERVFAIL",
+        3 => "NXDOMAIN",
+        4 => "NOTIMP",
+        5 => "REFUSED",
+        16 => "BADVERS",
+        _ => "other",
+    }
+}
+
 /// The type of a question section as received (name, type, class).
 pub fn question_type(question: &[u8]) -> RecordType {
     let n = question.len();
