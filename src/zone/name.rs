@@ -49,17 +49,6 @@ pub fn label_starts(wire: &[u8], buf: &mut [u8; 128]) -> usize {
     n
 }
 
-/// Number of labels in a well-formed wire name, not counting the root.
-pub fn label_count(wire: &[u8]) -> usize {
-    let mut n = 0;
-    let mut i = 0;
-    while i < wire.len() && wire[i] != 0 {
-        i += wire[i] as usize + 1;
-        n += 1;
-    }
-    n
-}
-
 /// The name one label up (`www.example.` -> `example.`); `None` at the root.
 pub fn parent(wire: &[u8]) -> Option<&[u8]> {
     match wire.first() {
@@ -110,7 +99,6 @@ mod tests {
         assert_eq!(up, b"\x07example\x04test\x00");
         assert_eq!(parent(parent(up).unwrap()).unwrap(), b"\x00");
         assert_eq!(parent(b"\x00"), None);
-        assert_eq!(label_count(&key), 3);
         assert_eq!(name_of(&key).to_string(), "www.example.test.");
     }
 
