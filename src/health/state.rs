@@ -468,10 +468,14 @@ impl NodeAdmin {
     pub fn note_served(&self, now_ms: u64, ttl: u32) {
         let served = now_ms + 1;
         let expires = served + ttl as u64 * 1000;
-        if served >= self.served_ms.load(Relaxed) + SERVED_GRANULARITY_MS {
+        // 0 means "never": the first serve is always recorded, even within the first
+        // granule after start.
+        let last = self.served_ms.load(Relaxed);
+        if last == 0 || served >= last + SERVED_GRANULARITY_MS {
             self.served_ms.store(served, Relaxed);
         }
-        if expires >= self.expires_ms.load(Relaxed) + SERVED_GRANULARITY_MS {
+        let last = self.expires_ms.load(Relaxed);
+        if last == 0 || expires >= last + SERVED_GRANULARITY_MS {
             self.expires_ms.store(expires, Relaxed);
         }
     }
@@ -650,6 +654,17 @@ mod tests {
         assert_eq!(
             a.cached_until(),
             Some(Duration::from_millis(23_000 + SERVED_GRANULARITY_MS))
+        );
+    }
+
+    #[test]
+    fn a_node_served_right_after_start_is_recorded() {
+        let a = NodeAdmin::default();
+        a.note_served(0, 20);
+        assert_eq!(a.last_served(), Some(Duration::ZERO));
+        assert_eq!(
+            a.cached_until(),
+            Some(Duration::from_millis(20_000 + SERVED_GRANULARITY_MS))
         );
     }
 
