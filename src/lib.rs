@@ -13,12 +13,14 @@
 //! - [`answer`]: the answer engine, a pure function of (snapshot, question, client) that
 //!   decides rcode, flags and sections; pools are answered through [`policy::select`].
 //! - [`dns`]: the wire: a strict request parser and fast encoder ([`dns::wire`]), UDP
-//!   worker threads ([`dns::udp`]) and the TCP listener on hickory-server ([`dns::tcp`]).
+//!   worker threads ([`dns::udp`]) and the TCP listener ([`dns::tcp`]) with its caps.
 //! - [`server`]: the lifecycle: injected sockets, startup, shutdown, systemd readiness;
 //!   [`reload`]: zone reloads on file changes, SIGHUP and the admin API, all or nothing.
 //! - [`admin`]: the operations surface on its own HTTP listener: the admin API (state,
 //!   drain / maint / weight overrides kept in a state file, reload, explain), Prometheus
 //!   metrics and the live status page; [`ctl`] is its command-line client.
+//! - [`limits`]: the descriptor budget (probes keep their share under any client load),
+//!   connection caps and timeouts of the listeners, accept-error back-off.
 //! - [`config`] and [`cli`]: the server configuration file and the command line;
 //!   `main.rs` only calls [`cli::main`].
 
@@ -29,6 +31,7 @@ pub mod config;
 pub mod ctl;
 pub mod dns;
 pub mod health;
+pub mod limits;
 pub mod policy;
 pub mod pool;
 pub mod reload;
