@@ -4,7 +4,9 @@
 //!   `rise`/`fall` machine, admin overrides.
 //! * [`probe`]: one HTTP(S) or TCP check, hard-bounded by its timeout.
 //! * [`monitor`]: [`HealthMonitor`], one tokio task per distinct (target, check).
+//! * [`local`]: checks that failed for a reason on this host, which change no state.
 
+pub mod local;
 pub mod monitor;
 pub mod probe;
 pub mod state;
