@@ -325,7 +325,7 @@ fn budget(limits: &Limits) -> Budget {
     if b.lowered {
         tracing::warn!(
             descriptors = b.nofile,
-            "configured connection caps lowered to fit the descriptor limit (raise LimitNOFILE)"
+            "connection caps lowered to fit the descriptor limit (raise LimitNOFILE)"
         );
     }
     if u64::from(b.tcp_clients) <= crate::limits::MIN_TCP_CLIENTS {

@@ -34,6 +34,9 @@ use super::tcp_conns::{Admission, ConnGuard, ConnTable};
 use crate::limits::accept::{AcceptErrors, Next};
 use crate::limits::{Limits, counters};
 
+/// Rounds of 1 ms the accept loop waits for evicted connections to close.
+const EVICTION_WAIT_ROUNDS: u32 = 50;
+
 /// Everything the connections of one server share.
 #[derive(Debug)]
 pub struct TcpContext {
@@ -83,6 +86,14 @@ pub async fn accept_loop(
 ) {
     let mut errors = AcceptErrors::new("dns-tcp", &counters::TCP_ACCEPT_ERRORS);
     loop {
+        // Under a burst of new connections at the cap, let the evicted ones close before
+        // taking more: the newcomers wait in the kernel's backlog instead of being refused.
+        for _ in 0..EVICTION_WAIT_ROUNDS {
+            if !ctx.table.evictions_full() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         let accepted = tokio::select! {
             r = listener.accept() => r,
             _ = stop.wait_for(|s| *s) => return,

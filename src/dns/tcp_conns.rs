@@ -9,6 +9,12 @@
 //! connections. Addresses are counted per IPv4 address and per IPv6 /64 (one host or
 //! site usually owns a whole /64).
 //!
+//! An evicted connection keeps its descriptor until its task has run and closed it; under a
+//! burst of new connections the accept loop can evict faster than that. Evicted but not yet
+//! closed connections therefore still count against the cap, with at most
+//! [`EVICTIONS_IN_FLIGHT`] of them above it (the descriptor budget sets that many aside),
+//! so the process never holds more than `max + EVICTIONS_IN_FLIGHT` client sockets.
+//!
 //! The table is locked once when a connection opens and once when it closes; the query
 //! path only stores a timestamp in the connection's own atomic.
 
@@ -20,6 +26,7 @@ use std::time::Instant;
 
 use tokio::sync::Notify;
 
+pub use crate::limits::EVICTIONS_IN_FLIGHT;
 use crate::limits::counters;
 
 /// One open connection as the table sees it.
@@ -39,6 +46,8 @@ struct Inner {
     next_id: u64,
     conns: HashMap<u64, Arc<ConnState>>,
     per_address: HashMap<IpAddr, u32>,
+    /// Evicted connections whose task has not closed them yet.
+    closing: usize,
 }
 
 /// Open connections and their caps.
@@ -115,7 +124,10 @@ impl ConnTable {
         if inner.per_address.get(&key).copied().unwrap_or(0) >= self.per_address {
             return Admission::RefusedPerAddress;
         }
-        if inner.conns.len() >= self.max {
+        if inner.conns.len() + inner.closing >= self.max {
+            if inner.closing >= EVICTIONS_IN_FLIGHT {
+                return Admission::RefusedGlobal;
+            }
             // Rare (only at the cap): a linear scan for the longest idle connection.
             let oldest = inner
                 .conns
@@ -129,6 +141,7 @@ impl ConnTable {
                 return Admission::RefusedGlobal;
             };
             if let Some(victim) = remove(&mut inner, id) {
+                inner.closing += 1;
                 victim.kill.notify_one();
                 counters::TCP_EVICTED.inc();
             }
@@ -143,11 +156,18 @@ impl ConnTable {
         });
         inner.conns.insert(id, state.clone());
         *inner.per_address.entry(key).or_insert(0) += 1;
+        // Sockets open, evicted ones included until they are closed.
         counters::TCP_OPEN.fetch_add(1, Relaxed);
         Admission::Admitted(ConnGuard {
             table: self.clone(),
             state,
         })
+    }
+
+    /// Whether as many evicted connections are still closing as may be
+    /// ([`EVICTIONS_IN_FLIGHT`]): the accept loop waits for them before taking more.
+    pub fn evictions_full(&self) -> bool {
+        self.lock().closing >= EVICTIONS_IN_FLIGHT
     }
 
     /// Closes every connection (the server stops).
@@ -166,7 +186,6 @@ fn remove(inner: &mut Inner, id: u64) -> Option<Arc<ConnState>> {
             inner.per_address.remove(&c.key);
         }
     }
-    counters::TCP_OPEN.fetch_sub(1, Relaxed);
     Some(c)
 }
 
@@ -191,7 +210,12 @@ impl ConnGuard {
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
-        remove(&mut self.table.lock(), self.state.id);
+        let mut inner = self.table.lock();
+        if remove(&mut inner, self.state.id).is_none() {
+            // Evicted earlier: its socket closes now.
+            inner.closing -= 1;
+        }
+        counters::TCP_OPEN.fetch_sub(1, Relaxed);
     }
 }
 
@@ -220,23 +244,23 @@ mod tests {
         a1.busy();
         let c1 = admitted(t.admit(c));
         assert_eq!(t.len(), 3);
-        // Nothing idle: refused.
-        b1.busy();
-        c1.busy();
-        assert!(matches!(t.admit(c), Admission::RefusedGlobal));
-        drop(b1);
-        assert_eq!(t.len(), 2);
-        let _c2 = admitted(t.admit(c));
-        assert!(matches!(t.admit(c), Admission::RefusedPerAddress));
-        // The evicted a2 closing later frees nothing twice.
-        drop(a2);
+        // a2 has not closed yet and still counts, but an eviction may be in flight: b1 goes.
+        let c2 = admitted(t.admit(c));
         assert_eq!(t.len(), 3);
-        // a1 is now alone from its address.
-        let _a3 = admitted({
-            _c2.busy();
-            drop(c1);
-            t.admit(a)
-        });
+        assert_eq!(t.lock().closing, 2);
+        drop(a2);
+        drop(b1);
+        assert_eq!(t.lock().closing, 0);
+        // Nothing idle: refused.
+        c1.busy();
+        c2.busy();
+        assert!(matches!(t.admit(b), Admission::RefusedGlobal));
+        drop(c2);
+        assert_eq!(t.len(), 2);
+        let _b2 = admitted(t.admit(b));
+        // a1 alone from its address: one more is allowed, at the cost of the idle b2.
+        let _a3 = admitted(t.admit(a));
+        assert!(matches!(t.admit(a), Admission::RefusedPerAddress));
     }
 
     #[test]

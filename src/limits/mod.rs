@@ -9,6 +9,7 @@
 //!   + probes  = max(N / PROBE_RESERVE_DIVISOR, MIN_PROBE_RESERVE)
 //!   + admin   = admin_connections  (default DEFAULT_ADMIN_CONNECTIONS)
 //!   + tcp     = tcp_clients        (default: what is left, at most N / 2, as Knot)
+//!             + EVICTIONS_IN_FLIGHT (idle connections evicted at the cap, still closing)
 //! ```
 //!
 //! Client connections (DNS over TCP, admin HTTP) are capped at their share; the probe
@@ -35,6 +36,9 @@ pub const FIXED_DESCRIPTORS: u64 = 64;
 pub const PROBE_RESERVE_DIVISOR: u64 = 4;
 /// The probe reserve is at least this many descriptors.
 pub const MIN_PROBE_RESERVE: u64 = 32;
+/// DNS-over-TCP connections evicted at the cap but not yet closed by their task, at most
+/// (see [`crate::dns::tcp_conns`]); the TCP share of the budget sets them aside.
+pub const EVICTIONS_IN_FLIGHT: usize = 16;
 /// Fewer TCP clients than this are not worth serving; below it the limit is too low and
 /// Roundel says so.
 pub const MIN_TCP_CLIENTS: u64 = 8;
@@ -125,7 +129,9 @@ impl Budget {
         let admin_share = (clients / 4).max(1);
         let admin = u64::from(limits.admin_connections).min(admin_share);
         lowered |= admin < u64::from(limits.admin_connections);
-        let tcp_share = clients.saturating_sub(admin).max(MIN_TCP_CLIENTS);
+        let tcp_share = clients
+            .saturating_sub(admin + EVICTIONS_IN_FLIGHT as u64)
+            .max(MIN_TCP_CLIENTS);
         let tcp = match limits.tcp_clients {
             Some(c) => {
                 lowered |= u64::from(c) > tcp_share;
@@ -163,7 +169,7 @@ mod tests {
             (256, 64, 512)
         );
         let b = Budget::derive(256, &d);
-        assert_eq!((b.probes, b.admin_connections, b.tcp_clients), (64, 32, 96));
+        assert_eq!((b.probes, b.admin_connections, b.tcp_clients), (64, 32, 80));
         assert!(b.lowered);
         for n in [64, 128, 256, 1024, 4096, 1 << 20] {
             let b = Budget::derive(n, &d);
@@ -173,6 +179,7 @@ mod tests {
                         + b.probes
                         + u64::from(b.admin_connections)
                         + u64::from(b.tcp_clients)
+                        + EVICTIONS_IN_FLIGHT as u64
                         <= n,
                     "{n}: {b:?}"
                 );
@@ -183,7 +190,7 @@ mod tests {
             ..Limits::default()
         };
         let b = Budget::derive(1024, &tight);
-        assert_eq!(b.tcp_clients, 1024 - 64 - 256 - 64);
+        assert_eq!(b.tcp_clients, 1024 - 64 - 256 - 64 - 16);
         assert!(b.lowered);
     }
 }
