@@ -37,8 +37,8 @@ use super::Admin;
 use super::overrides::{pool_key, state_name};
 use super::time::rfc3339;
 use crate::answer::{self, Client, Owner, Question, Rr};
-use crate::health::AdminState;
-use crate::policy::{self, Family, NodeRuntime, Outcome, PoolRuntime, SelectInput, Verdict};
+use crate::node::{AdminState, Family, NodeRuntime, PoolRuntime};
+use crate::policy::{self, Outcome, SelectInput, Verdict};
 use crate::pool::MinHealthy;
 use crate::reload::{ReloadStatus, Trigger};
 use crate::zone::{Snapshot, Zone};
@@ -382,8 +382,8 @@ fn node_view(admin: &Admin, pool: &PoolRuntime, node: &NodeRuntime) -> NodeView 
         weight: node.spec.weight,
         weight_override: node.admin.weight(),
         reported_weight: reported.map(|r| match r {
-            crate::health::Reported::Weight(w) => w.to_string(),
-            crate::health::Reported::Percent(p) => format!("{p}%"),
+            crate::node::Reported::Weight(w) => w.to_string(),
+            crate::node::Reported::Percent(p) => format!("{p}%"),
         }),
         effective_weight,
         check,

@@ -20,9 +20,9 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use toml::Spanned;
 
-use super::error::{SourceMap, ZoneError};
 use super::model::{NameMap, Node, Rdata, RrSet, SerialPolicy, Zone, ZonePool};
 use super::name::{is_within, key_of, name_of, parent, wire_of};
+use crate::source::{SourceMap, ZoneError};
 
 /// Default TTL of a zone file that sets none: one hour, as is common for static data.
 pub const DEFAULT_TTL: u32 = 3600;
@@ -616,7 +616,7 @@ impl<'m, 'a> Builder<'m, 'a> {
             has_cuts,
             has_wildcards,
             pools,
-            stats: Default::default(),
+            index: 0,
         })
     }
 
