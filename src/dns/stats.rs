@@ -351,6 +351,36 @@ mod tests {
     }
 
     #[test]
+    fn zone_counters_follow_the_zone_index_across_reloads() {
+        let stats = DnsStats::default();
+        stats.track_indices(1, [0].into_iter());
+        let count = |i| {
+            stats.record(
+                0,
+                Some(i),
+                RecordType::A,
+                ResponseCode::NoError,
+                Transport::Udp,
+                false,
+                Duration::ZERO,
+            )
+        };
+        count(0);
+        // A reload adds zone 1: zone 0 keeps its count, zone 1 starts at zero.
+        stats.track_indices(2, [0, 1].into_iter());
+        count(0);
+        count(1);
+        let a = qtype_slot(RecordType::A);
+        assert_eq!(stats.zone_totals(0).unwrap()[a][0], 2);
+        assert_eq!(stats.zone_totals(1).unwrap()[a][0], 1);
+        // Zone 0 is removed: forgotten, and a late query for it counts as unmatched.
+        stats.track_indices(2, [1].into_iter());
+        assert_eq!(stats.zone_totals(0), None);
+        count(0);
+        assert_eq!(stats.unmatched.totals()[a][0], 1);
+    }
+
+    #[test]
     fn tcp_connections_count_new_client_sockets() {
         let stats = DnsStats::default();
         let a: SocketAddr = "127.0.0.1:40000".parse().unwrap();
