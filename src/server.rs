@@ -185,12 +185,16 @@ pub async fn serve(
     if let Some(file) = overrides.file() {
         tracing::info!(file = %file.display(), overrides = overrides.all().len(), "admin state file");
     }
+    let stats = Arc::new(DnsStats::default());
     {
         let o = overrides.clone();
-        reloader.set_hook(Box::new(move |snapshot, _| o.apply(snapshot)));
+        let s = stats.clone();
+        reloader.set_hook(Box::new(move |snapshot, _| {
+            s.track(snapshot);
+            o.apply(snapshot);
+        }));
     }
     reloader.reload_by(Trigger::Startup).await?;
-    let stats = Arc::new(DnsStats::default());
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();

@@ -9,8 +9,9 @@ mod support_backends;
 
 use std::time::{Duration, Instant};
 
-use roundel::health::{Health, HealthMonitor};
+use roundel::health::HealthMonitor;
 use roundel::limits::counters::PROBE_LOCAL_ERRORS;
+use roundel::node::Health;
 use support_backends::{Backend, Mode, pools};
 
 /// Opens /dev/null until the process has no descriptor left (bounded by the limit).

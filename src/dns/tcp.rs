@@ -28,11 +28,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use super::SnapshotCell;
 use super::stats::{DnsStats, Transport};
 use super::tcp_conns::{Admission, ConnGuard, ConnTable};
 use crate::limits::accept::{AcceptErrors, Next};
 use crate::limits::{Limits, counters};
+use crate::zone::SnapshotCell;
 
 /// Rounds of 1 ms the accept loop waits for evicted connections to close.
 const EVICTION_WAIT_ROUNDS: u32 = 50;

@@ -20,7 +20,7 @@ use toml::Spanned;
 
 use super::Limits;
 use crate::pool::duration::parse_duration;
-use crate::zone::error::SourceMap;
+use crate::source::SourceMap;
 
 /// Largest accepted timeout: a longer one is a mistake, not a policy.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
