@@ -295,10 +295,13 @@ fn check(paths: &[PathBuf]) -> ExitCode {
     let mut files = Vec::new();
     for p in paths {
         if p.is_dir() {
-            match zone::file::zone_files(p) {
+            match zone::dir::zone_files(p) {
                 Ok(mut f) => files.append(&mut f),
-                Err(e) => {
-                    eprintln!("{}: cannot read directory: {e}", p.display());
+                Err(errors) => {
+                    for e in &errors {
+                        println!("{e}");
+                    }
+                    eprintln!("{} problem(s) found", errors.len());
                     return ExitCode::FAILURE;
                 }
             }

@@ -183,7 +183,7 @@ pub async fn serve(
     let cell = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
     let reloader = Arc::new(Reloader::new(cell.clone(), opts.zones_dir.clone()));
     let overrides = Arc::new(match &opts.state_dir {
-        Some(dir) => Overrides::open(dir)?,
+        Some(dir) => Overrides::open(dir),
         None => Overrides::in_memory(),
     });
     if let Some(file) = overrides.file() {

@@ -759,7 +759,13 @@ impl<'m, 'a> Builder<'m, 'a> {
                         });
                     }
                 }
-                let rdata = Rdata::new(data);
+                let rdata = match Rdata::try_new(data) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        self.map.report(at, &item_key, e.to_string());
+                        continue;
+                    }
+                };
                 if records
                     .iter()
                     .any(|r| r.wire.eq_ignore_ascii_case(&rdata.wire))
@@ -769,6 +775,10 @@ impl<'m, 'a> Builder<'m, 'a> {
                     continue;
                 }
                 records.push(rdata);
+            }
+            if let Err(why) = super::limits::check_rrset(owner.key.len(), &records) {
+                self.map.report(set_at, &set_key, why);
+                continue;
             }
             if !records.is_empty() {
                 out.push(RrSet {
@@ -1009,16 +1019,6 @@ fn digest(nodes: &NameMap<Node>, pools: &[ZonePool]) -> u64 {
 
 // ---------------------------------------------------------------------------------------
 // Directories and snapshots.
-
-/// The zone files of a directory: every `*.toml`, sorted by name.
-pub fn zone_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "toml") && p.is_file())
-        .collect();
-    files.sort();
-    Ok(files)
-}
 
 /// Loads the given files as one set of zones. Rejects a zone defined in two files.
 pub fn load_files(files: &[PathBuf]) -> Result<Vec<Zone>, Vec<ZoneError>> {

@@ -4,8 +4,10 @@
 //! them together (choosing automatic serials), and the answer engine only ever reads the
 //! result. `master` converts to and from RFC 1035 master files.
 
+pub mod dir;
 pub mod error;
 pub mod file;
+pub mod limits;
 pub mod master;
 pub mod model;
 pub mod name;
@@ -22,15 +24,7 @@ pub use model::{Node, Rdata, RrSet, SerialPolicy, Snapshot, Zone};
 /// data or none of it. `previous` is the snapshot being replaced, if any: automatic serials
 /// never go backwards from it, and move forwards exactly when a zone's content changed.
 pub fn load_snapshot(dir: &Path, previous: Option<&Snapshot>) -> Result<Snapshot, ZoneErrors> {
-    let files = file::zone_files(dir).map_err(|e| {
-        ZoneErrors(vec![ZoneError {
-            file: dir.to_path_buf(),
-            line: 0,
-            column: 0,
-            key: String::new(),
-            reason: format!("cannot read the zones directory: {e}"),
-        }])
-    })?;
+    let files = dir::zone_files(dir).map_err(ZoneErrors)?;
     snapshot_from_files(&files, previous)
 }
 
