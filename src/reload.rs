@@ -2,7 +2,8 @@
 //! replaced only when every one of them is valid.
 //!
 //! Triggers: a change in the zones directory (inotify through the `notify` crate, with a
-//! short debounce so that an editor's write-rename-chmod dance is one reload), SIGHUP,
+//! short debounce so that an editor's write-rename-chmod dance is one reload, then a
+//! settle window so that a file written in place in steps is not read half-written), SIGHUP,
 //! and the admin API. They all go through one [`Reloader`], one reload at a time.
 
 use std::path::{Path, PathBuf};
@@ -270,10 +271,19 @@ pub fn watch(reloader: Arc<Reloader>, dir: &Path) -> std::io::Result<WatchGuard>
     watcher
         .watch(dir, RecursiveMode::NonRecursive)
         .map_err(std::io::Error::other)?;
+    let dir = dir.to_path_buf();
     let task = tokio::spawn(async move {
         while rx.recv().await.is_some() {
             // Debounce: wait until the directory has been quiet for a moment.
             while let Ok(Some(())) = tokio::time::timeout(WATCH_DEBOUNCE, rx.recv()).await {}
+            if !settled(&dir).await {
+                tracing::warn!(
+                    dir = %dir.display(),
+                    "zone files still changing after {:?}: not reading them yet (write zone files to a temporary name and rename them into place)",
+                    zone::settle::SETTLE_MAX
+                );
+                continue;
+            }
             tracing::info!("zone files changed: reloading");
             let _ = reloader.reload_by(Trigger::Watch).await;
         }
@@ -282,6 +292,24 @@ pub fn watch(reloader: Arc<Reloader>, dir: &Path) -> std::io::Result<WatchGuard>
         _watcher: watcher,
         task,
     })
+}
+
+/// Waits until the zone files of `dir` have not changed (size, modification time) for
+/// [`zone::settle::SETTLE_WINDOW`], at most [`zone::settle::SETTLE_MAX`]; false if they
+/// were still changing then.
+async fn settled(dir: &Path) -> bool {
+    use zone::settle::{SETTLE_MAX, SETTLE_WINDOW, fingerprint};
+    let rounds = (SETTLE_MAX.as_millis() / SETTLE_WINDOW.as_millis()).max(1);
+    let mut before = fingerprint(dir);
+    for _ in 0..rounds {
+        tokio::time::sleep(SETTLE_WINDOW).await;
+        let now = fingerprint(dir);
+        if now == before {
+            return true;
+        }
+        before = now;
+    }
+    false
 }
 
 /// Keeps a zone directory watched; dropping it stops the watch.

@@ -21,7 +21,7 @@ fn problem(path: &Path, reason: String) -> ZoneError {
 }
 
 /// Whether a directory entry's name makes it a zone file candidate.
-fn is_candidate(path: &Path) -> bool {
+pub(crate) fn is_candidate(path: &Path) -> bool {
     let hidden = path
         .file_name()
         .and_then(|n| n.to_str())

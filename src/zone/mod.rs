@@ -11,6 +11,7 @@ pub mod limits;
 pub mod master;
 pub mod model;
 pub mod name;
+pub mod settle;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
