@@ -16,6 +16,9 @@
 //! listen = "127.0.0.1:8053"      # admin API, status page, /metrics
 //! token_file = "admin.token"     # or token = "..."; or ROUNDEL_ADMIN_TOKEN
 //! state_dir = "/var/lib/roundel" # where admin overrides are kept
+//! [health]
+//! max_probes = 4096              # distinct check targets over all zones
+//! max_probes_in_flight = 256     # checks running at once
 //! ```
 
 use std::net::SocketAddr;
@@ -104,7 +107,23 @@ pub struct ServerConfig {
     /// The admin listener.
     #[serde(default)]
     pub admin: RawAdminConfig,
+    /// Health checking caps.
+    #[serde(default)]
+    pub health: RawHealthConfig,
 }
+
+/// The `[health]` table as written: caps on health checking (`crate::pool::limits`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealthConfig {
+    /// Most probes (distinct check target and check) over all zones.
+    pub max_probes: Option<Spanned<i64>>,
+    /// Most checks in flight at once.
+    pub max_probes_in_flight: Option<Spanned<i64>>,
+}
+
+/// Largest value accepted for `[health] max_probes` and `max_probes_in_flight`.
+pub const MAX_HEALTH_CAP: i64 = 1_000_000;
 
 /// A configuration file, validated.
 #[derive(Debug, Clone, Default)]
@@ -119,6 +138,8 @@ pub struct Config {
     pub log: LogConfig,
     /// The admin listener.
     pub admin: AdminConfig,
+    /// Caps on health checking (defaults where not configured).
+    pub probe_limits: crate::pool::limits::ProbeLimits,
 }
 
 /// Reads and validates a configuration file.
@@ -206,10 +227,35 @@ pub fn load(path: &Path) -> Result<Config, Vec<ZoneError>> {
         }
         (None, None) => {}
     }
+    let mut probe_limits = crate::pool::limits::ProbeLimits::default();
+    for (value, key, slot) in [
+        (
+            &raw.health.max_probes,
+            "health.max_probes",
+            &mut probe_limits.max_probes,
+        ),
+        (
+            &raw.health.max_probes_in_flight,
+            "health.max_probes_in_flight",
+            &mut probe_limits.max_in_flight,
+        ),
+    ] {
+        if let Some(v) = value {
+            match usize::try_from(*v.get_ref()) {
+                Ok(n) if (1..=MAX_HEALTH_CAP).contains(v.get_ref()) => *slot = n,
+                _ => map.report(
+                    v.span().start,
+                    key,
+                    format!("must be from 1 to {MAX_HEALTH_CAP}, not {}", v.get_ref()),
+                ),
+            }
+        }
+    }
     if map.has_errors() {
         return Err(map.into_errors());
     }
     Ok(Config {
+        probe_limits,
         listen,
         zones: raw.zones.map(|z| base.join(z)),
         udp_threads: raw.udp_threads,

@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::dns::SnapshotCell;
 use crate::health::HealthMonitor;
+use crate::pool::limits::ProbeLimits;
 use crate::zone::{self, Snapshot, ZoneErrors};
 
 /// Quiet time after the last file event before reloading.
@@ -84,6 +85,7 @@ pub type ReloadHook = Box<dyn Fn(&Snapshot, &HealthMonitor) + Send + Sync>;
 pub struct Reloader {
     cell: Arc<SnapshotCell>,
     zones_dir: PathBuf,
+    max_probes: usize,
     monitor: HealthMonitor,
     /// One reload at a time, so that automatic serials are computed against the snapshot
     /// actually being replaced.
@@ -97,10 +99,18 @@ pub struct Reloader {
 impl Reloader {
     /// A reloader for `cell` reading `zones_dir`, with its own health monitor.
     pub fn new(cell: Arc<SnapshotCell>, zones_dir: PathBuf) -> Self {
+        Self::with_limits(cell, zones_dir, ProbeLimits::default())
+    }
+
+    /// [`Reloader::new`] with caps on probes other than the defaults: zone sets needing
+    /// more than `limits.max_probes` probes are rejected, and the monitor runs at most
+    /// `limits.max_in_flight` checks at once.
+    pub fn with_limits(cell: Arc<SnapshotCell>, zones_dir: PathBuf, limits: ProbeLimits) -> Self {
         Self {
             cell,
             zones_dir,
-            monitor: HealthMonitor::new(),
+            max_probes: limits.max_probes,
+            monitor: HealthMonitor::with_max_in_flight(limits.max_in_flight),
             lock: tokio::sync::Mutex::new(()),
             total: AtomicU64::new(0),
             failed: AtomicU64::new(0),
@@ -166,17 +176,20 @@ impl Reloader {
         let previous = self.cell.load_full();
         let dir = self.zones_dir.clone();
         let prev = previous.clone();
-        let loaded = tokio::task::spawn_blocking(move || zone::load_snapshot(&dir, Some(&prev)))
-            .await
-            .unwrap_or_else(|e| {
-                Err(ZoneErrors(vec![zone::ZoneError {
-                    file: PathBuf::new(),
-                    line: 0,
-                    column: 0,
-                    key: String::new(),
-                    reason: format!("reload task failed: {e}"),
-                }]))
-            });
+        let max_probes = self.max_probes;
+        let loaded = tokio::task::spawn_blocking(move || {
+            zone::load_snapshot_with(&dir, Some(&prev), max_probes)
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(ZoneErrors(vec![zone::ZoneError {
+                file: PathBuf::new(),
+                line: 0,
+                column: 0,
+                key: String::new(),
+                reason: format!("reload task failed: {e}"),
+            }]))
+        });
         let mut snapshot = match loaded {
             Ok(snapshot) => snapshot,
             Err(errors) => {

@@ -135,6 +135,8 @@ pub struct ServeOptions {
     /// Send `READY=1` / `STOPPING=1` to systemd (`sd_notify`; nothing happens without
     /// `NOTIFY_SOCKET`).
     pub notify_systemd: bool,
+    /// Caps on health probes and checks in flight.
+    pub probe_limits: crate::pool::limits::ProbeLimits,
 }
 
 impl ServeOptions {
@@ -150,6 +152,7 @@ impl ServeOptions {
             admin_token: None,
             state_dir: None,
             notify_systemd: false,
+            probe_limits: crate::pool::limits::ProbeLimits::default(),
         }
     }
 }
@@ -181,7 +184,11 @@ pub async fn serve(
     // that arrive meanwhile wait in the kernel and get a right first answer (pool nodes
     // have had their first health check, admin overrides are applied).
     let cell = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
-    let reloader = Arc::new(Reloader::new(cell.clone(), opts.zones_dir.clone()));
+    let reloader = Arc::new(Reloader::with_limits(
+        cell.clone(),
+        opts.zones_dir.clone(),
+        opts.probe_limits,
+    ));
     let overrides = Arc::new(match &opts.state_dir {
         Some(dir) => Overrides::open(dir),
         None => Overrides::in_memory(),

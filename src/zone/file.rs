@@ -451,6 +451,7 @@ impl<'m, 'a> Builder<'m, 'a> {
             node.pool = Some(pools.len());
             pool_owners.push((key_of(&spec.name), at, key_text));
             pools.push(ZonePool {
+                position: self.map.position(at),
                 spec,
                 rdata,
                 runtime: None,

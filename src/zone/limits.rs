@@ -33,3 +33,34 @@ pub fn check_rrset(owner_wire_len: usize, records: &[Rdata]) -> Result<(), Strin
     }
     Ok(())
 }
+
+/// Checks that the zones need at most `max_probes` probes (distinct check target and
+/// check; `none` checks excluded), counting in file order; the pool that goes over the
+/// cap is named with its file, line and key.
+pub fn check_probes(zones: &[super::Zone], max_probes: usize) -> Result<(), super::ZoneError> {
+    use crate::pool::CheckKind;
+    let mut seen = std::collections::HashSet::new();
+    for zone in zones {
+        for pool in &zone.pools {
+            if pool.spec.check.kind == CheckKind::None {
+                continue;
+            }
+            for node in &pool.spec.nodes {
+                seen.insert((&node.probe, &pool.spec.check));
+            }
+            if seen.len() > max_probes {
+                return Err(super::ZoneError {
+                    file: zone.file.clone(),
+                    line: pool.position.0,
+                    column: pool.position.1,
+                    key: format!("pools.{}", pool.spec.key),
+                    reason: format!(
+                        "this pool brings the health probes (distinct check target and check) over the limit of {max_probes}: {} so far. Share checks and targets between pools, use fewer nodes, or raise [health] max_probes in the server configuration",
+                        seen.len()
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}

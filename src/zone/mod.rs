@@ -25,8 +25,18 @@ pub use model::{Node, Rdata, RrSet, SerialPolicy, Snapshot, Zone};
 /// data or none of it. `previous` is the snapshot being replaced, if any: automatic serials
 /// never go backwards from it, and move forwards exactly when a zone's content changed.
 pub fn load_snapshot(dir: &Path, previous: Option<&Snapshot>) -> Result<Snapshot, ZoneErrors> {
+    load_snapshot_with(dir, previous, crate::pool::limits::MAX_PROBES)
+}
+
+/// [`load_snapshot`] with a cap on the health probes the zones may need other than the
+/// default [`MAX_PROBES`](crate::pool::limits::MAX_PROBES).
+pub fn load_snapshot_with(
+    dir: &Path,
+    previous: Option<&Snapshot>,
+    max_probes: usize,
+) -> Result<Snapshot, ZoneErrors> {
     let files = dir::zone_files(dir).map_err(ZoneErrors)?;
-    snapshot_from_files(&files, previous)
+    snapshot_from_files_with(&files, previous, max_probes)
 }
 
 /// Like [`load_snapshot`], for an explicit list of files.
@@ -34,7 +44,17 @@ pub fn snapshot_from_files(
     files: &[PathBuf],
     previous: Option<&Snapshot>,
 ) -> Result<Snapshot, ZoneErrors> {
+    snapshot_from_files_with(files, previous, crate::pool::limits::MAX_PROBES)
+}
+
+/// Like [`load_snapshot_with`], for an explicit list of files.
+pub fn snapshot_from_files_with(
+    files: &[PathBuf],
+    previous: Option<&Snapshot>,
+    max_probes: usize,
+) -> Result<Snapshot, ZoneErrors> {
     let zones = file::load_files(files).map_err(ZoneErrors)?;
+    limits::check_probes(&zones, max_probes).map_err(|e| ZoneErrors(vec![e]))?;
     let mut snapshot = Snapshot {
         generation: previous.map_or(1, |p| p.generation + 1),
         ..Snapshot::default()

@@ -219,6 +219,8 @@ pub struct Zone {
 pub struct ZonePool {
     /// The validated pool.
     pub spec: PoolSpec,
+    /// Line and column of the pool's key (`[pools.NAME]`) in the zone file.
+    pub position: (usize, usize),
     /// One A or AAAA record per node, in node order.
     pub rdata: Box<[Rdata]>,
     /// Live node state; `None` until [`Snapshot::attach_pools`] (a zone loaded only for
