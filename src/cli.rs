@@ -153,6 +153,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         opts.udp_threads = n.max(1);
     }
     opts.probe_limits = file_config.probe_limits;
+    opts.read_access = file_config.admin.read_access.clone();
     opts.reload_on_sighup = true;
     opts.notify_systemd = true;
     if args.query_log || file_config.log.queries == Some(true) {
@@ -180,6 +181,13 @@ fn serve(args: ServeArgs) -> ExitCode {
             .and_then(|t| Token::new(&t))
             .or(file_config.admin.token.clone()),
     };
+    if opts.read_access.required() && opts.read_access.token.is_none() && opts.admin_token.is_none()
+    {
+        tracing::error!(
+            "[admin] require_token_for_reads is set but there is no token to read with: set [admin] read_token or an admin token"
+        );
+        return ExitCode::from(2);
+    }
     opts.state_dir = args
         .state_dir
         .clone()

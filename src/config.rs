@@ -16,6 +16,8 @@
 //! listen = "127.0.0.1:8053"      # admin API, status page, /metrics
 //! token_file = "admin.token"     # or token = "..."; or ROUNDEL_ADMIN_TOKEN
 //! state_dir = "/var/lib/roundel" # where admin overrides are kept
+//! read_token = "..."             # reads (status, API, /metrics) need a token
+//! require_token_for_reads = true # or: reads need the admin token (or the read token)
 //! [health]
 //! max_probes = 4096              # distinct check targets over all zones
 //! max_probes_in_flight = 256     # checks running at once
@@ -75,6 +77,10 @@ pub struct RawAdminConfig {
     pub token_file: Option<Spanned<PathBuf>>,
     /// Directory of the admin state file (relative to the configuration file).
     pub state_dir: Option<PathBuf>,
+    /// A token that allows reads only; setting it makes reads need a token.
+    pub read_token: Option<Spanned<String>>,
+    /// Reads (status page, API reads, /metrics) need the read or the admin token.
+    pub require_token_for_reads: Option<bool>,
 }
 
 /// The `[admin]` table, validated.
@@ -88,6 +94,8 @@ pub struct AdminConfig {
     pub token: Option<crate::admin::Token>,
     /// Directory of the admin state file, made absolute against the file's directory.
     pub state_dir: Option<PathBuf>,
+    /// Who may read.
+    pub read_access: crate::admin::read_auth::ReadAccess,
 }
 
 /// The server configuration file.
@@ -226,6 +234,13 @@ pub fn load(path: &Path) -> Result<Config, Vec<ZoneError>> {
             }
         }
         (None, None) => {}
+    }
+    admin.read_access.required = raw.admin.require_token_for_reads == Some(true);
+    if let Some(t) = &raw.admin.read_token {
+        match crate::admin::Token::new(t.get_ref()) {
+            Some(t) => admin.read_access.token = Some(t),
+            None => map.report(t.span().start, "admin.read_token", "must not be empty"),
+        }
     }
     let mut probe_limits = crate::pool::limits::ProbeLimits::default();
     for (value, key, slot) in [

@@ -135,6 +135,8 @@ pub struct ServeOptions {
     /// Send `READY=1` / `STOPPING=1` to systemd (`sd_notify`; nothing happens without
     /// `NOTIFY_SOCKET`).
     pub notify_systemd: bool,
+    /// Who may read the admin API, status page and metrics.
+    pub read_access: admin::read_auth::ReadAccess,
     /// Caps on health probes and checks in flight.
     pub probe_limits: crate::pool::limits::ProbeLimits,
 }
@@ -153,6 +155,7 @@ impl ServeOptions {
             state_dir: None,
             notify_systemd: false,
             probe_limits: crate::pool::limits::ProbeLimits::default(),
+            read_access: admin::read_auth::ReadAccess::default(),
         }
     }
 }
@@ -254,6 +257,13 @@ pub async fn serve(
                 overrides.clone(),
                 opts.admin_token.clone(),
             );
+            ctx.set_read_access(opts.read_access.clone());
+            if !opts.read_access.required() && !addr.ip().is_loopback() {
+                tracing::warn!(
+                    %addr,
+                    "the admin listener is not on loopback and reads are open: set [admin] read_token or require_token_for_reads = true"
+                );
+            }
             let mut stopped = admin_stopped.clone();
             let stop = async move {
                 let _ = stopped.wait_for(|v| *v).await;

@@ -211,3 +211,189 @@ fn checks_in_flight_are_capped() {
     );
     drop(d);
 }
+
+/// A zone of `pools` pools of 64 nodes with `none` checks (no probes: any size loads).
+fn unchecked_pools(origin: &str, pools: usize) -> String {
+    let mut z = zone(origin, "1", "");
+    for p in 0..pools {
+        let nodes: Vec<String> = (0..64)
+            .map(|n| format!("\"10.{}.{}.{}\"", p / 200, p % 200, n + 1))
+            .collect();
+        z.push_str(&format!(
+            "[pools.p{p:03}]\ncheck = {{ none = true }}\nnodes = [{}]\n",
+            nodes.join(", ")
+        ));
+    }
+    z
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_of_a_large_deployment_is_summarised_and_paged() {
+    let dir = TempDir::new("bigstatus");
+    write_atomic(&dir.join("big.toml"), &unchecked_pools("big.test.", 40));
+    let d = Daemon::start(&["--zones", dir.path().to_str().unwrap()]).unwrap();
+    let c = client();
+
+    // 2,560 nodes: a summary by default, not 1.5 MB of node detail.
+    let resp = c.get(d.url("/api/v1/status")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let bytes = resp.bytes().await.unwrap();
+    assert!(bytes.len() < 64 * 1024, "{} bytes", bytes.len());
+    let s: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(s["summary"], true);
+    assert_eq!(s["pools"].as_array().unwrap().len(), 0);
+    assert_eq!(s["pools_total"], 40);
+    assert_eq!(s["totals"]["nodes"], 2560);
+    assert_eq!(s["totals"]["serving"], 2560);
+    let sums = s["pool_summaries"].as_array().unwrap();
+    assert_eq!(sums.len(), 40);
+    assert_eq!(sums[3]["name"], "p003.big.test.");
+    assert_eq!(sums[3]["nodes"], 64);
+    assert_eq!(sums[3]["serving"], 64);
+    assert_eq!(s["reload"]["last"]["ok"], true);
+
+    // A page of full pools.
+    let s = get(&c, &d.url("/api/v1/status?page=1&limit=15")).await;
+    assert_eq!(s["summary"], false);
+    let pools = s["pools"].as_array().unwrap();
+    assert_eq!(pools.len(), 15);
+    assert_eq!(pools[0]["name"], "p015.big.test.");
+    assert_eq!(pools[0]["nodes"].as_array().unwrap().len(), 64);
+    assert_eq!(
+        (s["page"].clone(), s["pages"].clone()),
+        (1.into(), 3.into())
+    );
+    let s = get(&c, &d.url("/api/v1/status?page=2&limit=15")).await;
+    assert_eq!(s["pools"].as_array().unwrap().len(), 10);
+
+    // One pool.
+    let s = get(&c, &d.url("/api/v1/status?pool=p039.big.test")).await;
+    let pools = s["pools"].as_array().unwrap();
+    assert_eq!(pools.len(), 1);
+    assert_eq!(pools[0]["name"], "p039.big.test.");
+    assert_eq!(node(&s, "p039.big.test.", "10.0.39.64")["state"], "up");
+
+    // Summaries, paged.
+    let s = get(&c, &d.url("/api/v1/status?summary=true&page=3&limit=10")).await;
+    assert_eq!(s["pool_summaries"][0]["name"], "p030.big.test.");
+
+    // Bad requests say why.
+    for (q, want) in [
+        ("?limit=0", "limit must be from 1 to 50"),
+        ("?limit=51", "limit must be from 1 to 50"),
+        ("?page=9&limit=10", "page must be below 4"),
+        ("?pool=nope.big.test", "no pool named nope.big.test."),
+        ("?color=red", "unknown field"),
+    ] {
+        let (st, v) = call(
+            &c,
+            reqwest::Method::GET,
+            &d.url(&format!("/api/v1/status{q}")),
+            None,
+            None,
+        )
+        .await;
+        assert!(st == 400 || st == 404, "{q}: {st} {v}");
+        assert!(v["error"].as_str().unwrap_or("").contains(want), "{q}: {v}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_can_require_a_token() {
+    let zones = TempDir::new("readtoken");
+    write_atomic(
+        &zones.join("r.toml"),
+        &zone(
+            "read.test.",
+            "1",
+            "[pools.web]\ncheck = { none = true }\nnodes = [\"192.0.2.1\"]\n",
+        ),
+    );
+    let conf = TempDir::new("readtoken-conf");
+    let file = conf.join("roundel.toml");
+    std::fs::write(&file, "[admin]\nread_token = \"r3ad\"\ntoken = \"wr1te\"\n").unwrap();
+    let d = Daemon::start(&[
+        "--zones",
+        zones.path().to_str().unwrap(),
+        "--config",
+        file.to_str().unwrap(),
+    ])
+    .unwrap();
+    let c = client();
+    for path in [
+        "/api/v1/status",
+        "/api/v1/pools",
+        "/metrics",
+        "/",
+        "/api/v1/reload",
+    ] {
+        let r = c.get(d.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{path} without a token");
+        let auth: Vec<_> = r.headers().get_all("www-authenticate").iter().collect();
+        assert!(
+            auth.iter()
+                .any(|v| v.to_str().unwrap().starts_with("Basic")),
+            "{path}: {auth:?}"
+        );
+        let r = c.get(d.url(path)).bearer_auth("nope").send().await.unwrap();
+        assert_eq!(r.status(), 401, "{path} with a wrong token");
+        for (name, req) in [
+            ("bearer", c.get(d.url(path)).bearer_auth("r3ad")),
+            (
+                "lower-case bearer",
+                c.get(d.url(path)).header("authorization", "bearer r3ad"),
+            ),
+            (
+                "basic",
+                c.get(d.url(path)).basic_auth("anyone", Some("r3ad")),
+            ),
+            ("admin token", c.get(d.url(path)).bearer_auth("wr1te")),
+        ] {
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), 200, "{path} with the {name}");
+        }
+    }
+    // The read token cannot change anything.
+    let (st, _) = call(
+        &c,
+        reqwest::Method::POST,
+        &d.url("/api/v1/reload"),
+        Some("r3ad"),
+        None,
+    )
+    .await;
+    assert_eq!(st, 401);
+    let (st, _) = call(
+        &c,
+        reqwest::Method::POST,
+        &d.url("/api/v1/reload"),
+        Some("wr1te"),
+        None,
+    )
+    .await;
+    assert_eq!(st, 200);
+
+    // roundel ctl sends it.
+    let server = format!("http://{}", d.admin.unwrap());
+    let ctl = |extra: &[&str]| {
+        let out = std::process::Command::new(ops_support::daemon::BIN)
+            .args(["ctl", "--server", &server])
+            .args(extra)
+            .arg("status")
+            .env_remove("ROUNDEL_ADMIN_TOKEN")
+            .env_remove("ROUNDEL_READ_TOKEN")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (code, out) = ctl(&[]);
+    assert_ne!(code, Some(0), "{out}");
+    assert!(out.contains("401"), "{out}");
+    let (code, out) = ctl(&["--read-token", "r3ad"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("web.read.test."), "{out}");
+}

@@ -2,7 +2,7 @@
 //!
 //! | method | path | what |
 //! |---|---|---|
-//! | GET | `/api/v1/status` | everything below in one document (the status page polls it) |
+//! | GET | `/api/v1/status` | everything below in one document (the status page polls it); `?pool=`, `?page=&limit=`, `?summary=` for large deployments ([`super::status_query`]) |
 //! | GET | `/api/v1/zones` | zones: origin, file, serial, names, pools |
 //! | GET | `/api/v1/pools` | pools and their nodes |
 //! | GET | `/api/v1/pools/{pool}` | one pool |
@@ -314,7 +314,7 @@ fn reload_view(s: &ReloadStatus) -> ReloadView {
     }
 }
 
-fn zone_view(z: &Zone) -> ZoneView {
+pub(super) fn zone_view(z: &Zone) -> ZoneView {
     ZoneView {
         origin: z.origin.to_ascii(),
         file: z.file.display().to_string(),
@@ -423,7 +423,7 @@ fn min_healthy(m: MinHealthy) -> String {
     }
 }
 
-fn pool_view(admin: &Admin, zone: &Zone, pool: &PoolRuntime) -> PoolView {
+pub(super) fn pool_view(admin: &Admin, zone: &Zone, pool: &PoolRuntime) -> PoolView {
     let spec = pool.spec();
     let nodes: Vec<NodeView> = pool
         .nodes()
@@ -459,7 +459,7 @@ pub fn all_pools(snapshot: &Snapshot) -> Vec<(&Zone, &Arc<PoolRuntime>)> {
         .collect()
 }
 
-fn find_pool<'a>(
+pub(super) fn find_pool<'a>(
     snapshot: &'a Snapshot,
     name: &str,
 ) -> Result<(&'a Zone, &'a Arc<PoolRuntime>), ApiError> {
@@ -492,6 +492,16 @@ fn find_node<'a>(pool: &'a PoolRuntime, node: &str) -> Result<&'a NodeRuntime, A
 /// The whole status document.
 pub fn status_view(admin: &Admin) -> StatusView {
     let snapshot = admin.reloader.cell().load_full();
+    let mut v = status_header(admin, &snapshot);
+    v.pools = all_pools(&snapshot)
+        .into_iter()
+        .map(|(z, p)| pool_view(admin, z, p))
+        .collect();
+    v
+}
+
+/// The status document without its pools.
+pub(super) fn status_header(admin: &Admin, snapshot: &Snapshot) -> StatusView {
     StatusView {
         version: env!("CARGO_PKG_VERSION"),
         started: rfc3339(admin.started),
@@ -506,15 +516,22 @@ pub fn status_view(admin: &Admin) -> StatusView {
             .iter()
             .map(|z| zone_view(z))
             .collect(),
-        pools: all_pools(&snapshot)
-            .into_iter()
-            .map(|(z, p)| pool_view(admin, z, p))
-            .collect(),
+        pools: Vec::new(),
     }
 }
 
-async fn status(State(admin): Ctx) -> Response {
-    json(&status_view(&admin))
+async fn status(
+    State(admin): Ctx,
+    q: Result<Query<super::status_query::StatusQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.body_text()),
+    };
+    match super::status_query::status_page(&admin, &q) {
+        Ok(page) => json(&page),
+        Err(e) => e.into_response(),
+    }
 }
 
 async fn zones(State(admin): Ctx) -> Response {
