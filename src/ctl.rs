@@ -542,6 +542,46 @@ pub fn status_table(v: &Value) -> String {
         out.push('\n');
         out.push_str(&table(&rows));
     }
+    if v["summary"] == Value::Bool(true) {
+        out.push_str(&summary_table(v));
+    }
+    out
+}
+
+/// The pool summaries of a large deployment's status (`summary: true`).
+fn summary_table(v: &Value) -> String {
+    let t = &v["totals"];
+    let mut out = format!(
+        "\n{} pools, {} nodes: {} serving, {} down, {} unknown, {} drain, {} maint (page {} of {}; one pool: GET /api/v1/status?pool=NAME)\n",
+        s(&v["pools_total"]),
+        s(&t["nodes"]),
+        s(&t["serving"]),
+        s(&t["down"]),
+        s(&t["unknown"]),
+        s(&t["drain"]),
+        s(&t["maint"]),
+        v["page"].as_u64().map_or(1, |p| p + 1),
+        s(&v["pages"]),
+    );
+    let mut rows = vec![
+        [
+            "POOL", "ZONE", "POLICY", "SERVING", "DOWN", "DRAIN", "MAINT",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    for p in v["pool_summaries"].as_array().into_iter().flatten() {
+        rows.push(vec![
+            s(&p["name"]),
+            s(&p["zone"]),
+            s(&p["policy"]),
+            format!("{}/{}", s(&p["serving"]), s(&p["nodes"])),
+            s(&p["down"]),
+            s(&p["drain"]),
+            s(&p["maint"]),
+        ]);
+    }
+    out.push_str(&table(&rows));
     out
 }
 

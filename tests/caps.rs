@@ -277,6 +277,25 @@ async fn status_of_a_large_deployment_is_summarised_and_paged() {
     let s = get(&c, &d.url("/api/v1/status?summary=true&page=3&limit=10")).await;
     assert_eq!(s["pool_summaries"][0]["name"], "p030.big.test.");
 
+    // roundel ctl status shows the summary.
+    let out = std::process::Command::new(ops_support::daemon::BIN)
+        .args([
+            "ctl",
+            "--server",
+            &format!("http://{}", d.admin.unwrap()),
+            "status",
+        ])
+        .env_remove("ROUNDEL_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("40 pools, 2560 nodes: 2560 serving, 0 down"),
+        "{text}"
+    );
+    assert!(text.contains("p039.big.test."), "{text}");
+
     // Bad requests say why.
     for (q, want) in [
         ("?limit=0", "limit must be from 1 to 50"),
