@@ -19,7 +19,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::health::AdminState;
+use crate::node::AdminState;
 use crate::pool::spec::MAX_WEIGHT;
 use crate::zone::Snapshot;
 

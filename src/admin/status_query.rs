@@ -18,9 +18,11 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::Admin;
-use super::api::{self, ApiError, PoolView, StatusView};
-use crate::health::{AdminState, Health};
-use crate::policy::PoolRuntime;
+use super::api::ApiError;
+use super::api::lookup::{all_pools, find_pool};
+use super::api::views::{PoolView, StatusView, pool_view, status_header};
+use crate::node::PoolRuntime;
+use crate::node::{AdminState, Health};
 
 /// Largest deployment (in nodes) whose status is sent in full without asking.
 pub const STATUS_FULL_MAX_NODES: usize = 1_000;
@@ -143,7 +145,7 @@ fn counts(pool: &PoolRuntime) -> (usize, usize, usize, usize, usize) {
 /// Builds the answer to `GET /api/v1/status?...`.
 pub fn status_page(admin: &Admin, q: &StatusQuery) -> Result<StatusPage, ApiError> {
     let snapshot = admin.reloader.cell().load_full();
-    let all = api::all_pools(&snapshot);
+    let all = all_pools(&snapshot);
     let mut totals = NodeTotals::default();
     let mut per_pool = Vec::with_capacity(all.len());
     for (_, p) in &all {
@@ -157,11 +159,11 @@ pub fn status_page(admin: &Admin, q: &StatusQuery) -> Result<StatusPage, ApiErro
         per_pool.push(c);
     }
     let pools_total = all.len();
-    let mut status = api::status_header(admin, &snapshot);
+    let mut status = status_header(admin, &snapshot);
 
     if let Some(name) = &q.pool {
-        let (z, p) = api::find_pool(&snapshot, name)?;
-        status.pools = vec![api::pool_view(admin, z, p)];
+        let (z, p) = find_pool(&snapshot, name)?;
+        status.pools = vec![pool_view(admin, z, p)];
         return Ok(StatusPage {
             status,
             paging: Paging {
@@ -180,10 +182,7 @@ pub fn status_page(admin: &Admin, q: &StatusQuery) -> Result<StatusPage, ApiErro
     let big = totals.nodes > STATUS_FULL_MAX_NODES;
     let summary = q.summary.unwrap_or(big && !asked_page);
     if !summary && !asked_page && !big {
-        status.pools = all
-            .iter()
-            .map(|(z, p)| api::pool_view(admin, z, p))
-            .collect();
+        status.pools = all.iter().map(|(z, p)| pool_view(admin, z, p)).collect();
         return Ok(StatusPage {
             status,
             paging: Paging {
@@ -239,7 +238,7 @@ pub fn status_page(admin: &Admin, q: &StatusQuery) -> Result<StatusPage, ApiErro
     } else {
         status.pools = all[range]
             .iter()
-            .map(|(z, p)| api::pool_view(admin, z, p))
+            .map(|(z, p)| pool_view(admin, z, p))
             .collect::<Vec<PoolView>>();
     }
     Ok(StatusPage {

@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::error::ZoneError;
+use super::ZoneError;
 
 fn problem(path: &Path, reason: String) -> ZoneError {
     ZoneError {

@@ -5,7 +5,6 @@
 //! result. `master` converts to and from RFC 1035 master files.
 
 pub mod dir;
-pub mod error;
 pub mod file;
 pub mod limits;
 pub mod master;
@@ -16,8 +15,13 @@ pub mod settle;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use error::{ZoneError, ZoneErrors};
+/// Zone errors live in [`crate::source`], below `pool` and `config`, which report through them too.
+pub use crate::source::{ZoneError, ZoneErrors};
 pub use model::{Node, Rdata, RrSet, SerialPolicy, Snapshot, Zone};
+
+/// The current zone data, replaced atomically by reloads and read lock-free by every query.
+/// Kept here, below both `reload` (which writes it) and `dns` (which reads it).
+pub type SnapshotCell = arc_swap::ArcSwap<Snapshot>;
 
 /// Loads every zone file of `dir` into a new snapshot.
 ///
@@ -57,12 +61,17 @@ pub fn snapshot_from_files_with(
     limits::check_probes(&zones, max_probes).map_err(|e| ZoneErrors(vec![e]))?;
     let mut snapshot = Snapshot {
         generation: previous.map_or(1, |p| p.generation + 1),
+        next_index: previous.map_or(0, |p| p.next_index),
         ..Snapshot::default()
     };
     for mut zone in zones {
-        if let Some(old) = previous.and_then(|p| p.zones.get(&zone.origin_key)) {
-            zone.stats = old.stats.clone();
-        }
+        zone.index = match previous.and_then(|p| p.zones.get(&zone.origin_key)) {
+            Some(old) => old.index,
+            None => {
+                snapshot.next_index += 1;
+                snapshot.next_index - 1
+            }
+        };
         if zone.serial_policy == SerialPolicy::Auto
             && let Some(old) = previous.and_then(|p| p.zones.get(&zone.origin_key))
         {

@@ -1,0 +1,174 @@
+//! Errors found while loading zone and configuration files, each pinned to a file, line and
+//! column, and the [`SourceMap`] that pins them. The base of the crate: `config`, `pool` and
+//! `zone` all report through it, and it imports nothing of the crate.
+//!
+//! Operators fix zone files by hand, so every problem names where it is and what key it is
+//! about, in the `file:line:column: key: reason` shape that compilers and `named-checkzone`
+//! use. A load collects every problem it can find rather than stopping at the first.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// One problem in one zone file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneError {
+    /// The file the problem is in.
+    pub file: PathBuf,
+    /// 1-based line; 0 when the problem is about the file as a whole.
+    pub line: usize,
+    /// 1-based column (in characters); 0 when the problem is about the file as a whole.
+    pub column: usize,
+    /// The key the problem is about, in dotted TOML form (`names.www.A`), or empty.
+    pub key: String,
+    /// What is wrong, phrased for the person editing the file.
+    pub reason: String,
+}
+
+impl fmt::Display for ZoneError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if self.line > 0 {
+            write!(f, ":{}:{}", self.line, self.column)?;
+        }
+        if !self.key.is_empty() {
+            write!(f, ": {}", self.key)?;
+        }
+        write!(f, ": {}", self.reason)
+    }
+}
+
+impl std::error::Error for ZoneError {}
+
+/// Every problem found in one load, in file order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ZoneErrors(pub Vec<ZoneError>);
+
+impl fmt::Display for ZoneErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ZoneErrors {}
+
+/// Maps byte offsets of one file's text to 1-based line and column numbers, and collects
+/// the problems found in that file.
+///
+/// Loaders get spans (byte ranges) from `toml::Spanned`; this turns them into the positions
+/// an editor shows.
+#[derive(Debug)]
+pub struct SourceMap<'a> {
+    file: &'a Path,
+    text: &'a str,
+    /// Byte offset of the start of each line.
+    line_starts: Vec<usize>,
+    errors: Vec<ZoneError>,
+}
+
+impl<'a> SourceMap<'a> {
+    /// A map over `text`, the contents of `file`.
+    pub fn new(file: &'a Path, text: &'a str) -> Self {
+        let mut line_starts = vec![0];
+        line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        Self {
+            file,
+            text,
+            line_starts,
+            errors: Vec::new(),
+        }
+    }
+
+    /// The file this map is for.
+    pub fn file(&self) -> &Path {
+        self.file
+    }
+
+    /// 1-based (line, column) of a byte offset; the column counts characters.
+    pub fn position(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let line = self.line_starts.partition_point(|&s| s <= offset);
+        let start = self.line_starts[line - 1];
+        let column = self
+            .text
+            .get(start..offset)
+            .map_or(1, |s| s.chars().count() + 1);
+        (line, column)
+    }
+
+    /// A problem at the byte offset `at` (use the start of the offending value's span).
+    pub fn error_at(
+        &self,
+        at: usize,
+        key: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> ZoneError {
+        let (line, column) = self.position(at);
+        ZoneError {
+            file: self.file.to_path_buf(),
+            line,
+            column,
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Records a problem at the byte offset `at`.
+    pub fn report(&mut self, at: usize, key: impl Into<String>, reason: impl Into<String>) {
+        let e = self.error_at(at, key, reason);
+        self.errors.push(e);
+    }
+
+    /// Records a problem about the file as a whole (no position).
+    pub fn report_file(&mut self, reason: impl Into<String>) {
+        self.errors.push(ZoneError {
+            file: self.file.to_path_buf(),
+            line: 0,
+            column: 0,
+            key: String::new(),
+            reason: reason.into(),
+        });
+    }
+
+    /// Whether any problem has been recorded.
+    pub fn has_errors(&self) -> bool {
+        !self.errors.is_empty()
+    }
+
+    /// The problems recorded so far, sorted by position.
+    pub fn into_errors(mut self) -> Vec<ZoneError> {
+        self.errors.sort_by_key(|e| (e.line, e.column));
+        self.errors
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_are_one_based_lines_and_character_columns() {
+        let text = "a = 1\nbé = \"x\"\n";
+        let map = SourceMap::new(Path::new("z.toml"), text);
+        assert_eq!(map.position(0), (1, 1));
+        assert_eq!(map.position(4), (1, 5));
+        assert_eq!(map.position(6), (2, 1));
+        // 'é' is two bytes but one column.
+        assert_eq!(map.position(text.rfind('=').unwrap()), (2, 4));
+    }
+
+    #[test]
+    fn display_names_file_line_column_key_and_reason() {
+        let map = SourceMap::new(Path::new("zones/x.toml"), "\n  A = \"1.2.3\"\n");
+        let e = map.error_at(7, "names.www.A", "not an IPv4 address: 1.2.3");
+        assert_eq!(
+            e.to_string(),
+            "zones/x.toml:2:7: names.www.A: not an IPv4 address: 1.2.3"
+        );
+    }
+}
