@@ -3,6 +3,7 @@
 //! ```text
 //! roundel ctl status
 //! roundel ctl drain web.example.test web1
+//! roundel ctl drain 192.0.2.11                         # in every pool listing it
 //! roundel ctl weight web.example.test 192.0.2.11 5      # or: clear
 //! roundel ctl explain web.example.test AAAA --client 198.51.100.7
 //! roundel ctl --json status | jq .
@@ -47,26 +48,26 @@ pub struct CtlArgs {
 pub enum CtlCommand {
     /// Zones, pools and every node's state.
     Status,
-    /// Stop handing a node out; says when it is safe to stop it.
+    /// Stop handing a node out; says when it is safe to stop it. With only an address, in every pool that lists it.
     Drain {
-        /// Pool name (`web.example.test`).
+        /// Pool name (`web.example.test`), or a node address alone: every pool listing it.
         pool: String,
-        /// Node label or address.
-        node: String,
+        /// Node label or address (omit to give an address in `pool`'s place).
+        node: Option<String>,
     },
-    /// Take a node out of service whatever its checks say.
+    /// Take a node out of service whatever its checks say. With only an address, in every pool that lists it.
     Maint {
-        /// Pool name.
+        /// Pool name (`web.example.test`), or a node address alone: every pool listing it.
         pool: String,
-        /// Node label or address.
-        node: String,
+        /// Node label or address (omit to give an address in `pool`'s place).
+        node: Option<String>,
     },
-    /// Clear drain / maint: the node follows its checks again.
+    /// Clear drain / maint: the node follows its checks again. With only an address, in every pool that lists it.
     Ready {
-        /// Pool name.
+        /// Pool name (`web.example.test`), or a node address alone: every pool listing it.
         pool: String,
-        /// Node label or address.
-        node: String,
+        /// Node label or address (omit to give an address in `pool`'s place).
+        node: Option<String>,
     },
     /// Set a node's weight override, or `clear` it.
     Weight {
@@ -263,6 +264,11 @@ pub async fn run(args: CtlArgs) -> Result<String, CtlError> {
     use reqwest::Method;
     let node_path =
         |pool: &str, node: &str| format!("/api/v1/pools/{}/nodes/{}", encode(pool), encode(node));
+    // `drain ADDR` is the address in every pool; `drain POOL NODE` one pool's node.
+    let target_path = |pool: &str, node: Option<&str>| match node {
+        Some(node) => node_path(pool, node),
+        None => format!("/api/v1/nodes/{}", encode(pool)),
+    };
     let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap_or_default() + "\n";
     match args.command {
         CtlCommand::Status => {
@@ -274,13 +280,31 @@ pub async fn run(args: CtlArgs) -> Result<String, CtlError> {
             })
         }
         CtlCommand::Drain { pool, node } => {
-            action(&api, &node_path(&pool, &node), "drain", args.json).await
+            action(
+                &api,
+                &target_path(&pool, node.as_deref()),
+                "drain",
+                args.json,
+            )
+            .await
         }
         CtlCommand::Maint { pool, node } => {
-            action(&api, &node_path(&pool, &node), "maint", args.json).await
+            action(
+                &api,
+                &target_path(&pool, node.as_deref()),
+                "maint",
+                args.json,
+            )
+            .await
         }
         CtlCommand::Ready { pool, node } => {
-            action(&api, &node_path(&pool, &node), "ready", args.json).await
+            action(
+                &api,
+                &target_path(&pool, node.as_deref()),
+                "ready",
+                args.json,
+            )
+            .await
         }
         CtlCommand::Weight { pool, node, weight } => {
             let path = format!("{}/weight", node_path(&pool, &node));
