@@ -11,7 +11,7 @@
 //!
 //! Readable tables by default, the API's JSON with `--json`. The server is
 //! `--server URL` (default `http://127.0.0.1:8053`); state-changing commands send the
-//! token from `--token` or `ROUNDEL_ADMIN_TOKEN`.
+//! token from `--token`, `--token-file` or `ROUNDEL_ADMIN_TOKEN`.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -36,6 +36,9 @@ pub struct CtlArgs {
     /// Admin token for state-changing commands.
     #[arg(long, global = true, env = crate::admin::TOKEN_ENV, hide_env_values = true)]
     pub token: Option<String>,
+    /// File holding the admin token (a systemd credential: `%d/admin.token`).
+    #[arg(long, global = true, conflicts_with = "token")]
+    pub token_file: Option<std::path::PathBuf>,
     /// Print the API's JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
@@ -259,7 +262,15 @@ pub async fn run(args: CtlArgs) -> Result<String, CtlError> {
     let api = Api {
         client,
         base: args.server.trim_end_matches('/').to_owned(),
-        token: args.token.clone().filter(|t| !t.trim().is_empty()),
+        token: match &args.token_file {
+            Some(f) => Some(
+                std::fs::read_to_string(f)
+                    .map_err(|e| CtlError::Usage(format!("--token-file {}: {e}", f.display())))?,
+            ),
+            None => args.token.clone(),
+        }
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty()),
     };
     use reqwest::Method;
     let node_path =

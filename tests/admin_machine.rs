@@ -33,13 +33,17 @@ fn a(s: &Server, name: &str) -> Vec<String> {
     addrs(&query(s.dns, name, A))
 }
 
+/// `roundel ctl` with the token in a file, as the systemd unit's ExecReload passes it.
 fn ctl(s: &Server, args: &[&str]) -> (bool, String, String) {
+    let dir = TempDir::new("machine-token");
+    let token_file = dir.join("admin.token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_roundel"))
         .arg("ctl")
         .arg("--server")
         .arg(s.url(""))
-        .arg("--token")
-        .arg(TOKEN)
+        .arg("--token-file")
+        .arg(&token_file)
         .args(args)
         .output()
         .expect("run roundel ctl");

@@ -449,17 +449,24 @@ impl prometheus_client::collector::Collector for Collector {
 }
 
 /// `GET /metrics`.
-pub async fn handler(State(admin): State<Arc<Admin>>) -> Response {
+pub async fn handler(State(admin): State<Arc<Admin>>, headers: axum::http::HeaderMap) -> Response {
     let mut out = String::with_capacity(16 * 1024);
-    match prometheus_client::encoding::text::encode(&mut out, &admin.registry) {
-        Ok(()) => (
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
+    if prometheus_client::encoding::text::encode(&mut out, &admin.registry).is_err() {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "encoding failed").into_response();
+    }
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    if super::exposition::wants_openmetrics(accept) {
+        (
+            [(header::CONTENT_TYPE, super::exposition::OPENMETRICS)],
             out,
         )
-            .into_response(),
-        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "encoding failed").into_response(),
+            .into_response()
+    } else {
+        let classic = super::exposition::to_classic(&out);
+        (
+            [(header::CONTENT_TYPE, super::exposition::CLASSIC)],
+            classic,
+        )
+            .into_response()
     }
 }

@@ -12,6 +12,7 @@
 //! reload and at startup.
 
 pub mod api;
+pub mod exposition;
 pub mod metrics;
 pub mod overrides;
 pub mod page;
