@@ -518,6 +518,36 @@ pub fn status_table(v: &Value) -> String {
         ]);
     }
     out.push_str(&table(&rows));
+    // How each pool answers: "0/3 serving" alone hides a serve-all pool handing out dead
+    // addresses.
+    let mut rows = vec![
+        ["POOL", "ANSWERING", "TTL", "SERVING"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    for p in v["pools"].as_array().into_iter().flatten() {
+        let a = &p["answering"];
+        let state = s(&a["state"]);
+        let detail = s(&a["detail"]);
+        rows.push(vec![
+            s(&p["name"]),
+            if state == "all-down" {
+                detail.to_uppercase()
+            } else {
+                detail
+            },
+            format!("{} s", s(&a["ttl"])),
+            format!(
+                "{}/{}",
+                s(&p["serving"]),
+                p["nodes"].as_array().map_or(0, Vec::len)
+            ),
+        ]);
+    }
+    if rows.len() > 1 {
+        out.push('\n');
+        out.push_str(&table(&rows));
+    }
     let mut rows = vec![
         [
             "POOL",
@@ -552,7 +582,11 @@ pub fn status_table(v: &Value) -> String {
                 s(&p["name"]),
                 s(&n["label"]),
                 s(&n["addr"]),
-                s(&n["state"]),
+                // Maint / drain still say what the checks see.
+                match n["state"].as_str() {
+                    Some(st @ ("drain" | "maint")) => format!("{st} (check {})", s(&n["health"])),
+                    _ => s(&n["state"]),
+                },
                 weight,
                 n["srtt_ms"]
                     .as_f64()

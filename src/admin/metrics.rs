@@ -23,6 +23,8 @@
 //! | `roundel_node_weight` | gauge | `pool`, `node`, `addr` |
 //! | `roundel_node_check_rtt_seconds` | gauge | `pool`, `node`, `addr` |
 //! | `roundel_pool_serving_nodes` | gauge | `pool` |
+//! | `roundel_pool_answering` | gauge (1 for the current state) | `pool`, `state` (`normal`, `degraded`, `failover`, `all-down`) |
+//! | `roundel_pool_answer_ttl_seconds` | gauge | `pool` |
 //! | `roundel_check_duration_seconds` | histogram | `target`, `check` |
 //! | `roundel_check_failures_total` | counter | `target`, `check`, `reason` |
 //! | `roundel_check_transitions_total` | counter | `target`, `check` |
@@ -256,7 +258,12 @@ impl prometheus_client::collector::Collector for Collector {
                             .reported()
                             .map_or(n.spec.weight, |r| r.apply(n.spec.weight))
                     }),
-                    srtt: n.health.srtt().map(|d| d.as_secs_f64()),
+                    // A down node's last RTT is history, not a current figure.
+                    srtt: n
+                        .health
+                        .srtt()
+                        .filter(|_| health == Health::Up)
+                        .map(|d| d.as_secs_f64()),
                 });
             }
             serving.push((pool, n_serving));
@@ -320,6 +327,40 @@ impl prometheus_client::collector::Collector for Collector {
                     ("addr", r.addr.as_str()),
                 ];
                 ConstGauge::new(s).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        {
+            let now = std::time::Instant::now();
+            let states: Vec<(String, crate::admin::answering::Answering)> = pools
+                .iter()
+                .map(|(_, p)| {
+                    (
+                        p.name().to_ascii(),
+                        crate::admin::answering::answering(p, now),
+                    )
+                })
+                .collect();
+            let mut m = enc.encode_descriptor(
+                "roundel_pool_answering",
+                "How the pool answers: 1 for the current one of normal, degraded, failover, all-down",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (pool, a) in &states {
+                for st in crate::admin::answering::State::ALL {
+                    let labels = [("pool", pool.as_str()), ("state", st.as_str())];
+                    ConstGauge::new(i64::from(a.value == st)).encode(m.encode_family(&labels)?)?;
+                }
+            }
+            let mut m = enc.encode_descriptor(
+                "roundel_pool_answer_ttl_seconds",
+                "TTL the pool's answers carry now (the degraded TTL while degraded or all down)",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (pool, a) in &states {
+                ConstGauge::new(i64::from(a.ttl))
+                    .encode(m.encode_family(&[("pool", pool.as_str())])?)?;
             }
         }
         {

@@ -11,8 +11,10 @@
 //! (403). Overrides are kept in a state file ([`overrides`]) and re-applied after every
 //! reload and at startup.
 
+pub mod answering;
 pub mod api;
 pub mod exposition;
+pub mod history;
 pub mod metrics;
 pub mod overrides;
 pub mod page;
@@ -78,6 +80,8 @@ pub struct Admin {
     pub started: SystemTime,
     /// When the server started (monotonic).
     pub started_instant: Instant,
+    /// Node state timelines and pool answering states, sampled off the query path.
+    pub history: history::History,
     registry: prometheus_client::registry::Registry,
 }
 
@@ -107,6 +111,7 @@ impl Admin {
                 token,
                 started: SystemTime::now(),
                 started_instant: Instant::now(),
+                history: history::History::default(),
                 registry,
             }
         })
@@ -159,7 +164,10 @@ pub async fn run(
     admin: Arc<Admin>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(admin))
+    let sampler = tokio::spawn(history::run(Arc::downgrade(&admin)));
+    let served = axum::serve(listener, router(admin))
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    sampler.abort();
+    served
 }
