@@ -175,6 +175,7 @@ fn serve(args: ServeArgs) -> ExitCode {
             .and_then(|t| Token::new(&t))
             .or(file_config.admin.token.clone()),
     };
+    opts.cluster = file_config.cluster.clone();
     opts.state_dir = args
         .state_dir
         .clone()

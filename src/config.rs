@@ -16,6 +16,8 @@
 //! listen = "127.0.0.1:8053"      # admin API, status page, /metrics
 //! token_file = "admin.token"     # or token = "..."; or ROUNDEL_ADMIN_TOKEN
 //! state_dir = "/var/lib/roundel" # where admin overrides are kept
+//! [cluster]                      # optional: see docs/cluster.md
+//! etcd = ["http://127.0.0.1:2379"]
 //! ```
 
 use std::net::SocketAddr;
@@ -104,6 +106,8 @@ pub struct ServerConfig {
     /// The admin listener.
     #[serde(default)]
     pub admin: RawAdminConfig,
+    /// Cluster mode (etcd); absent: a single instance.
+    pub cluster: Option<crate::cluster::config::RawClusterConfig>,
 }
 
 /// A configuration file, validated.
@@ -119,6 +123,8 @@ pub struct Config {
     pub log: LogConfig,
     /// The admin listener.
     pub admin: AdminConfig,
+    /// Cluster mode, if configured.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 /// Reads and validates a configuration file.
@@ -206,10 +212,15 @@ pub fn load(path: &Path) -> Result<Config, Vec<ZoneError>> {
         }
         (None, None) => {}
     }
+    let cluster = raw
+        .cluster
+        .as_ref()
+        .and_then(|c| crate::cluster::config::validate(c, base, &mut map));
     if map.has_errors() {
         return Err(map.into_errors());
     }
     Ok(Config {
+        cluster,
         listen,
         zones: raw.zones.map(|z| base.join(z)),
         udp_threads: raw.udp_threads,
@@ -260,6 +271,48 @@ mod tests {
 
         let e = load_text("missing", "[admin]\ntoken_file = \"nope\"\n").unwrap_err();
         assert!(e[0].reason.contains("cannot read"), "{}", e[0]);
+
+        let c = load_text(
+            "cluster",
+            "[cluster]\netcd = [\"http://127.0.0.1:2379\"]\nname = \"ns1\"\nlease_ttl = \"3s\"\nhealth_rule = \"any-up\"\nprobe_source = \"127.0.0.2\"\n",
+        )
+        .unwrap();
+        let cl = c.cluster.unwrap();
+        assert_eq!(
+            (cl.name.as_str(), cl.observers, cl.prefix.as_str()),
+            ("ns1", 3, "/roundel")
+        );
+        assert_eq!(
+            cl.grace,
+            std::time::Duration::from_secs(6),
+            "default grace: 2 x lease_ttl"
+        );
+        assert_eq!(cl.health_rule, crate::cluster::HealthRule::AnyUp);
+        assert!(load_text("nocluster", "").unwrap().cluster.is_none());
+        let e = load_text(
+            "badcluster",
+            "[cluster]\netcd = [\"http://127.0.0.1:2379\"]\nname = \"a\"\nlease_ttl = \"1500ms\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e[0].line, e[0].key.as_str()),
+            (4, "cluster.lease_ttl"),
+            "{}",
+            e[0]
+        );
+        let e = load_text(
+            "rule",
+            "[cluster]\netcd = [\"http://x:1\"]\nname = \"a\"\nhealth_rule = \"most\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e[0].line, e[0].key.as_str()),
+            (4, "cluster.health_rule"),
+            "{}",
+            e[0]
+        );
+        let e = load_text("cunknown", "[cluster]\netcd = []\nttl = 3\n").unwrap_err();
+        assert!(e[0].reason.contains("unknown field"), "{}", e[0]);
 
         let e = load_text("unknown", "[admin]\ntokn = \"a\"\n").unwrap_err();
         assert_eq!(e[0].line, 2, "{}", e[0]);

@@ -49,6 +49,7 @@ type Ctx = State<Arc<Admin>>;
 pub fn routes() -> Router<Arc<Admin>> {
     Router::new()
         .route("/api/v1/status", get(status))
+        .route("/api/v1/cluster", get(cluster))
         .route("/api/v1/zones", get(zones))
         .route("/api/v1/pools", get(pools))
         .route("/api/v1/pools/{pool}", get(pool))
@@ -286,6 +287,9 @@ pub struct StatusView {
     pub zones: Vec<ZoneView>,
     /// Pools.
     pub pools: Vec<PoolView>,
+    /// Cluster mode: members, observers and their reports, degraded state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<crate::cluster::status::ClusterView>,
 }
 
 fn reload_view(s: &ReloadStatus) -> ReloadView {
@@ -339,10 +343,16 @@ fn at_offset(node: &NodeRuntime, offset: Duration) -> SystemTime {
 fn cached_until(admin: &Admin, pool: &PoolRuntime, node: &NodeRuntime) -> SystemTime {
     let spec = pool.spec();
     let fallback = admin.started + Duration::from_secs(spec.ttl.max(spec.degraded_ttl).into());
-    match node.admin.cached_until() {
+    let local = match node.admin.cached_until() {
         Some(off) => at_offset(node, off).max(fallback),
         None => fallback,
-    }
+    };
+    // In cluster mode the other instances' answers count too.
+    let others = admin
+        .cluster
+        .get()
+        .and_then(|c| c.others_cached_until(&pool_key(&pool.name().to_ascii()), node.spec.addr));
+    others.map_or(local, |o| o.max(local))
 }
 
 fn node_view(admin: &Admin, pool: &PoolRuntime, node: &NodeRuntime) -> NodeView {
@@ -510,6 +520,17 @@ pub fn status_view(admin: &Admin) -> StatusView {
             .into_iter()
             .map(|(z, p)| pool_view(admin, z, p))
             .collect(),
+        cluster: admin.cluster.get().map(|c| c.view()),
+    }
+}
+
+async fn cluster(State(admin): Ctx) -> Response {
+    match admin.cluster.get() {
+        Some(c) => json(&c.view()),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "not in cluster mode (no [cluster] section in the server configuration)",
+        ),
     }
 }
 

@@ -78,6 +78,8 @@ pub struct Admin {
     /// When the server started (monotonic).
     pub started_instant: Instant,
     registry: prometheus_client::registry::Registry,
+    /// Cluster mode, when configured (set once at start).
+    pub cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
 }
 
 impl std::fmt::Debug for Admin {
@@ -107,6 +109,7 @@ impl Admin {
                 started: SystemTime::now(),
                 started_instant: Instant::now(),
                 registry,
+                cluster: std::sync::OnceLock::new(),
             }
         })
     }
