@@ -67,8 +67,10 @@ pub(crate) async fn run(c: Arc<Cluster>, mut stop: watch::Receiver<bool>) {
         let r = session(&c, &mut stop, &mut lease).await;
         match r {
             Ok(()) => {
-                // Stopping: leave at once so the others take over the probes now.
+                // Stopping: leave at once so the others take over the probes now (a
+                // frozen instance plays a killed one and leaves by lease expiry).
                 if let Some(id) = lease
+                    && !c.frozen()
                     && let Ok(mut client) = connect(&c).await
                 {
                     let _ = call(client.lease_revoke(id)).await;
