@@ -33,4 +33,5 @@ check = "health"
 ttl = 30
 nodes = ["127.0.0.11", "127.0.0.12", "127.0.0.13", "127.0.0.14"]
 EOT
-exec "$bin" serve --zones "$rundir/zones" --listen "127.0.0.1:$port" --udp-threads "$threads"
+# No admin listener: the harness requires each server to listen on its assigned port only.
+exec "$bin" serve --zones "$rundir/zones" --listen "127.0.0.1:$port" --udp-threads "$threads" --no-admin
