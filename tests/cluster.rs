@@ -79,7 +79,7 @@ fn check_rate(backends: &[Backend], window: Duration) -> Vec<f64> {
 #[test]
 fn check_load_is_observers_per_interval() {
     let etcd = Etcd::start();
-    let bs = backends(11);
+    let mut bs = backends(11);
     let z = zone_dir();
     zones(z.path(), bs[0].addr.port(), &[&refs(&bs)]);
     let window = Duration::from_secs(4);
@@ -99,8 +99,39 @@ fn check_load_is_observers_per_interval() {
                 "{n} instances: {rates:?}, expected {expect}/s"
             );
         }
-        rows.push((n, rates));
+        // Detection time with this many instances: a backend killed, gone everywhere.
+        let every = ips(&refs(&bs));
+        assert!(
+            wait_until(Duration::from_secs(5), || all
+                .iter()
+                .all(|i| i.answer(0) == every))
+            .is_some()
+        );
+        let dead = bs[3].addr.ip().to_string();
+        let start = Instant::now();
+        bs[3].stop();
+        let gone = wait_until(Duration::from_secs(5), || {
+            all.iter().all(|i| !i.answer(0).contains(&dead))
+        });
+        eprintln!("detection: {n} instance(s): gone from all after {gone:?}");
+        assert!(
+            gone.is_some_and(|g| g <= Duration::from_secs(2)),
+            "{gone:?}"
+        );
+        bs[3].restart();
+        assert!(
+            wait_until(Duration::from_secs(5), || all
+                .iter()
+                .all(|i| i.answer(0) == every))
+            .is_some()
+        );
+        let _ = start;
+        rows.push((n, rates, gone));
         drop(all);
+    }
+    eprintln!("instances | checks/s per backend | detection");
+    for (n, rates, gone) in rows {
+        eprintln!("{n} | {rates:?} | {gone:?}");
     }
 }
 
@@ -442,4 +473,29 @@ fn all_instances_agree_on_every_pool() {
         assert_eq!(c["drift"], false, "{c}");
         assert_eq!(c["members"].as_array().unwrap().len(), 3);
     }
+    // A fourth instance with different zones is flagged as drift everywhere, in the
+    // API and in `roundel ctl status`.
+    let other = zone_dir();
+    {
+        let r = refs(&bs);
+        zones(other.path(), bs[0].addr.port(), &[&r]);
+    }
+    let odd = Instance::start(other.path(), cluster_config(&etcd, "ns4", "127.0.117.4", 2));
+    let flagged = wait_until(Duration::from_secs(5), || {
+        all.iter().all(|i| {
+            let c = i.cluster();
+            c["drift"] == true
+                && c["members"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|m| m["name"] == "ns4" && m["drift"] == true)
+        })
+    });
+    assert!(flagged.is_some(), "{}", all[0].cluster());
+    let (_, status) = ops_support::http_get_blocking(all[0].admin, "/api/v1/status").unwrap();
+    let text = roundel::ctl::status_table(&serde_json::from_str(&status).unwrap());
+    assert!(text.contains("cluster: ns1 is joined"), "{text}");
+    assert!(text.contains("DRIFT"), "{text}");
+    drop(odd);
 }
