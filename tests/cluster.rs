@@ -321,6 +321,15 @@ fn killing_an_instance_moves_its_probes() {
             .all(|i| i.answer(0) == every))
         .is_some()
     );
+    // The share has settled: every backend checked by exactly two sources.
+    let settled = wait_until(Duration::from_secs(8), || {
+        let since = Instant::now() - Duration::from_millis(1100);
+        bs.iter().all(|b| b.hits_since(since).len() == 2)
+    });
+    assert!(
+        settled.is_some(),
+        "probe share did not settle on 2 observers"
+    );
     let victim = all.pop().unwrap();
     let victim_src: std::net::IpAddr = victim.source.parse().unwrap();
     let killed = Instant::now();
@@ -343,6 +352,30 @@ fn killing_an_instance_moves_its_probes() {
         })
     });
     let moved = moved.map(|_| killed.elapsed());
+    // When did a new observer take over? The first check after the kill from a source
+    // that had not checked that backend in the second before it.
+    let mut takeover = Duration::ZERO;
+    for b in &bs {
+        let hits = b.hits();
+        let before: std::collections::HashSet<_> = hits
+            .iter()
+            .filter(|(t, _)| *t < killed && *t + Duration::from_secs(1) >= killed)
+            .map(|(_, ip)| *ip)
+            .collect();
+        if let Some((t, _)) = hits
+            .iter()
+            .find(|(t, ip)| *t > killed && !before.contains(ip))
+        {
+            takeover = takeover.max(*t - killed);
+        }
+    }
+    eprintln!(
+        "instance killed: its probes taken over after {takeover:?} (bound: lease TTL 2 s + interval 0.5 s)"
+    );
+    assert!(
+        takeover <= Duration::from_millis(2500 + 300),
+        "{takeover:?}"
+    );
     eprintln!(
         "instance killed: every backend back to 2 observers after {moved:?} (bound: lease TTL 2 s + interval 0.5 s, measured over a 1.1 s window)"
     );

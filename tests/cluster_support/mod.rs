@@ -238,6 +238,11 @@ impl Backend {
         m
     }
 
+    /// Every request answered: when, from which source.
+    pub fn hits(&self) -> Vec<(Instant, IpAddr)> {
+        self.state.lock().unwrap().hits.clone()
+    }
+
     /// Requests answered since `since`.
     pub fn count_since(&self, since: Instant) -> usize {
         self.hits_since(since).values().sum()
