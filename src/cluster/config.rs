@@ -209,7 +209,6 @@ pub fn validate(
     base: &Path,
     map: &mut SourceMap<'_>,
 ) -> Option<ClusterConfig> {
-    let errors_before = map.has_errors();
     let at = |s: &std::ops::Range<usize>| s.start;
     let mut endpoints = Vec::new();
     if raw.etcd.get_ref().is_empty() {
@@ -377,8 +376,7 @@ pub fn validate(
             _ => None,
         },
     };
-    if raw.password.is_some() && raw.password_file.is_some() {
-        let f = raw.password_file.as_ref().expect("checked");
+    if let (Some(_), Some(f)) = (&raw.password, &raw.password_file) {
         map.report(
             f.span().start,
             "cluster.password_file",
@@ -412,7 +410,7 @@ pub fn validate(
             None
         }
     };
-    if map.has_errors() && !errors_before {
+    if map.has_errors() {
         return None;
     }
     Some(ClusterConfig {
