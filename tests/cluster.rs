@@ -197,12 +197,31 @@ fn drain_through_one_instance_reaches_all_within_1s_and_survives_restart() {
     for i in &all {
         assert!(i.answer(0).contains(&drained));
     }
+    // ns3 keeps serving the node and ns1 does not: ns1's `cached_until` comes to cover
+    // ns3's answers (5 s TTL), which ns1's own (served before `t0`) cannot reach.
+    let t0 = std::time::SystemTime::now();
+    let beyond = roundel::admin::time::rfc3339(t0 + Duration::from_secs(6));
+    let node_path = format!("/api/v1/pools/p0.cl.test./nodes/{drained}");
+    let node_on = |i: &Instance| -> serde_json::Value {
+        let (_, body) = ops_support::http_get_blocking(i.admin, &node_path).unwrap();
+        serde_json::from_str(&body).unwrap()
+    };
+    let covered = wait_until(Duration::from_secs(5), || {
+        let _ = all[2].answer(0);
+        node_on(&all[0])["cached_until"].as_str().unwrap() >= beyond.as_str()
+    });
+    eprintln!("ns1's cached_until covers ns3's answers after {covered:?}");
+    assert!(covered.is_some(), "{}", node_on(&all[0]));
     let start = Instant::now();
     let (st, body) = post(
         all[0].admin,
         &format!("/api/v1/pools/p0.cl.test./nodes/{drained}/drain"),
     );
     assert_eq!(st, 200, "{body}");
+    assert!(
+        body.contains("safe to stop after that"),
+        "not safe to stop while ns3's answers may be cached: {body}"
+    );
     let mut took = vec![None; 3];
     wait_until(Duration::from_secs(3), || {
         for (k, i) in all.iter().enumerate() {
@@ -217,13 +236,9 @@ fn drain_through_one_instance_reaches_all_within_1s_and_survives_restart() {
         let t = t.unwrap_or_else(|| panic!("ns{} still hands out {drained}", k + 1));
         assert!(t <= Duration::from_secs(1), "ns{}: {t:?}", k + 1);
     }
-    // ns2 sees the override and ns1's cached_until covers the answers of ns2 and ns3.
-    let (_, node) = ops_support::http_get_blocking(
-        all[1].admin,
-        &format!("/api/v1/pools/p0.cl.test./nodes/{drained}"),
-    )
-    .unwrap();
-    let node: serde_json::Value = serde_json::from_str(&node).unwrap();
+    // ns2 sees the override, and the node is not yet safe to stop there either.
+    let node = node_on(&all[1]);
+    assert_eq!(node["safe_to_stop"], false, "{node}");
     assert_eq!(node["admin"], "drain", "{node}");
     drop(all);
     // Every instance restarts: the drain is still in force from the first answer.
