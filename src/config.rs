@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::zone::error::{SourceMap, ZoneError};
+use crate::source::{SourceMap, ZoneError};
 
 /// Address served when none is configured: loopback and an unprivileged port, so that a
 /// first `roundel serve` needs no privileges and exposes nothing.

@@ -13,7 +13,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::SystemTime;
 
 use super::keys::AdminValue;
-use crate::health::AdminState;
+use crate::node::AdminState;
 
 /// (pool name, lowercase and absolute; node address).
 pub type Key = (String, IpAddr);

@@ -28,7 +28,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::pool::duration::parse_duration;
-use crate::zone::error::SourceMap;
+use crate::source::SourceMap;
 
 /// Key prefix when none is configured.
 pub const DEFAULT_PREFIX: &str = "/roundel";

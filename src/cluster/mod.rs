@@ -39,7 +39,8 @@ pub use admin_store::{AdminStore, StoredOverride};
 pub use config::{ClusterConfig, HealthRule};
 pub use mode::Mode;
 
-use crate::health::{NodeHealth, ProbeKey};
+use crate::health::ProbeKey;
+use crate::node::NodeHealth;
 use keys::{Keys, Member, Observation, ServedValue};
 
 /// When a node was last served by this instance and until when that answer may be

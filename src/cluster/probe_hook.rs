@@ -8,7 +8,8 @@ use std::time::{Instant, SystemTime};
 use super::keys::{Observation, probe_id};
 use super::mode::Mode;
 use super::{Cluster, Outgoing, rendezvous};
-use crate::health::{Health, LocalObservation, ProbeHook, ProbeKey, Reported};
+use crate::health::{LocalObservation, ProbeHook, ProbeKey};
+use crate::node::{Health, Reported};
 
 impl ProbeHook for Cluster {
     fn source(&self) -> Option<IpAddr> {

@@ -23,7 +23,7 @@ use super::Cluster;
 use super::config::HealthRule;
 use super::keys::{Observation, probe_id};
 use super::mode::Mode;
-use crate::health::{Health, Reported};
+use crate::node::{Health, Reported};
 use crate::pool::CheckKind;
 
 /// How often the view is re-derived even without news (freshness runs out with time).

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use super::monitor::ProbeKey;
-use super::state::{Health, Reported};
+use crate::node::{Health, Reported};
 
 /// One local result, after this instance's rise/fall hysteresis.
 #[derive(Debug, Clone)]

@@ -13,11 +13,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::hook::{LocalObservation, ProbeHook};
+use super::hysteresis::Hysteresis;
 use super::probe::{CheckResult, Prober};
-use super::state::{
-    HISTORY_LEN, Health, Hysteresis, NodeAdmin, NodeHealth, ProbeDetail, Transition,
+use crate::node::{
+    HISTORY_LEN, Health, NodeAdmin, NodeHealth, PoolRuntime, ProbeDetail, Transition,
 };
-use crate::policy::PoolRuntime;
 use crate::pool::{CheckKind, CheckSpec, PoolSpec, ProbeTarget};
 
 /// Identity of a probe: two pool nodes with equal keys share one probe and one state.
