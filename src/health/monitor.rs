@@ -380,6 +380,11 @@ fn record(
     local: &mut Local,
     first: bool,
 ) {
+    if let Some(e) = &r.local_error {
+        // Not evidence against the backend: no state, counter or detail changes.
+        super::local::note(&key.target.addr, key.target.port, e);
+        return;
+    }
     let ok = r.outcome.is_ok();
     health.observe_check(r.rtt, r.outcome.as_ref().err());
     let change = machine.record(ok);
