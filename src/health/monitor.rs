@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use hickory_proto::rr::Name;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
 use super::hook::{LocalObservation, ProbeHook};
@@ -85,6 +85,8 @@ pub struct HealthMonitor {
     jitter: RandomState,
     /// The coordinator of the probes in cluster mode (set before the first reconcile).
     hook: std::sync::OnceLock<Arc<dyn ProbeHook>>,
+    /// One permit per check in flight ([`crate::pool::limits::MAX_PROBES_IN_FLIGHT`]).
+    in_flight: Arc<Semaphore>,
 }
 
 impl Default for HealthMonitor {
@@ -94,14 +96,21 @@ impl Default for HealthMonitor {
 }
 
 impl HealthMonitor {
-    /// A monitor with no probes.
+    /// A monitor with no probes, running at most
+    /// [`MAX_PROBES_IN_FLIGHT`](crate::pool::limits::MAX_PROBES_IN_FLIGHT) checks at once.
     pub fn new() -> Self {
+        Self::with_max_in_flight(crate::pool::limits::MAX_PROBES_IN_FLIGHT)
+    }
+
+    /// A monitor with no probes, running at most `max` checks at once (at least one).
+    pub fn with_max_in_flight(max: usize) -> Self {
         Self {
             epoch: Instant::now(),
             registry: Mutex::new(Registry::default()),
             reconcile_lock: tokio::sync::Mutex::new(()),
             jitter: RandomState::new(),
             hook: std::sync::OnceLock::new(),
+            in_flight: Arc::new(Semaphore::new(max.clamp(1, Semaphore::MAX_PERMITS))),
         }
     }
 
@@ -247,7 +256,14 @@ impl HealthMonitor {
         let phase =
             Duration::from_nanos(self.jitter.hash_one(key) % (interval.as_nanos().max(1) as u64));
         let hook = self.hook.get().cloned();
-        let task = tokio::spawn(run_probe(key.clone(), health.clone(), tx, phase, hook));
+        let task = tokio::spawn(run_probe(
+            key.clone(),
+            health.clone(),
+            tx,
+            phase,
+            self.in_flight.clone(),
+            hook,
+        ));
         ProbeEntry {
             health,
             task: Some(task),
@@ -313,13 +329,21 @@ async fn run_probe(
     health: Arc<NodeHealth>,
     first: watch::Sender<bool>,
     phase: Duration,
+    in_flight: Arc<Semaphore>,
     hook: Option<Arc<dyn ProbeHook>>,
 ) {
     let spec = key.check.clone();
     let prober = Prober::with_source(&spec, &key.target, hook.as_ref().and_then(|h| h.source()));
     let mut machine = Hysteresis::new(spec.rise, spec.fall);
     let mut local = Local::default();
+    // A check runs only with a permit of the in-flight cap, so that many probes cannot
+    // open more sockets at once than the cap; the timeout covers the check, not the wait.
+    // The semaphore is never closed, so acquiring cannot fail.
+    let Ok(permit) = in_flight.acquire().await else {
+        return;
+    };
     let result = prober.run(spec.timeout).await;
+    drop(permit);
     record(
         &key,
         &health,
@@ -349,7 +373,11 @@ async fn run_probe(
                 active = true;
             }
         }
+        let Ok(permit) = in_flight.acquire().await else {
+            return;
+        };
         let result = prober.run(spec.timeout).await;
+        drop(permit);
         record(
             &key,
             &health,
