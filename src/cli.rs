@@ -149,6 +149,8 @@ fn serve(args: ServeArgs) -> ExitCode {
         opts.udp_threads = n.max(1);
     }
     opts.reload_on_sighup = true;
+    opts.rrl = file_config.rrl.clone();
+    opts.cookies = file_config.cookies.clone();
     opts.notify_systemd = true;
     if args.query_log || file_config.log.queries == Some(true) {
         crate::dns::set_query_log(true);

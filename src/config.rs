@@ -16,7 +16,15 @@
 //! listen = "127.0.0.1:8053"      # admin API, status page, /metrics
 //! token_file = "admin.token"     # or token = "..."; or ROUNDEL_ADMIN_TOKEN
 //! state_dir = "/var/lib/roundel" # where admin overrides are kept
+//! [rrl]                          # response rate limiting (UDP), on by default
+//! responses_per_second = 200
+//! slip = 2
+//! exempt = ["192.0.2.0/24"]
+//! [cookies]                      # DNS cookies, on by default
+//! secret_file = "cookie.secret"  # shared by the servers of an NS set
 //! ```
+//!
+//! The `[rrl]` and `[cookies]` keys and defaults are in [`crate::dns::rrl_config`].
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -24,6 +32,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::dns::rrl_config::{CookieConfig, RawCookieConfig, RawRrlConfig, RrlConfig};
 use crate::zone::error::{SourceMap, ZoneError};
 
 /// Address served when none is configured: loopback and an unprivileged port, so that a
@@ -104,6 +113,12 @@ pub struct ServerConfig {
     /// The admin listener.
     #[serde(default)]
     pub admin: RawAdminConfig,
+    /// Response rate limiting.
+    #[serde(default)]
+    pub rrl: RawRrlConfig,
+    /// DNS cookies.
+    #[serde(default)]
+    pub cookies: RawCookieConfig,
 }
 
 /// A configuration file, validated.
@@ -119,6 +134,10 @@ pub struct Config {
     pub log: LogConfig,
     /// The admin listener.
     pub admin: AdminConfig,
+    /// Response rate limiting (defaults when the table is absent).
+    pub rrl: RrlConfig,
+    /// DNS cookies (defaults when the table is absent).
+    pub cookies: CookieConfig,
 }
 
 /// Reads and validates a configuration file.
@@ -206,10 +225,14 @@ pub fn load(path: &Path) -> Result<Config, Vec<ZoneError>> {
         }
         (None, None) => {}
     }
+    let rrl = raw.rrl.validate(&mut map);
+    let cookies = raw.cookies.validate(&mut map, base);
     if map.has_errors() {
         return Err(map.into_errors());
     }
     Ok(Config {
+        rrl,
+        cookies,
         listen,
         zones: raw.zones.map(|z| base.join(z)),
         udp_threads: raw.udp_threads,

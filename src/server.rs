@@ -17,6 +17,8 @@ use arc_swap::ArcSwap;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::admin::{self, Admin, Token, overrides::Overrides};
+use crate::dns::rrl_config::{CookieConfig, RrlConfig};
+use crate::dns::shield::{Shield, ShieldError};
 use crate::dns::stats::DnsStats;
 use crate::dns::{tcp::TcpHandler, udp};
 use crate::reload::{self, Reloader, Trigger};
@@ -135,6 +137,10 @@ pub struct ServeOptions {
     /// Send `READY=1` / `STOPPING=1` to systemd (`sd_notify`; nothing happens without
     /// `NOTIFY_SOCKET`).
     pub notify_systemd: bool,
+    /// Response rate limiting (UDP); on by default.
+    pub rrl: RrlConfig,
+    /// DNS cookies; on by default, with a random secret unless a secret file is given.
+    pub cookies: CookieConfig,
 }
 
 impl ServeOptions {
@@ -150,6 +156,8 @@ impl ServeOptions {
             admin_token: None,
             state_dir: None,
             notify_systemd: false,
+            rrl: RrlConfig::default(),
+            cookies: CookieConfig::default(),
         }
     }
 }
@@ -169,6 +177,9 @@ pub enum ServeError {
     /// The admin state file cannot be read.
     #[error("admin state file: {0}")]
     State(#[from] admin::overrides::StateFileError),
+    /// Cookies or rate limiting cannot be set up.
+    #[error("{0}")]
+    Shield(#[from] ShieldError),
 }
 
 /// Loads the zones and answers on `listeners` until `shutdown` completes.
@@ -195,6 +206,8 @@ pub async fn serve(
     }
     reloader.reload_by(Trigger::Startup).await?;
     let stats = Arc::new(DnsStats::default());
+    let shield = Arc::new(Shield::new(&opts.rrl, &opts.cookies)?);
+    log_shield(&opts);
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();
@@ -205,6 +218,7 @@ pub async fn serve(
             workers.len(),
             cell.clone(),
             stats.clone(),
+            shield.clone(),
             stop.clone(),
         )?);
         tracing::info!(addr = %socket.local_addr()?, threads = opts.udp_threads, "serving DNS over UDP");
@@ -212,7 +226,8 @@ pub async fn serve(
 
     // TCP has its own hickory Server, so that its end (hickory-dns issue 3725: an
     // ECONNABORTED from accept() ends the listener) is seen and treated as fatal.
-    let mut tcp = hickory_server::Server::new(TcpHandler::new(cell.clone(), stats.clone()));
+    let mut tcp =
+        hickory_server::Server::new(TcpHandler::new(cell.clone(), stats.clone(), shield.clone()));
     for listener in listeners.tcp {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
@@ -228,6 +243,10 @@ pub async fn serve(
         Some(reload::spawn_sighup(reloader.clone())?)
     } else {
         None
+    };
+    let secret_reload = match shield.secret_file() {
+        Some(_) if opts.reload_on_sighup => Some(spawn_secret_reload(shield.clone())?),
+        _ => None,
     };
     let watcher = if opts.watch_zones {
         Some(reload::watch(reloader.clone(), &opts.zones_dir)?)
@@ -290,6 +309,9 @@ pub async fn serve(
     if let Some(h) = sighup {
         h.abort();
     }
+    if let Some(h) = secret_reload {
+        h.abort();
+    }
     drop(watcher);
     stop.store(true, Ordering::Relaxed);
     let _ = tcp.shutdown_gracefully().await;
@@ -302,6 +324,55 @@ pub async fn serve(
     .await;
     tracing::info!("stopped");
     result
+}
+
+/// Logs the rate-limiting and cookie settings once at start.
+fn log_shield(opts: &ServeOptions) {
+    let r = &opts.rrl;
+    if r.enabled {
+        tracing::info!(
+            responses_per_second = r.responses_per_second,
+            slip = r.slip,
+            ipv4_prefix = r.ipv4_prefix,
+            ipv6_prefix = r.ipv6_prefix,
+            table_size = r.table_size,
+            exempt = r.exempt.len(),
+            "response rate limiting on (UDP)"
+        );
+    } else {
+        tracing::info!("response rate limiting off");
+    }
+    match (&opts.cookies.enabled, &opts.cookies.secret_file) {
+        (false, _) => tracing::info!("DNS cookies off"),
+        (true, Some(f)) => {
+            tracing::info!(secret_file = %f.display(), "DNS cookies on (shared secret)")
+        }
+        (true, None) => tracing::info!("DNS cookies on (random secret, not shared)"),
+    }
+}
+
+/// Rereads the cookie secret file on SIGHUP (the zones are reloaded too, by their own
+/// handler): the rollover procedure of RFC 9018 section 5 is a sequence of file edits,
+/// each followed by a SIGHUP to every server of the set.
+#[cfg(unix)]
+fn spawn_secret_reload(shield: Arc<Shield>) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup())?;
+    Ok(tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            match shield.reload_secrets() {
+                Ok(()) => tracing::info!("SIGHUP: cookie secrets reloaded"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "SIGHUP: cookie secrets not reloaded; the previous ones stay in use")
+                }
+            }
+        }
+    }))
+}
+
+#[cfg(not(unix))]
+fn spawn_secret_reload(_shield: Arc<Shield>) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    Ok(tokio::spawn(async {}))
 }
 
 /// Tells systemd about a state change; logs (once per call) when it cannot.

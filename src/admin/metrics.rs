@@ -16,6 +16,8 @@
 //! | `roundel_dns_udp_truncated_total` | counter | |
 //! | `roundel_dns_tcp_connections_total` | counter | |
 //! | `roundel_dns_dropped_total` | counter | |
+//! | `roundel_dns_rrl_limited_total` | counter | `action` (`dropped`, `slipped`) |
+//! | `roundel_dns_cookies_total` | counter | `result` (`valid`, `client_only`, `invalid`) |
 //! | `roundel_zone_serial` | gauge | `zone` |
 //! | `roundel_zone_names` | gauge | `zone` |
 //! | `roundel_node_state` | gauge (1 for the current state) | `pool`, `node`, `addr`, `state` |
@@ -190,6 +192,28 @@ impl prometheus_client::collector::Collector for Collector {
             "Messages dropped without an answer (too short, or responses)",
             w.dropped,
         )?;
+        {
+            let mut m = enc.encode_descriptor(
+                "roundel_dns_rrl_limited",
+                "UDP responses held back by response rate limiting: dropped, or slipped (sent truncated so that the client retries over TCP)",
+                None,
+                MetricType::Counter,
+            )?;
+            for (action, n) in [("dropped", w.rrl_dropped), ("slipped", w.rrl_slipped)] {
+                ConstCounter::new(n).encode(m.encode_family(&[("action", action)])?)?;
+            }
+        }
+        {
+            let mut m = enc.encode_descriptor(
+                "roundel_dns_cookies",
+                "Requests with a DNS cookie, by result: valid server cookie, client cookie only, invalid server cookie",
+                None,
+                MetricType::Counter,
+            )?;
+            for (result, n) in stats::COOKIE_RESULTS.iter().zip(w.cookies) {
+                ConstCounter::new(n).encode(m.encode_family(&[("result", *result)])?)?;
+            }
+        }
 
         // Zones.
         {

@@ -5,6 +5,11 @@
 //! ([`wire::encode`]), TCP through hickory-server's message builder. The behaviour tests
 //! run against both, which keeps the two encoders honest with each other.
 
+pub mod cookie;
+pub mod cookie_secret;
+pub mod rrl;
+pub mod rrl_config;
+pub mod shield;
 pub mod stats;
 pub mod tcp;
 pub mod udp;
@@ -16,6 +21,8 @@ use std::time::Instant;
 
 use crate::answer::{Question, answer};
 use crate::zone::Snapshot;
+use rrl::{ResponseClass, Verdict};
+use shield::Shield;
 use stats::{DnsStats, Transport};
 use wire::Parsed;
 
@@ -63,11 +70,14 @@ pub fn log_query(
 }
 
 /// Computes the UDP response to `msg`, which arrived at `received`, into `out`; leaves
-/// `out` empty when nothing is to be sent. Counts it in `stats` (shard `shard`).
+/// `out` empty when nothing is to be sent. Answers cookies and applies rate limiting
+/// through `shield`. Counts it in `stats` (shard `shard`).
+#[allow(clippy::too_many_arguments)]
 pub fn respond_udp(
     msg: &[u8],
     src: IpAddr,
     snapshot: &Snapshot,
+    shield: &Shield,
     out: &mut Vec<u8>,
     stats: &DnsStats,
     shard: usize,
@@ -82,31 +92,60 @@ pub fn respond_udp(
             header,
             rcode,
             question,
-            edns,
+            mut edns,
         } => {
-            wire::encode_reject(out, &header, rcode, question, edns.as_ref());
+            let cookie = shield.cookies().process(edns.as_mut(), src);
+            stats.record_cookie(shard, cookie);
             let qtype = question.map_or(
                 hickory_proto::rr::RecordType::Unknown(0),
                 wire::question_type,
             );
+            let verdict =
+                shield.udp_verdict(src, cookie, ResponseClass::Error, &[], qtype, received);
+            if verdict == Verdict::Drop {
+                out.clear();
+                stats.record_rrl(shard, verdict);
+                return;
+            }
+            wire::encode_reject(out, &header, rcode, question, edns.as_ref());
+            if verdict == Verdict::Slip {
+                wire::set_truncated(out);
+                stats.record_rrl(shard, verdict);
+            }
             stats.record(
                 shard,
                 None,
                 qtype,
                 rcode,
                 Transport::Udp,
-                false,
+                verdict == Verdict::Slip,
                 received.elapsed(),
             );
         }
-        Parsed::Query(q) => {
+        Parsed::Query(mut q) => {
+            let cookie = shield.cookies().process(q.edns.as_mut(), src);
+            stats.record_cookie(shard, cookie);
             let question = Question {
                 qname: q.qname(),
                 qtype: q.qtype,
                 client: q.client(src),
             };
             let resp = answer(snapshot, &question);
-            let truncated = wire::encode(out, &q, &resp, q.udp_limit());
+            let (class, name) = rrl::classify(question.qname, q.qtype, &resp);
+            let verdict = shield.udp_verdict(src, cookie, class, name, q.qtype, received);
+            let truncated = match verdict {
+                Verdict::Send => wire::encode(out, &q, &resp, q.udp_limit()),
+                Verdict::Slip => {
+                    wire::encode_slip(out, &q);
+                    stats.record_rrl(shard, verdict);
+                    true
+                }
+                Verdict::Drop => {
+                    out.clear();
+                    stats.record_rrl(shard, verdict);
+                    return;
+                }
+            };
             if query_log() {
                 log_query(
                     Transport::Udp,

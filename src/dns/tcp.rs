@@ -15,6 +15,7 @@ use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseI
 use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
 
 use super::SnapshotCell;
+use super::shield::Shield;
 use super::stats::{DnsStats, Transport};
 use super::wire::{self, MAX_UDP_PAYLOAD, Parsed};
 use crate::answer::{Owner, Question, Response, Section, answer};
@@ -24,12 +25,17 @@ use std::time::Instant;
 pub struct TcpHandler {
     cell: Arc<SnapshotCell>,
     stats: Arc<DnsStats>,
+    shield: Arc<Shield>,
 }
 
 impl TcpHandler {
-    /// A handler reading from `cell`.
-    pub fn new(cell: Arc<SnapshotCell>, stats: Arc<DnsStats>) -> Self {
-        Self { cell, stats }
+    /// A handler reading from `cell`; `shield` answers cookies (no rate limit on TCP).
+    pub fn new(cell: Arc<SnapshotCell>, stats: Arc<DnsStats>, shield: Arc<Shield>) -> Self {
+        Self {
+            cell,
+            stats,
+            shield,
+        }
     }
 }
 
@@ -81,14 +87,18 @@ impl RequestHandler for TcpHandler {
             }
             Parsed::Reject {
                 rcode,
-                edns,
+                mut edns,
                 question,
                 ..
             } => {
+                let cookie = self.shield.cookies().process(edns.as_mut(), src.ip());
+                self.stats.record_cookie(src.port() as usize, cookie);
                 echo_question = question.is_some();
                 (Response::with_rcode(rcode), edns)
             }
-            Parsed::Query(q) => {
+            Parsed::Query(mut q) => {
+                let cookie = self.shield.cookies().process(q.edns.as_mut(), src.ip());
+                self.stats.record_cookie(src.port() as usize, cookie);
                 let question = Question {
                     qname: q.qname(),
                     qtype: q.qtype,
@@ -111,6 +121,11 @@ impl RequestHandler for TcpHandler {
             if let Some(code) = resp.ede {
                 out.options_mut()
                     .insert(EdnsOption::Unknown(15, code.to_be_bytes().to_vec()));
+            }
+            if let Some(c) = e.cookie {
+                let mut data = c.client.to_vec();
+                data.extend_from_slice(c.server());
+                out.options_mut().insert(EdnsOption::Unknown(10, data));
             }
             if let Some(ecs) = e.ecs {
                 let scope = resp.ecs_scope.min(ecs.source_prefix);

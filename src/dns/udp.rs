@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::Cache;
 
+use super::shield::Shield;
 use super::stats::DnsStats;
 use super::{SnapshotCell, respond_udp};
 
@@ -23,13 +24,14 @@ const RECV_BUFFER: usize = 65_535;
 
 /// Starts `threads` workers on `socket`. They stop within [`SHUTDOWN_POLL`] of `stop`
 /// being set. Worker `i` counts into statistics shard `first_shard + i`, so that no two
-/// workers write the same cache line.
+/// workers write the same cache line. `shield` answers cookies and limits response rates.
 pub fn spawn_workers(
     socket: &UdpSocket,
     threads: usize,
     first_shard: usize,
     cell: Arc<SnapshotCell>,
     stats: Arc<DnsStats>,
+    shield: Arc<Shield>,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<Vec<JoinHandle<()>>> {
     socket.set_nonblocking(false)?;
@@ -40,10 +42,11 @@ pub fn spawn_workers(
             let socket = socket.try_clone()?;
             let cell = cell.clone();
             let stats = stats.clone();
+            let shield = shield.clone();
             let stop = stop.clone();
             std::thread::Builder::new()
                 .name(format!("udp-{i}-{local}"))
-                .spawn(move || worker(socket, &cell, &stats, first_shard + i, &stop))
+                .spawn(move || worker(socket, &cell, &stats, &shield, first_shard + i, &stop))
         })
         .collect()
 }
@@ -52,6 +55,7 @@ fn worker(
     socket: UdpSocket,
     cell: &SnapshotCell,
     stats: &DnsStats,
+    shield: &Shield,
     shard: usize,
     stop: &AtomicBool,
 ) {
@@ -87,6 +91,7 @@ fn worker(
             &buf[..len],
             src.ip(),
             snapshot,
+            shield,
             &mut out,
             stats,
             shard,
