@@ -288,4 +288,66 @@ mod tests {
         assert_eq!(e[0].line, 2, "{}", e[0]);
         assert!(e[0].reason.contains("unknown field"), "{}", e[0]);
     }
+
+    #[test]
+    fn rrl_and_cookies_tables_are_checked_with_positions() {
+        let c = load_text("rrl-none", "").unwrap();
+        assert_eq!(c.rrl, RrlConfig::default());
+        assert!(c.rrl.enabled && c.cookies.enabled && c.cookies.secret_file.is_none());
+
+        let c = load_text(
+            "rrl-ok",
+            "[rrl]\nresponses_per_second = 50\nslip = 0\ntable_size = 5000\nexempt = [\"192.0.2.9/24\", \"::1\"]\n[cookies]\nenabled = false\n",
+        )
+        .unwrap();
+        assert_eq!((c.rrl.responses_per_second, c.rrl.slip), (50, 0));
+        assert_eq!(c.rrl.table_size, 8192, "rounded up to a power of two");
+        assert_eq!(c.rrl.exempt.len(), 2);
+        assert!(!c.cookies.enabled);
+
+        let e = load_text(
+            "rrl-bad",
+            "[rrl]\nslip = 11\nipv4_prefix = 40\nexempt = [\"192.0.2.0/24\", \"nope\"]\nresponses_per_second = 0\n",
+        )
+        .unwrap_err();
+        let at = |key: &str| e.iter().find(|e| e.key == key).map(|e| e.line);
+        assert_eq!(at("rrl.slip"), Some(2));
+        assert_eq!(at("rrl.ipv4_prefix"), Some(3));
+        assert_eq!(at("rrl.exempt[1]"), Some(4));
+        assert_eq!(at("rrl.responses_per_second"), Some(5));
+        assert!(e.iter().any(|e| e.reason.contains("0 to 10")), "{e:?}");
+
+        let e = load_text("rrl-unknown", "[rrl]\nrate = 5\n").unwrap_err();
+        assert_eq!(e[0].line, 2, "{}", e[0]);
+        assert!(e[0].reason.contains("unknown field"), "{}", e[0]);
+
+        let e = load_text("cookie-missing", "[cookies]\nsecret_file = \"nope\"\n").unwrap_err();
+        assert_eq!((e[0].line, e[0].key.as_str()), (2, "cookies.secret_file"));
+        assert!(e[0].reason.contains("cannot read"), "{}", e[0]);
+    }
+
+    #[test]
+    fn a_bad_secret_file_is_reported_with_its_own_line() {
+        let dir =
+            std::env::temp_dir().join(format!("roundel-config-{}-secret", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("cookie.secret"), "# current\n0123\n").unwrap();
+        let path = dir.join("roundel.toml");
+        std::fs::write(&path, "[cookies]\nsecret_file = \"cookie.secret\"\n").unwrap();
+        let e = load(&path).unwrap_err();
+        std::fs::write(
+            dir.join("cookie.secret"),
+            "0123456789abcdef0123456789abcdef\n",
+        )
+        .unwrap();
+        let ok = load(&path).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!((e[0].line, e[0].key.as_str()), (2, "cookies.secret_file"));
+        assert!(
+            e[0].reason.contains("cookie.secret:2: a secret is 32"),
+            "{}",
+            e[0]
+        );
+        assert_eq!(ok.cookies.secret_file, Some(dir.join("cookie.secret")));
+    }
 }
