@@ -33,7 +33,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::dns::rrl_config::{CookieConfig, RawCookieConfig, RawRrlConfig, RrlConfig};
-use crate::zone::error::{SourceMap, ZoneError};
+use crate::source::{SourceMap, ZoneError};
 
 /// Address served when none is configured: loopback and an unprivileged port, so that a
 /// first `roundel serve` needs no privileges and exposes nothing.

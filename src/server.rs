@@ -20,14 +20,10 @@ use crate::admin::{self, Admin, Token, overrides::Overrides};
 use crate::dns::rrl_config::{CookieConfig, RrlConfig};
 use crate::dns::shield::{Shield, ShieldError};
 use crate::dns::stats::DnsStats;
-use crate::dns::{tcp::TcpHandler, udp};
+use crate::dns::tcp::{TCP_IDLE_TIMEOUT, TCP_RESPONSE_QUEUE, TcpHandler};
+use crate::dns::udp;
 use crate::reload::{self, Reloader, Trigger};
 use crate::zone::{Snapshot, ZoneErrors};
-
-/// How long an idle TCP connection is kept open (RFC 7766 section 6.2.3 suggests seconds).
-pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Responses queued per TCP connection (hickory-dns uses the same).
-const TCP_RESPONSE_QUEUE: usize = 32;
 
 /// Sockets to serve on, bound before the server starts.
 #[derive(Debug)]
@@ -200,12 +196,16 @@ pub async fn serve(
     if let Some(file) = overrides.file() {
         tracing::info!(file = %file.display(), overrides = overrides.all().len(), "admin state file");
     }
+    let stats = Arc::new(DnsStats::default());
     {
         let o = overrides.clone();
-        reloader.set_hook(Box::new(move |snapshot, _| o.apply(snapshot)));
+        let s = stats.clone();
+        reloader.set_hook(Box::new(move |snapshot, _| {
+            s.track(snapshot);
+            o.apply(snapshot);
+        }));
     }
     reloader.reload_by(Trigger::Startup).await?;
-    let stats = Arc::new(DnsStats::default());
     let shield = Arc::new(Shield::new(&opts.rrl, &opts.cookies)?);
     log_shield(&opts);
 

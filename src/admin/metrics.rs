@@ -47,8 +47,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 
 use super::Admin;
 use crate::dns::stats::{self, LATENCY_BUCKETS, QTYPES, RCODES};
-use crate::health::state::{CHECK_BUCKETS, FAILURE_REASONS};
-use crate::health::{AdminState, Health};
+use crate::node::{AdminState, CHECK_BUCKETS, FAILURE_REASONS, Health};
 
 /// Collects every metric at scrape time from the admin context.
 #[derive(Debug)]
@@ -115,7 +114,7 @@ impl prometheus_client::collector::Collector for Collector {
             let mut zones: Vec<(String, _)> = snapshot
                 .sorted_zones()
                 .iter()
-                .map(|z| (z.origin.to_ascii(), z.stats.totals()))
+                .filter_map(|z| Some((z.origin.to_ascii(), admin.stats.zone_totals(z.index)?)))
                 .collect();
             zones.push(("unmatched".to_owned(), admin.stats.unmatched.totals()));
             let mut m = enc.encode_descriptor(

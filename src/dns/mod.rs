@@ -26,9 +26,6 @@ use shield::Shield;
 use stats::{DnsStats, Transport};
 use wire::Parsed;
 
-/// The current zone data, replaced atomically by reloads and read lock-free by every query.
-pub type SnapshotCell = arc_swap::ArcSwap<Snapshot>;
-
 /// Per-query logging (`--query-log`, `[log] queries`, the admin API): off by default. The
 /// answer paths test it with one relaxed load, so it costs nothing while off. Process-wide.
 static QUERY_LOG: AtomicBool = AtomicBool::new(false);
@@ -156,7 +153,7 @@ pub fn respond_udp(
                     resp.answer.len(),
                 );
             }
-            let zone = resp.zone.map(|z| &*z.stats);
+            let zone = resp.zone.map(|z| z.index);
             stats.record(
                 shard,
                 zone,

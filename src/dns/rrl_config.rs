@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::zone::error::SourceMap;
+use crate::source::SourceMap;
 
 /// Responses per second allowed per client prefix, response class and name: NSD's
 /// `rrl-ratelimit` default. A resolver asking the same name this often is rare; a

@@ -14,12 +14,17 @@ use hickory_server::proto::serialize::binary::BinDecoder;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
 
-use super::SnapshotCell;
 use super::shield::Shield;
 use super::stats::{DnsStats, Transport};
 use super::wire::{self, MAX_UDP_PAYLOAD, Parsed};
 use crate::answer::{Owner, Question, Response, Section, answer};
-use std::time::Instant;
+use crate::zone::SnapshotCell;
+use std::time::{Duration, Instant};
+
+/// How long an idle TCP connection is kept open (RFC 7766 section 6.2.3 suggests seconds).
+pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Responses queued per TCP connection (hickory-dns uses the same).
+pub const TCP_RESPONSE_QUEUE: usize = 32;
 
 /// Answers DNS over TCP from the current snapshot.
 pub struct TcpHandler {
@@ -61,8 +66,7 @@ impl RequestHandler for TcpHandler {
     ) -> ResponseInfo {
         let received = Instant::now();
         let src = request.src();
-        self.stats
-            .note_tcp_client(src, crate::server::TCP_IDLE_TIMEOUT);
+        self.stats.note_tcp_client(src, TCP_IDLE_TIMEOUT);
         let snapshot = self.cell.load_full();
         let mut metadata = Metadata::response_from_request(&request.metadata);
         let qname = request
@@ -164,7 +168,7 @@ impl RequestHandler for TcpHandler {
                 resp.answer.len(),
             );
         }
-        let zone = resp.zone.map(|z| &*z.stats);
+        let zone = resp.zone.map(|z| z.index);
         // Shards by client port: TCP handlers run on any runtime thread at once.
         let shard = src.port() as usize;
         self.stats.record(

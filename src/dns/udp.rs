@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 
 use arc_swap::Cache;
 
+use super::respond_udp;
 use super::shield::Shield;
 use super::stats::DnsStats;
-use super::{SnapshotCell, respond_udp};
+use crate::zone::SnapshotCell;
 
 /// How often an idle worker wakes up to check for shutdown.
 pub const SHUTDOWN_POLL: Duration = Duration::from_millis(100);

@@ -12,11 +12,11 @@ use hickory_proto::rr::Name;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::hysteresis::Hysteresis;
 use super::probe::{CheckResult, Prober};
-use super::state::{
-    HISTORY_LEN, Health, Hysteresis, NodeAdmin, NodeHealth, ProbeDetail, Transition,
+use crate::node::{
+    HISTORY_LEN, Health, NodeAdmin, NodeHealth, PoolRuntime, ProbeDetail, Transition,
 };
-use crate::policy::PoolRuntime;
 use crate::pool::{CheckKind, CheckSpec, PoolSpec, ProbeTarget};
 
 /// Identity of a probe: two pool nodes with equal keys share one probe and one state.

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
-use super::state::{Failure, Reported};
 use super::tls;
+use crate::node::{Failure, Reported};
 use crate::pool::spec::MAX_WEIGHT;
 use crate::pool::{CheckKind, CheckSpec, HttpCheck, ProbeTarget, WeightSource};
 
