@@ -113,6 +113,11 @@ impl Roundel {
 
 /// `dig +cookie[=VALUE]` against `r`: the status and the COOKIE it printed (hex).
 fn dig(r: &Roundel, cookie: Option<&str>) -> (String, String, String) {
+    dig_with(r, cookie, "+notcp")
+}
+
+/// `dig` with one more option (`+tcp`).
+fn dig_with(r: &Roundel, cookie: Option<&str>, extra: &str) -> (String, String, String) {
     let arg = cookie.map_or("+cookie".to_owned(), |c| format!("+cookie={c}"));
     let out = Command::new("dig")
         .args([
@@ -122,6 +127,7 @@ fn dig(r: &Roundel, cookie: Option<&str>) -> (String, String, String) {
             "+tries=1",
             "+time=2",
             &arg,
+            extra,
             "www.ck.test.",
             "A",
         ])
@@ -181,6 +187,14 @@ fn dig_gets_a_server_cookie_that_validates_and_survives_a_rollover() {
     assert_eq!(status, "NOERROR");
     assert_eq!(echoed, c1, "a fresh valid cookie is echoed as it is");
     assert_eq!(r.metric("valid"), 1);
+
+    // The same over TCP.
+    let (status, tcp_new, line) = dig_with(&r, None, "+tcp");
+    assert_eq!(status, "NOERROR");
+    assert!(made_with(&tcp_new, S1) && line.contains("(good)"), "{line}");
+    let (_, tcp_echoed, _) = dig_with(&r, Some(&c1), "+tcp");
+    assert_eq!(tcp_echoed, c1);
+    assert_eq!((r.metric("client_only"), r.metric("valid")), (2, 2));
 
     // Tampered, it does not: answered normally, with a new cookie.
     let last = if c1.ends_with('0') { "1" } else { "0" };
