@@ -263,6 +263,101 @@ mod tests {
         assert_eq!(tally(&r, "192.0.2.1", b"\x01a\x00", 5, t5), [5, 0, 0]);
     }
 
+    fn name(s: &str) -> Vec<u8> {
+        crate::zone::name::key_of(&hickory_proto::rr::Name::from_ascii(s).unwrap()).into()
+    }
+
+    #[test]
+    fn classes_and_names_as_bind_and_nsd_key_them() {
+        use crate::answer::{Client, Question, answer};
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("zones");
+        let snapshot = crate::zone::load_snapshot(&dir, None).unwrap();
+        let zone = name("example.test.");
+        let client = Client {
+            addr: "192.0.2.1".parse().unwrap(),
+            subnet: None,
+        };
+        let cases: [(&str, RecordType, ResponseClass, Vec<u8>); 7] = [
+            (
+                "ns1.example.test.",
+                RecordType::A,
+                ResponseClass::Positive,
+                name("ns1.example.test."),
+            ),
+            (
+                "ns1.example.test.",
+                RecordType::MX,
+                ResponseClass::Nodata,
+                name("ns1.example.test."),
+            ),
+            (
+                "nx1.example.test.",
+                RecordType::A,
+                ResponseClass::Nxdomain,
+                zone.clone(),
+            ),
+            (
+                "x.y.apps.example.test.",
+                RecordType::A,
+                ResponseClass::Wildcard,
+                zone.clone(),
+            ),
+            (
+                "www.ext.example.test.",
+                RecordType::A,
+                ResponseClass::Referral,
+                name("ext.example.test."),
+            ),
+            (
+                "example.test.",
+                RecordType::ANY,
+                ResponseClass::Any,
+                zone.clone(),
+            ),
+            (
+                "example.org.",
+                RecordType::A,
+                ResponseClass::Error,
+                Vec::new(),
+            ),
+        ];
+        for (qname, qtype, class, key) in cases {
+            let q = name(qname);
+            let resp = answer(
+                &snapshot,
+                &Question {
+                    qname: &q,
+                    qtype,
+                    client,
+                },
+            );
+            assert_eq!(
+                classify(&q, qtype, &resp),
+                (class, &key[..]),
+                "{qname} {qtype}"
+            );
+        }
+    }
+
+    #[test]
+    fn random_names_under_a_zone_share_one_nxdomain_allowance() {
+        let r = rrl(10, 2);
+        let zone = name("example.test.");
+        let client: IpAddr = "192.0.2.1".parse().unwrap();
+        let sent = (0..100)
+            .filter(|_| {
+                r.check(
+                    client,
+                    ResponseClass::Nxdomain,
+                    &zone,
+                    RecordType::A,
+                    r.epoch,
+                ) == Verdict::Send
+            })
+            .count();
+        assert_eq!(sent, 10);
+    }
+
     #[test]
     fn a_steady_rate_under_the_limit_is_never_limited() {
         let r = rrl(10, 2);
