@@ -22,6 +22,9 @@
 //! exempt = ["192.0.2.0/24"]
 //! [cookies]                      # DNS cookies, on by default
 //! secret_file = "cookie.secret"  # shared by the servers of an NS set
+//! [limits]                       # see crate::limits::config
+//! tcp_clients_per_address = 32
+//! tcp_idle_timeout = "10s"
 //! ```
 //!
 //! The `[rrl]` and `[cookies]` keys and defaults are in [`crate::dns::rrl_config`].
@@ -40,9 +43,9 @@ use crate::source::{SourceMap, ZoneError};
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5353";
 /// Zone directory when none is configured, relative to the working directory.
 pub const DEFAULT_ZONES_DIR: &str = "zones";
-/// Log filter when none is configured. hickory-server logs every response at INFO,
-/// which costs a fifth of the throughput, so its crates are held at WARN.
-pub const DEFAULT_LOG_FILTER: &str = "info,hickory_server=warn,hickory_proto=warn,hickory_net=warn";
+/// Log filter when none is configured. hickory's crates are held at WARN: they log
+/// routine protocol events at INFO and DEBUG.
+pub const DEFAULT_LOG_FILTER: &str = "info,hickory_proto=warn";
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
@@ -119,6 +122,9 @@ pub struct ServerConfig {
     /// DNS cookies.
     #[serde(default)]
     pub cookies: RawCookieConfig,
+    /// Connection, timeout and size limits.
+    #[serde(default)]
+    pub limits: crate::limits::config::RawLimits,
 }
 
 /// A configuration file, validated.
@@ -138,6 +144,8 @@ pub struct Config {
     pub rrl: RrlConfig,
     /// DNS cookies (defaults when the table is absent).
     pub cookies: CookieConfig,
+    /// Connection, timeout and size limits.
+    pub limits: crate::limits::Limits,
 }
 
 /// Reads and validates a configuration file.
@@ -227,12 +235,14 @@ pub fn load(path: &Path) -> Result<Config, Vec<ZoneError>> {
     }
     let rrl = raw.rrl.validate(&mut map);
     let cookies = raw.cookies.validate(&mut map, base);
+    let limits = crate::limits::config::validate(&raw.limits, &mut map);
     if map.has_errors() {
         return Err(map.into_errors());
     }
     Ok(Config {
         rrl,
         cookies,
+        limits,
         listen,
         zones: raw.zones.map(|z| base.join(z)),
         udp_threads: raw.udp_threads,
@@ -349,5 +359,38 @@ mod tests {
             e[0]
         );
         assert_eq!(ok.cookies.secret_file, Some(dir.join("cookie.secret")));
+    }
+
+    #[test]
+    fn limits_table_is_checked_with_positions() {
+        let c = load_text(
+            "limits-ok",
+            "[limits]\ntcp_clients = 200\ntcp_idle_timeout = \"2s\"\nadmin_body_limit = 4096\n",
+        )
+        .unwrap();
+        assert_eq!(c.limits.tcp_clients, Some(200));
+        assert_eq!(c.limits.tcp_idle_timeout, std::time::Duration::from_secs(2));
+        assert_eq!(c.limits.admin_body_limit, 4096);
+        assert_eq!(
+            c.limits.tcp_io_timeout,
+            crate::limits::DEFAULT_TCP_IO_TIMEOUT
+        );
+
+        let e = load_text("limits-zero", "[limits]\n\ntcp_clients = 0\n").unwrap_err();
+        assert_eq!((e[0].line, e[0].key.as_str()), (3, "limits.tcp_clients"));
+        let e = load_text("limits-dur", "[limits]\ntcp_io_timeout = \"5\"\n").unwrap_err();
+        assert_eq!((e[0].line, e[0].key.as_str()), (2, "limits.tcp_io_timeout"));
+        let e = load_text(
+            "limits-per",
+            "[limits]\ntcp_clients = 10\ntcp_clients_per_address = 20\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e[0].line, e[0].key.as_str()),
+            (3, "limits.tcp_clients_per_address")
+        );
+        let e = load_text("limits-unknown", "[limits]\ntcp_client = 1\n").unwrap_err();
+        assert_eq!(e[0].line, 2, "{}", e[0]);
+        assert!(e[0].reason.contains("unknown field"), "{}", e[0]);
     }
 }

@@ -1,9 +1,8 @@
 //! DNS transports: the wire format, the UDP workers and the TCP listener.
 //!
-//! Both transports parse requests with [`wire::parse`] and ask [`crate::answer::answer`];
-//! they differ only in how the response is encoded: UDP with Roundel's own encoder
-//! ([`wire::encode`]), TCP through hickory-server's message builder. The behaviour tests
-//! run against both, which keeps the two encoders honest with each other.
+//! Both transports parse requests with [`wire::parse`], ask [`crate::answer::answer`] and
+//! encode with [`wire::encode`] ([`respond`]); they differ in framing and in the size
+//! limit (the client's UDP payload size, or 65,535 bytes over TCP).
 
 pub mod cookie;
 pub mod cookie_secret;
@@ -12,6 +11,7 @@ pub mod rrl_config;
 pub mod shield;
 pub mod stats;
 pub mod tcp;
+pub mod tcp_conns;
 pub mod udp;
 pub mod wire;
 
@@ -80,6 +80,44 @@ pub fn respond_udp(
     shard: usize,
     received: Instant,
 ) {
+    respond(
+        msg,
+        src,
+        snapshot,
+        shield,
+        out,
+        stats,
+        shard,
+        received,
+        Transport::Udp,
+    );
+}
+
+/// Largest DNS message over TCP: the two-byte length prefix (RFC 1035 section 4.2.2).
+pub const MAX_TCP_MESSAGE: usize = u16::MAX as usize;
+
+/// Computes the response to `msg` received over `transport` into `out`, like
+/// [`respond_udp`]; over TCP the size limit is [`MAX_TCP_MESSAGE`]. A message that must not
+/// be answered (a response, QR set; too short for a header) leaves `out` empty on both
+/// transports. Cookies are answered on both; rate limiting applies to UDP only (TCP
+/// cannot be spoofed, and it is where a limited client is sent to retry).
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub fn respond(
+    msg: &[u8],
+    src: IpAddr,
+    snapshot: &Snapshot,
+    shield: &Shield,
+    out: &mut Vec<u8>,
+    stats: &DnsStats,
+    shard: usize,
+    received: Instant,
+    transport: Transport,
+) {
+    let verdict = |cookie, class, name: &[u8], qtype| match transport {
+        Transport::Udp => shield.udp_verdict(src, cookie, class, name, qtype, received),
+        Transport::Tcp => Verdict::Send,
+    };
     match wire::parse(msg) {
         Parsed::Drop => {
             out.clear();
@@ -97,8 +135,7 @@ pub fn respond_udp(
                 hickory_proto::rr::RecordType::Unknown(0),
                 wire::question_type,
             );
-            let verdict =
-                shield.udp_verdict(src, cookie, ResponseClass::Error, &[], qtype, received);
+            let verdict = verdict(cookie, ResponseClass::Error, &[], qtype);
             if verdict == Verdict::Drop {
                 out.clear();
                 stats.record_rrl(shard, verdict);
@@ -114,7 +151,7 @@ pub fn respond_udp(
                 None,
                 qtype,
                 rcode,
-                Transport::Udp,
+                transport,
                 verdict == Verdict::Slip,
                 received.elapsed(),
             );
@@ -129,23 +166,26 @@ pub fn respond_udp(
             };
             let resp = answer(snapshot, &question);
             let (class, name) = rrl::classify(question.qname, q.qtype, &resp);
-            let verdict = shield.udp_verdict(src, cookie, class, name, q.qtype, received);
-            let truncated = match verdict {
-                Verdict::Send => wire::encode(out, &q, &resp, q.udp_limit()),
+            let limit = match transport {
+                Transport::Udp => q.udp_limit(),
+                Transport::Tcp => MAX_TCP_MESSAGE,
+            };
+            let truncated = match verdict(cookie, class, name, q.qtype) {
+                Verdict::Send => wire::encode(out, &q, &resp, limit),
                 Verdict::Slip => {
                     wire::encode_slip(out, &q);
-                    stats.record_rrl(shard, verdict);
+                    stats.record_rrl(shard, Verdict::Slip);
                     true
                 }
                 Verdict::Drop => {
                     out.clear();
-                    stats.record_rrl(shard, verdict);
+                    stats.record_rrl(shard, Verdict::Drop);
                     return;
                 }
             };
             if query_log() {
                 log_query(
-                    Transport::Udp,
+                    transport,
                     src,
                     question.qname,
                     q.qtype,
@@ -159,8 +199,8 @@ pub fn respond_udp(
                 zone,
                 q.qtype,
                 resp.rcode,
-                Transport::Udp,
-                truncated,
+                transport,
+                truncated && transport == Transport::Udp,
                 received.elapsed(),
             );
         }
