@@ -10,14 +10,19 @@
 //! ```
 //!
 //! Readable tables by default, the API's JSON with `--json`. The server is
-//! `--server URL` (default `http://127.0.0.1:8053`); state-changing commands send the
-//! token from `--token`, `--token-file` or `ROUNDEL_ADMIN_TOKEN`.
+//! `--server URL` (default `http://127.0.0.1:8053`); every request sends the admin token
+//! from `--token`, `--token-file` or `ROUNDEL_ADMIN_TOKEN` (needed to change state), else
+//! the read token from `--read-token` or `ROUNDEL_READ_TOKEN` (for servers whose reads
+//! need a token).
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use serde_json::Value;
+
+/// Environment variable holding the read token for `roundel ctl`.
+pub const READ_TOKEN_ENV: &str = "ROUNDEL_READ_TOKEN";
 
 /// How long one API call may take (a reload waits for new nodes' first checks).
 pub const TIMEOUT: Duration = Duration::from_secs(30);
@@ -36,6 +41,9 @@ pub struct CtlArgs {
     /// Admin token for state-changing commands.
     #[arg(long, global = true, env = crate::admin::TOKEN_ENV, hide_env_values = true)]
     pub token: Option<String>,
+    /// Read token, for servers whose reads need one (used when no admin token is given).
+    #[arg(long, global = true, env = READ_TOKEN_ENV, hide_env_values = true)]
+    pub read_token: Option<String>,
     /// File holding the admin token (a systemd credential: `%d/admin.token`).
     #[arg(long, global = true, conflicts_with = "token")]
     pub token_file: Option<std::path::PathBuf>,
@@ -270,7 +278,8 @@ pub async fn run(args: CtlArgs) -> Result<String, CtlError> {
             None => args.token.clone(),
         }
         .map(|t| t.trim().to_owned())
-        .filter(|t| !t.is_empty()),
+        .filter(|t| !t.is_empty())
+        .or_else(|| args.read_token.clone().filter(|t| !t.trim().is_empty())),
     };
     use reqwest::Method;
     let node_path =
@@ -600,6 +609,46 @@ pub fn status_table(v: &Value) -> String {
         out.push('\n');
         out.push_str(&table(&rows));
     }
+    if v["summary"] == Value::Bool(true) {
+        out.push_str(&summary_table(v));
+    }
+    out
+}
+
+/// The pool summaries of a large deployment's status (`summary: true`).
+fn summary_table(v: &Value) -> String {
+    let t = &v["totals"];
+    let mut out = format!(
+        "\n{} pools, {} nodes: {} serving, {} down, {} unknown, {} drain, {} maint (page {} of {}; one pool: GET /api/v1/status?pool=NAME)\n",
+        s(&v["pools_total"]),
+        s(&t["nodes"]),
+        s(&t["serving"]),
+        s(&t["down"]),
+        s(&t["unknown"]),
+        s(&t["drain"]),
+        s(&t["maint"]),
+        v["page"].as_u64().map_or(1, |p| p + 1),
+        s(&v["pages"]),
+    );
+    let mut rows = vec![
+        [
+            "POOL", "ZONE", "POLICY", "SERVING", "DOWN", "DRAIN", "MAINT",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    for p in v["pool_summaries"].as_array().into_iter().flatten() {
+        rows.push(vec![
+            s(&p["name"]),
+            s(&p["zone"]),
+            s(&p["policy"]),
+            format!("{}/{}", s(&p["serving"]), s(&p["nodes"])),
+            s(&p["down"]),
+            s(&p["drain"]),
+            s(&p["maint"]),
+        ]);
+    }
+    out.push_str(&table(&rows));
     out
 }
 

@@ -2,7 +2,7 @@
 //!
 //! | method | path | what |
 //! |---|---|---|
-//! | GET | `/api/v1/status` | everything below in one document (the status page polls it) |
+//! | GET | `/api/v1/status` | everything below in one document (the status page polls it); `?pool=`, `?page=&limit=`, `?summary=` for large deployments ([`crate::admin::status_query`]) |
 //! | GET | `/api/v1/zones` | zones: origin, file, serial, names, pools |
 //! | GET | `/api/v1/pools` | pools and their nodes |
 //! | GET | `/api/v1/pools/{pool}` | one pool |

@@ -12,7 +12,7 @@ use crate::admin::time::rfc3339;
 use crate::node::{AdminState, NodeRuntime, PoolRuntime};
 use crate::pool::MinHealthy;
 use crate::reload::ReloadStatus;
-use crate::zone::Zone;
+use crate::zone::{Snapshot, Zone};
 
 use super::lookup::*;
 
@@ -355,7 +355,7 @@ pub(super) fn min_healthy(m: MinHealthy) -> String {
     }
 }
 
-pub(super) fn pool_view(admin: &Admin, zone: &Zone, pool: &PoolRuntime) -> PoolView {
+pub(crate) fn pool_view(admin: &Admin, zone: &Zone, pool: &PoolRuntime) -> PoolView {
     let spec = pool.spec();
     let nodes: Vec<NodeView> = pool
         .nodes()
@@ -382,6 +382,16 @@ pub(super) fn pool_view(admin: &Admin, zone: &Zone, pool: &PoolRuntime) -> PoolV
 /// The whole status document.
 pub fn status_view(admin: &Admin) -> StatusView {
     let snapshot = admin.reloader.cell().load_full();
+    let mut v = status_header(admin, &snapshot);
+    v.pools = all_pools(&snapshot)
+        .into_iter()
+        .map(|(z, p)| pool_view(admin, z, p))
+        .collect();
+    v
+}
+
+/// The status document without its pools.
+pub(crate) fn status_header(admin: &Admin, snapshot: &Snapshot) -> StatusView {
     StatusView {
         version: env!("CARGO_PKG_VERSION"),
         started: rfc3339(admin.started),
@@ -396,9 +406,6 @@ pub fn status_view(admin: &Admin) -> StatusView {
             .iter()
             .map(|z| zone_view(z))
             .collect(),
-        pools: all_pools(&snapshot)
-            .into_iter()
-            .map(|(z, p)| pool_view(admin, z, p))
-            .collect(),
+        pools: Vec::new(),
     }
 }
