@@ -198,7 +198,7 @@ pub fn select(pool: &PoolRuntime, input: &SelectInput, out: &mut Selection) {
                 .saturating_duration_since(first.health.epoch())
                 .as_millis() as u64;
             // One answer in ANSWER_SAMPLE also counts towards each node's share.
-            let sample = input.counter % crate::node::ANSWER_SAMPLE == 0;
+            let sample = input.counter.is_multiple_of(crate::node::ANSWER_SAMPLE);
             for &i in out.nodes() {
                 let admin = &pool.nodes[i as usize].admin;
                 admin.note_served(now_ms, out.ttl);
