@@ -202,6 +202,44 @@ for f in zones/*.toml; do
     fi
 done
 
+say "== the README pool demo, as written"
+# The block after the `e2e: pool-demo` marker in README.md, run unchanged with `roundel`
+# (the binary just built, as `cargo install --path .` would put it) on the PATH. It uses
+# the fixed addresses of the README: 5353, 8053 and 127.0.0.11-13:8080 must be free.
+kill -TERM "$HUP_PID" 2>/dev/null || true
+for _ in $(seq 1 50); do kill -0 "$HUP_PID" 2>/dev/null || break; sleep 0.1; done
+DEMO=$(awk '/<!-- e2e: pool-demo/ {m=1; next} m && /^```sh/ {b=1; next} b && /^```/ {exit} b' README.md)
+if [ -z "$DEMO" ]; then
+    fail "no pool demo block after the e2e marker in README.md"
+elif port_busy 5353 || port_busy 8053 || ss -Hln 'sport = :8080' | grep -Eq '127\.0\.0\.1[123]:8080'; then
+    fail "the README demo needs 127.0.0.1:5353, :8053 and 127.0.0.11-13:8080 free"
+else
+    mkdir -p "$WORK/bin" && ln -sf "$BIN" "$WORK/bin/roundel"
+    # In its own process group, so that whatever it leaves behind on failure is stopped
+    # by that group's id (our child's PID), never by a name pattern.
+    PATH="$WORK/bin:$PATH" setsid bash -euo pipefail -c "$DEMO" >"$WORK/demo.out" 2>&1 </dev/null &
+    DEMO_PID=$!
+    for _ in $(seq 1 600); do kill -0 "$DEMO_PID" 2>/dev/null || break; sleep 0.2; done
+    demo_rc=0
+    if kill -0 "$DEMO_PID" 2>/dev/null; then
+        demo_rc=124
+    else
+        wait "$DEMO_PID" || demo_rc=$?
+    fi
+    kill -TERM -- "-$DEMO_PID" 2>/dev/null || true
+    if [ "$demo_rc" -eq 0 ]; then
+        out=$(cat "$WORK/demo.out")
+        # The dig outputs in order: all three, then .12 gone, then back.
+        if grep -q '127.0.0.12 drained in' <<<"$out" && grep -q 'ALL\|normal\|degraded' <<<"$out"; then
+            say "ok: the README pool demo runs as written"
+        else
+            fail "README pool demo output unexpected:"$'\n'"$out"
+        fi
+    else
+        fail "README pool demo failed (exit $demo_rc):"$'\n'"$(cat "$WORK/demo.out")"
+    fi
+fi
+
 if [ "$FAILS" -ne 0 ]; then
     say "== $FAILS check(s) failed; server log:"
     cat "$WORK/serve.log" "$WORK/hup.log" >&2 2>/dev/null || true

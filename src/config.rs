@@ -191,16 +191,14 @@ pub fn load(path: &Path) -> Result<Config, Vec<ZoneError>> {
         map.into_errors()
     })?;
     let mut map = SourceMap::new(path, &text);
-    let raw: ServerConfig = match toml::from_str(&text) {
-        Ok(r) => r,
-        Err(e) => {
-            map.report(
-                e.span().map_or(0, |s| s.start),
-                "",
-                e.message().trim().to_owned(),
-            );
-            return Err(map.into_errors());
-        }
+    // Every unknown key is reported (with the nearest valid one), and the rest of the file
+    // is still checked.
+    let (raw, problems) = crate::source::unknown_keys::parse::<ServerConfig>(&text);
+    for p in problems {
+        map.report(p.at, &p.key, p.reason);
+    }
+    let Some(raw) = raw else {
+        return Err(map.into_errors());
     };
     let mut listen = Vec::new();
     for (i, a) in raw.listen.iter().enumerate() {
@@ -366,6 +364,21 @@ mod tests {
         let e = load_text("missing", "[admin]\ntoken_file = \"nope\"\n").unwrap_err();
         assert!(e[0].reason.contains("cannot read"), "{}", e[0]);
 
+        let e = load_text("unknown", "[admin]\ntokn = \"a\"\nlisten = \"nowhere\"\n").unwrap_err();
+        assert_eq!(
+            (e[0].line, e[0].key.as_str()),
+            (2, "admin.tokn"),
+            "{}",
+            e[0]
+        );
+        assert!(e[0].reason.contains("did you mean `token`?"), "{}", e[0]);
+        // The unknown key hides nothing: the bad address is reported too.
+        assert_eq!(
+            (e[1].line, e[1].key.as_str()),
+            (3, "admin.listen"),
+            "{}",
+            e[1]
+        );
         let c = load_text(
             "cluster",
             "[cluster]\netcd = [\"http://127.0.0.1:2379\"]\nname = \"ns1\"\nlease_ttl = \"3s\"\nhealth_rule = \"any-up\"\nprobe_source = \"127.0.0.2\"\n",
@@ -406,11 +419,11 @@ mod tests {
             e[0]
         );
         let e = load_text("cunknown", "[cluster]\netcd = []\nttl = 3\n").unwrap_err();
-        assert!(e[0].reason.contains("unknown field"), "{}", e[0]);
-
-        let e = load_text("unknown", "[admin]\ntokn = \"a\"\n").unwrap_err();
-        assert_eq!(e[0].line, 2, "{}", e[0]);
-        assert!(e[0].reason.contains("unknown field"), "{}", e[0]);
+        assert!(
+            e.iter()
+                .any(|x| x.key == "cluster.ttl" && x.reason.contains("unknown key `ttl`")),
+            "{e:?}"
+        );
     }
 
     #[test]
@@ -505,6 +518,11 @@ mod tests {
         );
         let e = load_text("limits-unknown", "[limits]\ntcp_client = 1\n").unwrap_err();
         assert_eq!(e[0].line, 2, "{}", e[0]);
-        assert!(e[0].reason.contains("unknown field"), "{}", e[0]);
+        assert!(
+            e[0].reason
+                .contains("unknown key `tcp_client`; did you mean `tcp_clients`?"),
+            "{}",
+            e[0]
+        );
     }
 }

@@ -195,12 +195,20 @@ impl Reloader {
                 for e in &errors.0 {
                     tracing::error!("reload: {e}");
                 }
-                tracing::error!(
-                    problems = errors.0.len(),
-                    generation = previous.generation,
-                    trigger = trigger.as_str(),
-                    "reload failed: still serving the previous zones"
-                );
+                if trigger == Trigger::Startup {
+                    // Nothing was served before: say so, not "still serving".
+                    tracing::error!(
+                        problems = errors.0.len(),
+                        "the zones are invalid: not starting (nothing is served)"
+                    );
+                } else {
+                    tracing::error!(
+                        problems = errors.0.len(),
+                        generation = previous.generation,
+                        trigger = trigger.as_str(),
+                        "reload failed: still serving the previous zones"
+                    );
+                }
                 self.finish(trigger, previous.generation, errors.0.clone());
                 return Err(errors);
             }

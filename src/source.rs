@@ -6,6 +6,8 @@
 //! about, in the `file:line:column: key: reason` shape that compilers and `named-checkzone`
 //! use. A load collects every problem it can find rather than stopping at the first.
 
+pub mod unknown_keys;
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 

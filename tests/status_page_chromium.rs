@@ -358,6 +358,10 @@ async fn status_page_shows_a_pool_all_down_and_serving_all() {
         page
     });
 
+    // Answers to share: both up nodes are in every answer, the maint node in none.
+    for _ in 0..256 {
+        query(s.dns, "web.down.test.", A);
+    }
     b1.stop().await;
     b2.stop().await;
     let c = client();
@@ -415,6 +419,14 @@ async fn status_page_shows_a_pool_all_down_and_serving_all() {
             ROW.replace("LABEL", "web1")
         );
         assert_eq!(page.eval(&rtt), json!("\u{2013}"), "no RTT for a down node");
+        // Each node's share of the recent answers.
+        for (label, pct) in [("web1", "50%"), ("web2", "50%"), ("web3", "0%")] {
+            let share = format!(
+                "document.querySelector('{} .share-cell .pct').textContent",
+                ROW.replace("LABEL", label)
+            );
+            assert_eq!(page.eval(&share), json!(pct), "{label}");
+        }
         // The timeline ends with the current state: red for web1, blue for web3.
         for (label, colour) in [("web1", "#d93025"), ("web3", "#1a73e8")] {
             let last = format!(

@@ -45,12 +45,34 @@ fn the_head_alone_is_valid() {
 #[test]
 fn unknown_keys_and_types_are_named() {
     let got = problems("[names.www]\nHINFO = \"x y\"\n");
-    assert_eq!(got.len(), 1, "{got:?}");
     assert!(
-        got[0].starts_with("10:1: : unknown field `HINFO`"),
+        got.iter()
+            .any(|g| g.starts_with("10:1: names.www.HINFO: unknown key `HINFO`")),
         "{got:?}"
     );
-    assert_problem("colour = \"blue\"\n", "9:1", "unknown field `colour`");
+    assert_problem(
+        "colour = \"blue\"\n",
+        "9:1: names.ns1.colour",
+        "unknown key `colour`",
+    );
+}
+
+#[test]
+fn an_unknown_key_does_not_hide_the_other_problems() {
+    let got = problems(
+        "tll = 60\n[names.www]\nA = \"192.0.2.300\"\n[names.mail]\nMX = { tll = 5, data = \"10 www\" }\n",
+    );
+    let want = [
+        "9:1: names.ns1.tll: unknown key `tll`; did you mean `ttl`?",
+        "11:5: names.www.A: not an IPv4 address",
+        "13:8: names.mail.MX.tll: unknown key `tll`; did you mean `ttl`?",
+    ];
+    for w in want {
+        assert!(
+            got.iter().any(|g| g.starts_with(w)),
+            "{w:?} not in {got:#?}"
+        );
+    }
 }
 
 #[test]

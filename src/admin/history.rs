@@ -3,7 +3,8 @@
 //! A sampler task, off the query path, looks at every pool once a second: it logs at WARN
 //! when a pool's answering state becomes all-down (and at INFO when it recovers), and every
 //! [`STEP`] it appends each node's state to a ring buffer of [`CELLS`] entries, which the
-//! status page draws as a timeline. Memory is bounded: one byte per node per step.
+//! status page draws as a timeline, with each node's sampled answer count of the step
+//! (for its share of recent answers). Memory is bounded: nine bytes per node per step.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -30,6 +31,8 @@ pub struct History {
 #[derive(Debug, Default)]
 struct Inner {
     nodes: HashMap<(String, IpAddr), VecDeque<u8>>,
+    /// Sampled answers per node per step, and the counter at the last step.
+    answers: HashMap<(String, IpAddr), (VecDeque<u64>, u64)>,
     pools: HashMap<String, State>,
     last_step: Option<Instant>,
 }
@@ -58,6 +61,19 @@ impl History {
             .get(&(pool.to_owned(), addr))
             .map(|v| v.iter().map(|&b| b as char).collect())
             .unwrap_or_default()
+    }
+
+    /// Estimated answers naming `addr` in `pool` over the recorded hour (sampled counts
+    /// times [`crate::node::ANSWER_SAMPLE`]), plus those since the last step.
+    pub fn recent_answers(&self, pool: &str, node: &NodeRuntime) -> u64 {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let sampled = match inner.answers.get(&(pool.to_owned(), node.spec.addr)) {
+            Some((cells, last)) => {
+                cells.iter().sum::<u64>() + node.admin.sampled().saturating_sub(*last)
+            }
+            None => node.admin.sampled(),
+        };
+        sampled * crate::node::ANSWER_SAMPLE
     }
 
     /// One look at every pool.
@@ -97,6 +113,16 @@ impl History {
                         ring.pop_front();
                     }
                     ring.push_back(letter(n));
+                    let now_count = n.admin.sampled();
+                    let (cells, last) = inner
+                        .answers
+                        .entry((name.clone(), n.spec.addr))
+                        .or_insert_with(|| (VecDeque::new(), now_count));
+                    if cells.len() == CELLS {
+                        cells.pop_front();
+                    }
+                    cells.push_back(now_count.saturating_sub(*last));
+                    *last = now_count;
                     seen_nodes.push((name.clone(), n.spec.addr));
                 }
             }
@@ -105,6 +131,7 @@ impl History {
         inner.pools.retain(|k, _| seen_pools.contains(k));
         if step {
             inner.nodes.retain(|k, _| seen_nodes.contains(k));
+            inner.answers.retain(|k, _| seen_nodes.contains(k));
         }
     }
 }

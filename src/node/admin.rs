@@ -31,7 +31,14 @@ pub struct NodeAdmin {
     /// Milliseconds since the epoch until which some answer naming the node may still be
     /// cached: the largest (served time + TTL) seen, plus one (0: never).
     expires_ms: AtomicU64,
+    /// Answers naming the node, counted for one answer in [`ANSWER_SAMPLE`] (the status
+    /// page's share of answers; a count of every answer would bounce a cache line per
+    /// answer between cores).
+    sampled: AtomicU64,
 }
+
+/// One answer in this many (by the pool's query counter) is counted per node.
+pub const ANSWER_SAMPLE: u64 = 64;
 
 /// Resolution of the last-served time: the answer path stores at most once per this many
 /// milliseconds per node, so steady traffic does not keep a cache line bouncing between
@@ -45,6 +52,7 @@ impl Default for NodeAdmin {
             weight: AtomicU32::new(u32::MAX),
             served_ms: AtomicU64::new(0),
             expires_ms: AtomicU64::new(0),
+            sampled: AtomicU64::new(0),
         }
     }
 }
@@ -103,6 +111,17 @@ impl NodeAdmin {
         if last == 0 || expires >= last + SERVED_GRANULARITY_MS {
             self.expires_ms.store(expires, Relaxed);
         }
+    }
+
+    /// Counts a sampled answer naming the node (see [`ANSWER_SAMPLE`]).
+    #[inline]
+    pub fn note_sampled(&self) {
+        self.sampled.fetch_add(1, Relaxed);
+    }
+
+    /// Sampled answers naming the node so far (times [`ANSWER_SAMPLE`]: an estimate of all).
+    pub fn sampled(&self) -> u64 {
+        self.sampled.load(Relaxed)
     }
 
     /// When the node was last put into an answer, if ever (to within

@@ -21,7 +21,7 @@ pub mod health;
 pub mod pool;
 pub mod reported;
 
-pub use admin::{AdminState, NodeAdmin, SERVED_GRANULARITY_MS};
+pub use admin::{ANSWER_SAMPLE, AdminState, NodeAdmin, SERVED_GRANULARITY_MS};
 pub use failure::{CHECK_BUCKETS, CheckTotals, FAILURE_REASONS, Failure};
 pub use health::{HISTORY_LEN, Health, NodeHealth, ProbeDetail, Transition};
 pub use pool::{Family, NodeRuntime, PoolRuntime};

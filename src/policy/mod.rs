@@ -197,8 +197,14 @@ pub fn select(pool: &PoolRuntime, input: &SelectInput, out: &mut Selection) {
                 .now
                 .saturating_duration_since(first.health.epoch())
                 .as_millis() as u64;
+            // One answer in ANSWER_SAMPLE also counts towards each node's share.
+            let sample = input.counter.is_multiple_of(crate::node::ANSWER_SAMPLE);
             for &i in out.nodes() {
-                pool.nodes[i as usize].admin.note_served(now_ms, out.ttl);
+                let admin = &pool.nodes[i as usize].admin;
+                admin.note_served(now_ms, out.ttl);
+                if sample {
+                    admin.note_sampled();
+                }
             }
         }
     }

@@ -85,6 +85,9 @@ pub struct NodeView {
     /// The last hour, oldest first, one letter per `timeline_step_s` of the pool (`u` up,
     /// `d` down, `?` unknown, `r` drain, `m` maint); the last letter is now.
     pub timeline: String,
+    /// Answers naming the node over about the last hour, estimated from one answer in 64;
+    /// the status page shows each node's share of its pool's total.
+    pub recent_answers: u64,
 }
 
 /// A pool as the API shows it.
@@ -354,6 +357,7 @@ pub(super) fn node_view(admin: &Admin, pool: &PoolRuntime, node: &NodeRuntime) -
             t.push(crate::admin::history::letter(node) as char);
             t
         },
+        recent_answers: admin.history.recent_answers(&pool.name().to_ascii(), node),
     }
 }
 

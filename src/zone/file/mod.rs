@@ -60,13 +60,14 @@ pub fn load_file(path: &Path) -> Result<Zone, Vec<ZoneError>> {
 /// automatic serial.
 pub fn parse_zone(path: &Path, text: &str, mtime: Option<u64>) -> Result<Zone, Vec<ZoneError>> {
     let mut map = SourceMap::new(path, text);
-    let raw: RawZone = match toml::from_str(text) {
-        Ok(raw) => raw,
-        Err(e) => {
-            let at = e.span().map_or(0, |s| s.start);
-            map.report(at, "", e.message().trim().to_owned());
-            return Err(map.into_errors());
-        }
+    // Every unknown key is reported (with the nearest valid one), and the rest of the file
+    // is still checked.
+    let (raw, problems) = crate::source::unknown_keys::parse::<RawZone>(text);
+    for p in problems {
+        map.report(p.at, &p.key, p.reason);
+    }
+    let Some(raw) = raw else {
+        return Err(map.into_errors());
     };
     let zone = Builder::new(&mut map).build(raw, path, mtime);
     match zone {
