@@ -25,8 +25,11 @@ enum Command {
     Serve(ServeArgs),
     /// Validate zone files without serving them; exit 1 and list every problem if any.
     Check {
-        /// Zone files or directories of them (default: zones/).
+        /// Zone files or directories of them (default: zones/, or the configuration's).
         paths: Vec<PathBuf>,
+        /// Also validate this server configuration file (and its [limits]).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
     /// Convert an RFC 1035 master file (BIND/NSD format) to a Roundel zone file on stdout.
     Import {
@@ -85,7 +88,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
-        Command::Check { paths } => check(&paths),
+        Command::Check { paths, config } => check_config_then_zones(config.as_deref(), paths),
         Command::Import { file, origin } => import(&file, origin.as_deref()),
         Command::Export { file } => export(&file),
         Command::Ctl(args) => crate::ctl::main(args),
@@ -290,6 +293,39 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + 
             let _ = tokio::signal::ctrl_c().await;
         })
     }
+}
+
+/// `roundel check --config FILE [PATHS]`: the configuration first (with the descriptor
+/// budget it gives under the current limit), then the zones.
+fn check_config_then_zones(config: Option<&std::path::Path>, mut paths: Vec<PathBuf>) -> ExitCode {
+    if let Some(path) = config {
+        match config::load(path) {
+            Ok(c) => {
+                let nofile = crate::limits::nofile::current().map_or(1024, |n| n.hard);
+                let b = crate::limits::Budget::derive(nofile, &c.limits);
+                println!(
+                    "{}: configuration OK (with {} descriptors: {} TCP clients, {} admin connections, {} kept for probes)",
+                    path.display(),
+                    b.nofile,
+                    b.tcp_clients,
+                    b.admin_connections,
+                    b.probes
+                );
+                if paths.is_empty()
+                    && let Some(z) = c.zones
+                {
+                    paths.push(z);
+                }
+            }
+            Err(errors) => {
+                for e in errors {
+                    eprintln!("{e}");
+                }
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    check(&paths)
 }
 
 fn check(paths: &[PathBuf]) -> ExitCode {
