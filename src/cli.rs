@@ -25,9 +25,11 @@ enum Command {
     Serve(ServeArgs),
     /// Validate zone files without serving them; exit 1 and list every problem if any.
     Check {
-        /// Zone files or directories of them (default: zones/, or the configuration's).
+        /// Zone files or directories of them (default: zones/).
         paths: Vec<PathBuf>,
-        /// Also validate this server configuration file (and its [limits]).
+        /// Server configuration file: validated (with its `[limits]`, printing the
+        /// descriptor budget), and its `[health] max_probes` applies (default: the
+        /// built-in cap).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
@@ -88,7 +90,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
-        Command::Check { paths, config } => check_config_then_zones(config.as_deref(), paths),
+        Command::Check { paths, config } => check(&paths, config.as_deref()),
         Command::Import { file, origin } => import(&file, origin.as_deref()),
         Command::Export { file } => export(&file),
         Command::Ctl(args) => crate::ctl::main(args),
@@ -151,6 +153,8 @@ fn serve(args: ServeArgs) -> ExitCode {
     if let Some(n) = args.udp_threads.or(file_config.udp_threads) {
         opts.udp_threads = n.max(1);
     }
+    opts.probe_limits = file_config.probe_limits;
+    opts.read_access = file_config.admin.read_access.clone();
     opts.reload_on_sighup = true;
     opts.notify_systemd = true;
     opts.limits = file_config.limits.clone();
@@ -185,6 +189,13 @@ fn serve(args: ServeArgs) -> ExitCode {
             .and_then(|t| Token::new(&t))
             .or(file_config.admin.token.clone()),
     };
+    if opts.read_access.required() && opts.read_access.token.is_none() && opts.admin_token.is_none()
+    {
+        tracing::error!(
+            "[admin] require_token_for_reads is set but there is no token to read with: set [admin] read_token or an admin token"
+        );
+        return ExitCode::from(2);
+    }
     opts.state_dir = args
         .state_dir
         .clone()
@@ -295,40 +306,31 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + 
     }
 }
 
-/// `roundel check --config FILE [PATHS]`: the configuration first (with the descriptor
-/// budget it gives under the current limit), then the zones.
-fn check_config_then_zones(config: Option<&std::path::Path>, mut paths: Vec<PathBuf>) -> ExitCode {
-    if let Some(path) = config {
-        match config::load(path) {
-            Ok(c) => {
-                let nofile = crate::limits::nofile::current().map_or(1024, |n| n.hard);
-                let b = crate::limits::Budget::derive(nofile, &c.limits);
-                println!(
-                    "{}: configuration OK (with {} descriptors: {} TCP clients, {} admin connections, {} kept for probes)",
-                    path.display(),
-                    b.nofile,
-                    b.tcp_clients,
-                    b.admin_connections,
-                    b.probes
-                );
-                if paths.is_empty()
-                    && let Some(z) = c.zones
-                {
-                    paths.push(z);
-                }
-            }
-            Err(errors) => {
-                for e in errors {
-                    eprintln!("{e}");
-                }
-                return ExitCode::FAILURE;
-            }
+fn check(paths: &[PathBuf], config_file: Option<&Path>) -> ExitCode {
+    let max_probes = match config_file.map(config::load) {
+        None => crate::pool::limits::MAX_PROBES,
+        Some(Ok(c)) => {
+            let path = config_file.unwrap_or(Path::new(""));
+            let nofile = crate::limits::nofile::current().map_or(1024, |n| n.hard);
+            let b = crate::limits::Budget::derive(nofile, &c.limits);
+            println!(
+                "{}: configuration OK (with {} descriptors: {} TCP clients, {} admin connections, {} kept for probes)",
+                path.display(),
+                b.nofile,
+                b.tcp_clients,
+                b.admin_connections,
+                b.probes
+            );
+            c.probe_limits.max_probes
         }
-    }
-    check(&paths)
-}
-
-fn check(paths: &[PathBuf]) -> ExitCode {
+        Some(Err(errors)) => {
+            for e in &errors {
+                println!("{e}");
+            }
+            eprintln!("{} problem(s) found", errors.len());
+            return ExitCode::FAILURE;
+        }
+    };
     let default = [PathBuf::from(config::DEFAULT_ZONES_DIR)];
     let paths = if paths.is_empty() {
         &default[..]
@@ -338,10 +340,13 @@ fn check(paths: &[PathBuf]) -> ExitCode {
     let mut files = Vec::new();
     for p in paths {
         if p.is_dir() {
-            match zone::file::zone_files(p) {
+            match zone::dir::zone_files(p) {
                 Ok(mut f) => files.append(&mut f),
-                Err(e) => {
-                    eprintln!("{}: cannot read directory: {e}", p.display());
+                Err(errors) => {
+                    for e in &errors {
+                        println!("{e}");
+                    }
+                    eprintln!("{} problem(s) found", errors.len());
                     return ExitCode::FAILURE;
                 }
             }
@@ -349,7 +354,7 @@ fn check(paths: &[PathBuf]) -> ExitCode {
             files.push(p.clone());
         }
     }
-    match zone::snapshot_from_files(&files, None) {
+    match zone::snapshot_from_files_with(&files, None, max_probes) {
         Ok(snapshot) => {
             for z in snapshot.sorted_zones() {
                 println!(

@@ -133,6 +133,10 @@ pub struct ServeOptions {
     pub notify_systemd: bool,
     /// Connection caps, timeouts and sizes of the listeners (`[limits]`).
     pub limits: Limits,
+    /// Who may read the admin API, status page and metrics.
+    pub read_access: admin::read_auth::ReadAccess,
+    /// Caps on health probes and checks in flight.
+    pub probe_limits: crate::pool::limits::ProbeLimits,
 }
 
 impl ServeOptions {
@@ -149,6 +153,8 @@ impl ServeOptions {
             state_dir: None,
             notify_systemd: false,
             limits: Limits::default(),
+            probe_limits: crate::pool::limits::ProbeLimits::default(),
+            read_access: admin::read_auth::ReadAccess::default(),
         }
     }
 }
@@ -177,9 +183,13 @@ pub async fn serve(
     // that arrive meanwhile wait in the kernel and get a right first answer (pool nodes
     // have had their first health check, admin overrides are applied).
     let cell = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
-    let reloader = Arc::new(Reloader::new(cell.clone(), opts.zones_dir.clone()));
+    let reloader = Arc::new(Reloader::with_limits(
+        cell.clone(),
+        opts.zones_dir.clone(),
+        opts.probe_limits,
+    ));
     let overrides = Arc::new(match &opts.state_dir {
-        Some(dir) => Overrides::open(dir)?,
+        Some(dir) => Overrides::open(dir),
         None => Overrides::in_memory(),
     });
     if let Some(file) = overrides.file() {
@@ -254,6 +264,13 @@ pub async fn serve(
             );
             let admin_limits =
                 admin::listener::AdminLimits::new(&opts.limits, budget.admin_connections);
+            ctx.set_read_access(opts.read_access.clone());
+            if !opts.read_access.required() && !addr.ip().is_loopback() {
+                tracing::warn!(
+                    %addr,
+                    "the admin listener is not on loopback and reads are open: set [admin] read_token or require_token_for_reads = true"
+                );
+            }
             let mut stopped = admin_stopped.clone();
             let stop = async move {
                 let _ = stopped.wait_for(|v| *v).await;

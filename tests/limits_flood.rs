@@ -369,7 +369,7 @@ fn roundel_check_validates_the_limits_table() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = String::from_utf8_lossy(&out.stdout);
     assert!(
         err.contains("bad.toml:4:1: ") && err.contains("unknown field"),
         "{err}"
@@ -382,7 +382,7 @@ fn roundel_check_validates_the_limits_table() {
         .arg(&zones)
         .output()
         .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = String::from_utf8_lossy(&out.stdout);
     assert!(
         err.contains("good.toml:2:15: limits.tcp_clients: must be at least 1"),
         "{err}"

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use hickory_proto::rr::Name;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
 use super::hysteresis::Hysteresis;
@@ -82,6 +82,8 @@ pub struct HealthMonitor {
     /// Serialises reconciles: each one sees the probes the previous one left.
     reconcile_lock: tokio::sync::Mutex<()>,
     jitter: RandomState,
+    /// One permit per check in flight ([`crate::pool::limits::MAX_PROBES_IN_FLIGHT`]).
+    in_flight: Arc<Semaphore>,
 }
 
 impl Default for HealthMonitor {
@@ -91,13 +93,20 @@ impl Default for HealthMonitor {
 }
 
 impl HealthMonitor {
-    /// A monitor with no probes.
+    /// A monitor with no probes, running at most
+    /// [`MAX_PROBES_IN_FLIGHT`](crate::pool::limits::MAX_PROBES_IN_FLIGHT) checks at once.
     pub fn new() -> Self {
+        Self::with_max_in_flight(crate::pool::limits::MAX_PROBES_IN_FLIGHT)
+    }
+
+    /// A monitor with no probes, running at most `max` checks at once (at least one).
+    pub fn with_max_in_flight(max: usize) -> Self {
         Self {
             epoch: Instant::now(),
             registry: Mutex::new(Registry::default()),
             reconcile_lock: tokio::sync::Mutex::new(()),
             jitter: RandomState::new(),
+            in_flight: Arc::new(Semaphore::new(max.clamp(1, Semaphore::MAX_PERMITS))),
         }
     }
 
@@ -226,7 +235,13 @@ impl HealthMonitor {
         let interval = key.check.interval;
         let phase =
             Duration::from_nanos(self.jitter.hash_one(key) % (interval.as_nanos().max(1) as u64));
-        let task = tokio::spawn(run_probe(key.clone(), health.clone(), tx, phase));
+        let task = tokio::spawn(run_probe(
+            key.clone(),
+            health.clone(),
+            tx,
+            phase,
+            self.in_flight.clone(),
+        ));
         ProbeEntry {
             health,
             task: Some(task),
@@ -292,11 +307,19 @@ async fn run_probe(
     health: Arc<NodeHealth>,
     first: watch::Sender<bool>,
     phase: Duration,
+    in_flight: Arc<Semaphore>,
 ) {
     let spec = key.check.clone();
     let prober = Prober::new(&spec, &key.target);
     let mut machine = Hysteresis::new(spec.rise, spec.fall);
+    // A check runs only with a permit of the in-flight cap, so that many probes cannot
+    // open more sockets at once than the cap; the timeout covers the check, not the wait.
+    // The semaphore is never closed, so acquiring cannot fail.
+    let Ok(permit) = in_flight.acquire().await else {
+        return;
+    };
     let result = prober.run(spec.timeout).await;
+    drop(permit);
     record(&key, &health, &mut machine, result);
     let _ = first.send(true);
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + phase, spec.interval);
@@ -304,7 +327,11 @@ async fn run_probe(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
+        let Ok(permit) = in_flight.acquire().await else {
+            return;
+        };
         let result = prober.run(spec.timeout).await;
+        drop(permit);
         record(&key, &health, &mut machine, result);
     }
 }
@@ -360,16 +387,26 @@ fn record(key: &ProbeKey, health: &NodeHealth, machine: &mut Hysteresis, r: Chec
     });
     // Logged outside the detail lock: a slow log sink must not hold up admin readers.
     if let (Some((from, to)), Some(pools)) = (change, users) {
-        tracing::info!(
-            target: "roundel::health",
-            node = %key.target.addr,
-            port = key.target.port,
-            check = key.check.kind.name(),
-            pools = %pools,
-            from = %from,
-            to = %to,
-            reason = %reason,
-            "node health changed"
-        );
+        // A node going down is what an operator must notice: WARN; the rest is INFO.
+        macro_rules! log_change {
+            ($level:ident) => {
+                tracing::$level!(
+                    target: "roundel::health",
+                    node = %key.target.addr,
+                    port = key.target.port,
+                    check = key.check.kind.name(),
+                    pools = %pools,
+                    from = %from,
+                    to = %to,
+                    reason = %reason,
+                    "node health changed"
+                )
+            };
+        }
+        if to == Health::Down {
+            log_change!(warn);
+        } else {
+            log_change!(info);
+        }
     }
 }
