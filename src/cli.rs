@@ -313,7 +313,8 @@ fn check(paths: &[PathBuf], config_file: Option<&Path>) -> ExitCode {
             let path = config_file.unwrap_or(Path::new(""));
             let nofile = crate::limits::nofile::current().map_or(1024, |n| n.hard);
             let b = crate::limits::Budget::derive(nofile, &c.limits);
-            println!(
+            // On stderr: stdout lists problems first, one per line.
+            eprintln!(
                 "{}: configuration OK (with {} descriptors: {} TCP clients, {} admin connections, {} kept for probes)",
                 path.display(),
                 b.nofile,

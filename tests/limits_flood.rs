@@ -404,7 +404,7 @@ fn roundel_check_validates_the_limits_table() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = String::from_utf8_lossy(&out.stderr);
     assert!(
         text.contains("configuration OK") && text.contains("300 TCP clients"),
         "{text}"
