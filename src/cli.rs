@@ -196,6 +196,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    opts.cluster = file_config.cluster.clone();
     opts.state_dir = args
         .state_dir
         .clone()

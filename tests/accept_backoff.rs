@@ -13,13 +13,13 @@ use std::time::{Duration, Instant};
 use ops_support::*;
 use roundel::limits::counters::TCP_ACCEPT_ERRORS;
 
-/// CPU seconds of this process, from `/proc/self/stat` opened beforehand (reading it
-/// anew would need a descriptor).
-fn cpu_seconds(file: &std::fs::File) -> f64 {
+/// CPU time of this process, read from `stat`, a `/proc/self/stat` opened while there were
+/// descriptors (re-read in place: no descriptor is needed once they are all taken).
+fn cpu_seconds(stat: &std::fs::File) -> f64 {
     use std::os::unix::fs::FileExt;
     let mut buf = [0u8; 1024];
-    let n = file.read_at(&mut buf, 0).unwrap();
-    let stat = String::from_utf8_lossy(&buf[..n]);
+    let n = stat.read_at(&mut buf, 0).unwrap();
+    let stat = std::str::from_utf8(&buf[..n]).unwrap();
     let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
         .split_whitespace()
         .collect();
