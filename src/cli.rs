@@ -27,7 +27,8 @@ enum Command {
     Check {
         /// Zone files or directories of them (default: zones/).
         paths: Vec<PathBuf>,
-        /// Server configuration file whose `[health] max_probes` applies (default: the
+        /// Server configuration file: validated (with its `[limits]`, printing the
+        /// descriptor budget), and its `[health] max_probes` applies (default: the
         /// built-in cap).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
@@ -311,7 +312,21 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + 
 fn check(paths: &[PathBuf], config_file: Option<&Path>) -> ExitCode {
     let max_probes = match config_file.map(config::load) {
         None => crate::pool::limits::MAX_PROBES,
-        Some(Ok(c)) => c.probe_limits.max_probes,
+        Some(Ok(c)) => {
+            let path = config_file.unwrap_or(Path::new(""));
+            let nofile = crate::limits::nofile::current().map_or(1024, |n| n.hard);
+            let b = crate::limits::Budget::derive(nofile, &c.limits);
+            // On stderr: stdout lists problems first, one per line.
+            eprintln!(
+                "{}: configuration OK (with {} descriptors: {} TCP clients, {} admin connections, {} kept for probes)",
+                path.display(),
+                b.nofile,
+                b.tcp_clients,
+                b.admin_connections,
+                b.probes
+            );
+            c.probe_limits.max_probes
+        }
         Some(Err(errors)) => {
             for e in &errors {
                 println!("{e}");

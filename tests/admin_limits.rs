@@ -72,7 +72,7 @@ fn unauthenticated_large_bodies_are_refused_before_they_are_read() {
     let start = Instant::now();
     write!(
         c,
-        "POST /api/v1/reload HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000000\r\n\r\n"
+        "PUT /api/v1/query-log HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000000\r\n\r\n"
     )
     .unwrap();
     assert_eq!(status_of(&mut c), Some(401));

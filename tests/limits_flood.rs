@@ -350,3 +350,63 @@ fn with_256_descriptors_a_flood_takes_no_node_down() {
     drop(admin_held);
     drop(held);
 }
+
+#[test]
+fn roundel_check_validates_the_limits_table() {
+    let dir = TempDir::new("check-limits");
+    let zones = dir.join("zones");
+    std::fs::create_dir_all(&zones).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[limits]\ntcp_clients = 0\ntcp_io_timeout = \"fast\"\nadmin_bodylimit = 1\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&bad)
+        .arg(&zones)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        err.contains("bad.toml:4:1: ") && err.contains("unknown field"),
+        "{err}"
+    );
+    let good = dir.join("good.toml");
+    std::fs::write(&good, "[limits]\ntcp_clients = 0\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&good)
+        .arg(&zones)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        err.contains("good.toml:2:15: limits.tcp_clients: must be at least 1"),
+        "{err}"
+    );
+    std::fs::write(
+        &good,
+        "[limits]\ntcp_clients = 300\ntcp_io_timeout = \"2s\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&good)
+        .arg(&zones)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("configuration OK") && text.contains("300 TCP clients"),
+        "{text}"
+    );
+}

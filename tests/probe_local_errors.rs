@@ -46,8 +46,8 @@ async fn checks_without_descriptors_change_no_node() {
     let http = Backend::http("127.0.0.71", Mode::ok()).await;
     let tcp = Backend::tcp("127.0.0.72").await;
     let zone = format!(
-        "[pools.h]\ncheck = {{ http = {{ port = {} }}, interval = \"100ms\", timeout = \"80ms\", fall = 1, rise = 1 }}\nnodes = [\"{}\"]\n\
-         [pools.t]\ncheck = {{ tcp = {{ port = {} }}, interval = \"100ms\", timeout = \"80ms\", fall = 1, rise = 1 }}\nnodes = [\"{}\"]\n",
+        "[pools.h]\ncheck = {{ http = {{ port = {} }}, interval = \"100ms\", timeout = \"90ms\", fall = 3, rise = 1 }}\nnodes = [\"{}\"]\n\
+         [pools.t]\ncheck = {{ tcp = {{ port = {} }}, interval = \"100ms\", timeout = \"90ms\", fall = 3, rise = 1 }}\nnodes = [\"{}\"]\n",
         http.port(),
         http.addr.ip(),
         tcp.port(),
@@ -67,9 +67,10 @@ async fn checks_without_descriptors_change_no_node() {
 
     let before = PROBE_LOCAL_ERRORS.get();
     let held = exhaust_descriptors();
-    // Both probes keep checking (every 100 ms) and fail locally: wait for a few of each.
+    // Both probes keep checking (every 100 ms) and fail locally: wait for twice `fall`
+    // failures of each.
     let start = Instant::now();
-    while PROBE_LOCAL_ERRORS.get() < before + 6 {
+    while PROBE_LOCAL_ERRORS.get() < before + 12 {
         assert!(
             start.elapsed() < Duration::from_secs(5),
             "local errors not counted: {}",
@@ -78,7 +79,12 @@ async fn checks_without_descriptors_change_no_node() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     for n in &nodes {
-        assert_eq!(n.health(), Health::Up, "a local failure took the node down");
+        assert_eq!(
+            n.health(),
+            Health::Up,
+            "a local failure took the node down: {:?}",
+            n.detail().history
+        );
     }
     drop(held);
 

@@ -33,7 +33,10 @@ fn to_u64(v: libc::rlim_t) -> u64 {
     if v == libc::RLIM_INFINITY {
         CAP
     } else {
-        (v as u64).min(CAP)
+        // rlim_t is u64 on Linux, but not on every target.
+        #[allow(clippy::unnecessary_cast)]
+        let v = v as u64;
+        v.min(CAP)
     }
 }
 
