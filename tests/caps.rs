@@ -104,8 +104,11 @@ fn zone_sets_over_the_probe_cap_are_rejected_with_file_line_and_key() {
 /// closes it, and its open and close times are recorded.
 struct Hanging {
     port: u16,
-    conns: Arc<Mutex<Vec<(Instant, Option<Instant>)>>>,
+    conns: Arc<Mutex<Vec<Conn>>>,
 }
+
+/// When a connection was accepted, and when the client closed it.
+type Conn = (Instant, Option<Instant>);
 
 /// Closing a timed-out check's socket lags its end by a few milliseconds (the HTTP
 /// client's connection task): overlaps shorter than this are not concurrency.
