@@ -18,6 +18,9 @@
 //! state_dir = "/var/lib/roundel" # where admin overrides are kept
 //! read_token = "..."             # reads (status, API, /metrics) need a token
 //! require_token_for_reads = true # or: reads need the admin token (or the read token)
+//! [limits]                       # see crate::limits::config
+//! tcp_clients_per_address = 32
+//! tcp_idle_timeout = "10s"
 //! [health]
 //! max_probes = 4096              # distinct check targets over all zones
 //! max_probes_in_flight = 256     # checks running at once
@@ -36,9 +39,9 @@ use crate::source::{SourceMap, ZoneError};
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5353";
 /// Zone directory when none is configured, relative to the working directory.
 pub const DEFAULT_ZONES_DIR: &str = "zones";
-/// Log filter when none is configured. hickory-server logs every response at INFO,
-/// which costs a fifth of the throughput, so its crates are held at WARN.
-pub const DEFAULT_LOG_FILTER: &str = "info,hickory_server=warn,hickory_proto=warn,hickory_net=warn";
+/// Log filter when none is configured. hickory's crates are held at WARN: they log
+/// routine protocol events at INFO and DEBUG.
+pub const DEFAULT_LOG_FILTER: &str = "info,hickory_proto=warn";
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
@@ -115,6 +118,9 @@ pub struct ServerConfig {
     /// The admin listener.
     #[serde(default)]
     pub admin: RawAdminConfig,
+    /// Connection, timeout and size limits.
+    #[serde(default)]
+    pub limits: crate::limits::config::RawLimits,
     /// Health checking caps.
     #[serde(default)]
     pub health: RawHealthConfig,
@@ -146,6 +152,8 @@ pub struct Config {
     pub log: LogConfig,
     /// The admin listener.
     pub admin: AdminConfig,
+    /// Connection, timeout and size limits.
+    pub limits: crate::limits::Limits,
     /// Caps on health checking (defaults where not configured).
     pub probe_limits: crate::pool::limits::ProbeLimits,
 }
@@ -235,6 +243,7 @@ pub fn load(path: &Path) -> Result<Config, Vec<ZoneError>> {
         }
         (None, None) => {}
     }
+    let limits = crate::limits::config::validate(&raw.limits, &mut map);
     admin.read_access.required = raw.admin.require_token_for_reads == Some(true);
     if let Some(t) = &raw.admin.read_token {
         match crate::admin::Token::new(t.get_ref()) {
@@ -270,6 +279,7 @@ pub fn load(path: &Path) -> Result<Config, Vec<ZoneError>> {
         return Err(map.into_errors());
     }
     Ok(Config {
+        limits,
         probe_limits,
         listen,
         zones: raw.zones.map(|z| base.join(z)),
@@ -323,6 +333,39 @@ mod tests {
         assert!(e[0].reason.contains("cannot read"), "{}", e[0]);
 
         let e = load_text("unknown", "[admin]\ntokn = \"a\"\n").unwrap_err();
+        assert_eq!(e[0].line, 2, "{}", e[0]);
+        assert!(e[0].reason.contains("unknown field"), "{}", e[0]);
+    }
+
+    #[test]
+    fn limits_table_is_checked_with_positions() {
+        let c = load_text(
+            "limits-ok",
+            "[limits]\ntcp_clients = 200\ntcp_idle_timeout = \"2s\"\nadmin_body_limit = 4096\n",
+        )
+        .unwrap();
+        assert_eq!(c.limits.tcp_clients, Some(200));
+        assert_eq!(c.limits.tcp_idle_timeout, std::time::Duration::from_secs(2));
+        assert_eq!(c.limits.admin_body_limit, 4096);
+        assert_eq!(
+            c.limits.tcp_io_timeout,
+            crate::limits::DEFAULT_TCP_IO_TIMEOUT
+        );
+
+        let e = load_text("limits-zero", "[limits]\n\ntcp_clients = 0\n").unwrap_err();
+        assert_eq!((e[0].line, e[0].key.as_str()), (3, "limits.tcp_clients"));
+        let e = load_text("limits-dur", "[limits]\ntcp_io_timeout = \"5\"\n").unwrap_err();
+        assert_eq!((e[0].line, e[0].key.as_str()), (2, "limits.tcp_io_timeout"));
+        let e = load_text(
+            "limits-per",
+            "[limits]\ntcp_clients = 10\ntcp_clients_per_address = 20\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e[0].line, e[0].key.as_str()),
+            (3, "limits.tcp_clients_per_address")
+        );
+        let e = load_text("limits-unknown", "[limits]\ntcp_client = 1\n").unwrap_err();
         assert_eq!(e[0].line, 2, "{}", e[0]);
         assert!(e[0].reason.contains("unknown field"), "{}", e[0]);
     }
