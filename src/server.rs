@@ -198,10 +198,21 @@ pub async fn serve(
     // that arrive meanwhile wait in the kernel and get a right first answer (pool nodes
     // have had their first health check, admin overrides are applied).
     let cell = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
+    let budget = budget(&opts.limits);
+    // Checks in flight each hold a descriptor: never more than the probes' reserve.
+    let mut probe_limits = opts.probe_limits;
+    if probe_limits.max_in_flight as u64 > budget.probes {
+        tracing::warn!(
+            configured = probe_limits.max_in_flight,
+            reserve = budget.probes,
+            "max_probes_in_flight lowered to the descriptors reserved for probes"
+        );
+        probe_limits.max_in_flight = budget.probes.max(1) as usize;
+    }
     let reloader = Arc::new(Reloader::with_limits(
         cell.clone(),
         opts.zones_dir.clone(),
-        opts.probe_limits,
+        probe_limits,
     ));
     let overrides = Arc::new(match &opts.state_dir {
         Some(dir) => Overrides::open(dir),
@@ -242,7 +253,6 @@ pub async fn serve(
         tracing::info!(addr = %socket.local_addr()?, threads = opts.udp_threads, "serving DNS over UDP");
     }
 
-    let budget = budget(&opts.limits);
     let (listeners_stop, listeners_stopped) = tokio::sync::watch::channel(false);
     let tcp_ctx = tcp::TcpContext::new(
         cell.clone(),

@@ -100,15 +100,15 @@ fn zone_sets_over_the_probe_cap_are_rejected_with_file_line_and_key() {
     );
 }
 
-/// When a connection was opened and, once it is, closed.
-type Lifetimes = Vec<(Instant, Option<Instant>)>;
-
 /// A backend that accepts connections and never answers; each is held until the client
 /// closes it, and its open and close times are recorded.
 struct Hanging {
     port: u16,
-    conns: Arc<Mutex<Lifetimes>>,
+    conns: Arc<Mutex<Vec<Conn>>>,
 }
+
+/// When a connection was accepted, and when the client closed it.
+type Conn = (Instant, Option<Instant>);
 
 /// Closing a timed-out check's socket lags its end by a few milliseconds (the HTTP
 /// client's connection task): overlaps shorter than this are not concurrency.
@@ -279,6 +279,24 @@ async fn status_of_a_large_deployment_is_summarised_and_paged() {
     // Summaries, paged.
     let s = get(&c, &d.url("/api/v1/status?summary=true&page=3&limit=10")).await;
     assert_eq!(s["pool_summaries"][0]["name"], "p030.big.test.");
+
+    // /api/v1/pools pages the same way, with X-Total-Count and Link headers.
+    let r = c.get(d.url("/api/v1/pools")).send().await.unwrap();
+    assert_eq!(r.headers()["x-total-count"], "40");
+    assert_eq!(
+        r.headers()["link"],
+        "</api/v1/pools?page=1&limit=10>; rel=\"next\""
+    );
+    let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 10);
+    let r = c
+        .get(d.url("/api/v1/pools?page=3&limit=10"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("link").is_none());
+    let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(v[9]["name"], "p039.big.test.");
 
     // roundel ctl status shows the summary.
     let out = std::process::Command::new(ops_support::daemon::BIN)

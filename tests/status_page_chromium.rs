@@ -440,6 +440,50 @@ async fn status_page_shows_a_pool_all_down_and_serving_all() {
         let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("status-page-all-down.png");
         std::fs::write(&path, png).unwrap();
         eprintln!("screenshot: {}", path.display());
+/// Over 1,000 nodes the page shows one line per pool from the summary, and a click on a
+/// pool shows its nodes (fetched alone with `?pool=`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_page_summarises_a_large_deployment_and_opens_a_pool() {
+    let _one_at_a_time = ONE_BROWSER.lock().await;
+    let browser = tokio::task::block_in_place(Browser::launch);
+    let zones = TempDir::new("page-big");
+    let mut body = String::new();
+    for p in 0..20 {
+        let nodes: Vec<String> = (1..=64).map(|n| format!("\"10.9.{p}.{n}\"")).collect();
+        body.push_str(&format!(
+            "[pools.p{p:02}]\ncheck = {{ none = true }}\nnodes = [{}]\n",
+            nodes.join(", ")
+        ));
+    }
+    write_atomic(&zones.join("big.test.toml"), &zone("big.test.", "1", &body));
+    let s = Server::start(zones.path(), Opts::default());
+    let url = s.url("/");
+    tokio::task::block_in_place(|| {
+        let mut page = Page::attach(&browser);
+        page.call("Page.enable", json!({}));
+        page.call("Page.navigate", json!({ "url": url }));
+        page.wait_for(
+            "document.querySelectorAll('table.summary tbody tr').length",
+            &json!(20),
+            Duration::from_secs(15),
+        );
+        assert_eq!(
+            page.eval("document.querySelectorAll('section[data-pool] tr[data-label]').length"),
+            json!(0),
+            "no node rows in the summary"
+        );
+        page.eval(r#"document.querySelector('a[data-pool="p07.big.test."]').click()"#);
+        page.wait_for(
+            r#"(() => { const r = document.querySelector('section[data-pool="p07.big.test."] tr[data-label="10.9.7.64"]'); return r ? r.dataset.state : null; })()"#,
+            &json!("up"),
+            Duration::from_secs(10),
+        );
+        // Still updating that pool alone a few polls later.
+        page.wait_for(
+            "document.querySelectorAll('section[data-pool] tr[data-label]').length",
+            &json!(64),
+            Duration::from_secs(5),
+        );
     });
     drop(browser);
 }

@@ -13,6 +13,10 @@
 //! | `?pool=NAME` | that pool in full |
 //! | `?page=N&limit=M` | pools `N*M ..` in full (`M` at most [`STATUS_PAGE_MAX`]) |
 //! | `?summary=true` (with `page`, `limit`) | pool summaries (`limit` at most [`SUMMARY_PAGE_MAX`]) |
+//!
+//! `GET /api/v1/pools` (an array of full pools) pages the same way: every pool up to
+//! [`STATUS_FULL_MAX_NODES`] nodes, else the page asked for (the first by default), with
+//! `X-Total-Count` (pools) and a `Link: <...>; rel="next"` header while there are more.
 
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -253,4 +257,60 @@ pub fn status_page(admin: &Admin, q: &StatusQuery) -> Result<StatusPage, ApiErro
             pool_summaries,
         },
     })
+}
+
+/// The query string of `GET /api/v1/pools`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// Page number, from 0.
+    pub page: Option<usize>,
+    /// Pools per page.
+    pub limit: Option<usize>,
+}
+
+/// Builds the answer to `GET /api/v1/pools?...`: the pools and the paging headers.
+pub fn pools_page(
+    admin: &Admin,
+    q: &PageQuery,
+) -> Result<(Vec<PoolView>, axum::http::HeaderMap), ApiError> {
+    let snapshot = admin.reloader.cell().load_full();
+    let all = all_pools(&snapshot);
+    let nodes: usize = all.iter().map(|(_, p)| p.nodes().len()).sum();
+    let mut headers = axum::http::HeaderMap::new();
+    let total = all.len();
+    headers.insert("x-total-count", total.into());
+    if q.page.is_none() && q.limit.is_none() && nodes <= STATUS_FULL_MAX_NODES {
+        let v = all.iter().map(|(z, p)| pool_view(admin, z, p)).collect();
+        return Ok((v, headers));
+    }
+    let limit = q.limit.unwrap_or(STATUS_PAGE_DEFAULT);
+    if limit == 0 || limit > STATUS_PAGE_MAX {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("limit must be from 1 to {STATUS_PAGE_MAX}"),
+        ));
+    }
+    let page = q.page.unwrap_or(0);
+    let pages = total.div_ceil(limit).max(1);
+    if page >= pages {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("page must be below {pages} ({total} pools, {limit} a page)"),
+        ));
+    }
+    let range = page * limit..((page + 1) * limit).min(total);
+    if page + 1 < pages
+        && let Ok(v) = axum::http::HeaderValue::from_str(&format!(
+            "</api/v1/pools?page={}&limit={limit}>; rel=\"next\"",
+            page + 1
+        ))
+    {
+        headers.insert(axum::http::header::LINK, v);
+    }
+    let v = all[range]
+        .iter()
+        .map(|(z, p)| pool_view(admin, z, p))
+        .collect();
+    Ok((v, headers))
 }

@@ -55,13 +55,21 @@ pub(super) async fn zones(State(admin): Ctx) -> Response {
     json(&v)
 }
 
-pub(super) async fn pools(State(admin): Ctx) -> Response {
-    let snapshot = admin.reloader.cell().load_full();
-    let v: Vec<PoolView> = all_pools(&snapshot)
-        .into_iter()
-        .map(|(z, p)| pool_view(&admin, z, p))
-        .collect();
-    json(&v)
+pub(super) async fn pools(
+    State(admin): Ctx,
+    q: Result<
+        axum::extract::Query<crate::admin::status_query::PageQuery>,
+        axum::extract::rejection::QueryRejection,
+    >,
+) -> Response {
+    let q = match q {
+        Ok(axum::extract::Query(q)) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.body_text()),
+    };
+    match crate::admin::status_query::pools_page(&admin, &q) {
+        Ok((v, headers)) => (headers, json(&v)).into_response(),
+        Err(e) => e.into_response(),
+    }
 }
 
 pub(super) async fn pool(State(admin): Ctx, Path(name): Path<String>) -> Response {
