@@ -440,6 +440,10 @@ async fn status_page_shows_a_pool_all_down_and_serving_all() {
         let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("status-page-all-down.png");
         std::fs::write(&path, png).unwrap();
         eprintln!("screenshot: {}", path.display());
+    });
+    drop(browser);
+}
+
 /// Over 1,000 nodes the page shows one line per pool from the summary, and a click on a
 /// pool shows its nodes (fetched alone with `?pool=`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
