@@ -197,6 +197,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    opts.cluster = file_config.cluster.clone();
     opts.state_dir = args
         .state_dir
         .clone()

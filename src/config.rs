@@ -24,6 +24,8 @@
 //! exempt = ["192.0.2.0/24"]
 //! [cookies]                      # DNS cookies, on by default
 //! secret_file = "cookie.secret"  # shared by the servers of an NS set
+//! [cluster]                      # optional: see docs/cluster.md
+//! etcd = ["http://127.0.0.1:2379"]
 //! [limits]                       # see crate::limits::config
 //! tcp_clients_per_address = 32
 //! tcp_idle_timeout = "10s"
@@ -133,6 +135,8 @@ pub struct ServerConfig {
     /// DNS cookies.
     #[serde(default)]
     pub cookies: RawCookieConfig,
+    /// Cluster mode (etcd); absent: a single instance.
+    pub cluster: Option<crate::cluster::config::RawClusterConfig>,
     /// Connection, timeout and size limits.
     #[serde(default)]
     pub limits: crate::limits::config::RawLimits,
@@ -171,6 +175,8 @@ pub struct Config {
     pub rrl: RrlConfig,
     /// DNS cookies (defaults when the table is absent).
     pub cookies: CookieConfig,
+    /// Cluster mode, if configured.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
     /// Connection, timeout and size limits.
     pub limits: crate::limits::Limits,
     /// Caps on health checking (defaults where not configured).
@@ -264,6 +270,10 @@ pub fn load(path: &Path) -> Result<Config, Vec<ZoneError>> {
     }
     let rrl = raw.rrl.validate(&mut map);
     let cookies = raw.cookies.validate(&mut map, base);
+    let cluster = raw
+        .cluster
+        .as_ref()
+        .and_then(|c| crate::cluster::config::validate(c, base, &mut map));
     let limits = crate::limits::config::validate(&raw.limits, &mut map);
     admin.read_access.required = raw.admin.require_token_for_reads == Some(true);
     if let Some(t) = &raw.admin.read_token {
@@ -302,6 +312,7 @@ pub fn load(path: &Path) -> Result<Config, Vec<ZoneError>> {
     Ok(Config {
         rrl,
         cookies,
+        cluster,
         limits,
         probe_limits,
         listen,
@@ -354,6 +365,48 @@ mod tests {
 
         let e = load_text("missing", "[admin]\ntoken_file = \"nope\"\n").unwrap_err();
         assert!(e[0].reason.contains("cannot read"), "{}", e[0]);
+
+        let c = load_text(
+            "cluster",
+            "[cluster]\netcd = [\"http://127.0.0.1:2379\"]\nname = \"ns1\"\nlease_ttl = \"3s\"\nhealth_rule = \"any-up\"\nprobe_source = \"127.0.0.2\"\n",
+        )
+        .unwrap();
+        let cl = c.cluster.unwrap();
+        assert_eq!(
+            (cl.name.as_str(), cl.observers, cl.prefix.as_str()),
+            ("ns1", 3, "/roundel")
+        );
+        assert_eq!(
+            cl.grace,
+            std::time::Duration::from_secs(6),
+            "default grace: 2 x lease_ttl"
+        );
+        assert_eq!(cl.health_rule, crate::cluster::HealthRule::AnyUp);
+        assert!(load_text("nocluster", "").unwrap().cluster.is_none());
+        let e = load_text(
+            "badcluster",
+            "[cluster]\netcd = [\"http://127.0.0.1:2379\"]\nname = \"a\"\nlease_ttl = \"1500ms\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e[0].line, e[0].key.as_str()),
+            (4, "cluster.lease_ttl"),
+            "{}",
+            e[0]
+        );
+        let e = load_text(
+            "rule",
+            "[cluster]\netcd = [\"http://x:1\"]\nname = \"a\"\nhealth_rule = \"most\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e[0].line, e[0].key.as_str()),
+            (4, "cluster.health_rule"),
+            "{}",
+            e[0]
+        );
+        let e = load_text("cunknown", "[cluster]\netcd = []\nttl = 3\n").unwrap_err();
+        assert!(e[0].reason.contains("unknown field"), "{}", e[0]);
 
         let e = load_text("unknown", "[admin]\ntokn = \"a\"\n").unwrap_err();
         assert_eq!(e[0].line, 2, "{}", e[0]);

@@ -476,6 +476,97 @@ fn table(rows: &[Vec<String>]) -> String {
     out
 }
 
+/// The cluster part of `roundel ctl status`: mode, members (drift flagged), and who
+/// observes each probe and what each one reports.
+fn cluster_table(c: &Value) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "cluster: {} is {}{}  rule {}  observers {}  lease {} s",
+        s(&c["name"]),
+        s(&c["mode"]),
+        if c["degraded"] == Value::Bool(true) {
+            " (DEGRADED)"
+        } else {
+            ""
+        },
+        s(&c["health_rule"]),
+        s(&c["observers"]),
+        s(&c["lease_ttl_s"]),
+    );
+    let mut rows = vec![
+        ["MEMBER", "VERSION", "LISTEN", "ZONES"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    for m in c["members"].as_array().into_iter().flatten() {
+        let listen: Vec<String> = m["listen"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(s)
+            .collect();
+        rows.push(vec![
+            format!(
+                "{}{}",
+                s(&m["name"]),
+                if m["me"] == Value::Bool(true) {
+                    " (this)"
+                } else {
+                    ""
+                }
+            ),
+            s(&m["version"]),
+            listen.join(","),
+            if m["drift"] == Value::Bool(true) {
+                format!("{} DRIFT", s(&m["zone_digest"]))
+            } else {
+                s(&m["zone_digest"])
+            },
+        ]);
+    }
+    out.push_str(&table(&rows));
+    let mut rows = vec![
+        ["PROBE", "VIEW", "OBSERVERS", "REPORTS"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    for p in c["probes"].as_array().into_iter().flatten() {
+        let obs: Vec<String> = p["observers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(s)
+            .collect();
+        let reports: Vec<String> = p["reports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                format!(
+                    "{}={}{}",
+                    s(&r["member"]),
+                    s(&r["state"]),
+                    if r["fresh"] == Value::Bool(true) {
+                        ""
+                    } else {
+                        "(stale)"
+                    }
+                )
+            })
+            .collect();
+        rows.push(vec![
+            s(&p["probe"]),
+            s(&p["view"]),
+            obs.join(","),
+            reports.join(" "),
+        ]);
+    }
+    out.push_str(&table(&rows));
+    out.push('\n');
+    out
+}
+
 /// `roundel ctl status` as text.
 pub fn status_table(v: &Value) -> String {
     let mut out = String::new();
@@ -510,6 +601,9 @@ pub fn status_table(v: &Value) -> String {
         for e in r["last"]["errors"].as_array().into_iter().flatten() {
             let _ = writeln!(out, "  {}", s(&e["text"]));
         }
+    }
+    if v["cluster"].is_object() {
+        out.push_str(&cluster_table(&v["cluster"]));
     }
     out.push('\n');
     let mut rows = vec![

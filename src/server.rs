@@ -17,6 +17,7 @@ use arc_swap::ArcSwap;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::admin::{self, Admin, Token, overrides::Overrides};
+use crate::cluster::{Cluster, ClusterConfig};
 use crate::dns::rrl_config::{CookieConfig, RrlConfig};
 use crate::dns::shield::{Shield, ShieldError};
 use crate::dns::stats::DnsStats;
@@ -137,6 +138,8 @@ pub struct ServeOptions {
     pub rrl: RrlConfig,
     /// DNS cookies; on by default, with a random secret unless a secret file is given.
     pub cookies: CookieConfig,
+    /// Cluster mode (etcd), if configured.
+    pub cluster: Option<ClusterConfig>,
     /// Connection caps, timeouts and sizes of the listeners (`[limits]`).
     pub limits: Limits,
     /// Who may read the admin API, status page and metrics.
@@ -160,6 +163,7 @@ impl ServeOptions {
             notify_systemd: false,
             rrl: RrlConfig::default(),
             cookies: CookieConfig::default(),
+            cluster: None,
             limits: Limits::default(),
             probe_limits: crate::pool::limits::ProbeLimits::default(),
             read_access: admin::read_auth::ReadAccess::default(),
@@ -215,6 +219,10 @@ pub async fn serve(
             o.apply(snapshot);
         }));
     }
+    let cluster = match &opts.cluster {
+        Some(cfg) => Some(start_cluster(cfg.clone(), &reloader, &overrides, &listeners).await),
+        None => None,
+    };
     reloader.reload_by(Trigger::Startup).await?;
     let shield = Arc::new(Shield::new(&opts.rrl, &opts.cookies)?);
     log_shield(&opts);
@@ -281,6 +289,9 @@ pub async fn serve(
                 overrides.clone(),
                 opts.admin_token.clone(),
             );
+            if let Some(c) = &cluster {
+                let _ = ctx.cluster.set(c.clone());
+            }
             let admin_limits =
                 admin::listener::AdminLimits::new(&opts.limits, budget.admin_connections);
             ctx.set_read_access(opts.read_access.clone());
@@ -337,6 +348,9 @@ pub async fn serve(
     stop.store(true, Ordering::Relaxed);
     let _ = listeners_stop.send(true);
     tcp_ctx.close_all();
+    if let Some(c) = &cluster {
+        c.stop().await;
+    }
     reloader.monitor().shutdown().await;
     let _ = tokio::task::spawn_blocking(move || {
         for w in workers {
@@ -427,6 +441,93 @@ fn spawn_secret_reload(shield: Arc<Shield>) -> std::io::Result<tokio::task::Join
 #[cfg(not(unix))]
 fn spawn_secret_reload(_shield: Arc<Shield>) -> std::io::Result<tokio::task::JoinHandle<()>> {
     Ok(tokio::spawn(async {}))
+}
+
+/// Starts cluster mode: the probes and the admin overrides go through the cluster, which
+/// reads the probes' states, the zones and the served times through `Wiring`. Waits (at
+/// most one lease TTL) to join, so the first answers already use the shared overrides.
+async fn start_cluster(
+    cfg: ClusterConfig,
+    reloader: &Arc<Reloader>,
+    overrides: &Arc<Overrides>,
+    listeners: &Listeners,
+) -> Arc<Cluster> {
+    // Weak: the reloader's monitor holds the cluster (as its probe hook).
+    let r = Arc::downgrade(reloader);
+    let (r1, r2, r3) = (r.clone(), r.clone(), r.clone());
+    let wiring = crate::cluster::Wiring {
+        handles: Box::new(move || {
+            r1.upgrade()
+                .map(|r| r.monitor().handles())
+                .unwrap_or_default()
+        }),
+        zone_digest: Box::new(move || {
+            r2.upgrade()
+                .map(|r| zone_digest(&r.cell().load()))
+                .unwrap_or_default()
+        }),
+        served: Box::new(move || {
+            r3.upgrade()
+                .map(|r| served_nodes(&r.cell().load()))
+                .unwrap_or_default()
+        }),
+        listen: listeners
+            .udp_addrs()
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+    };
+    let bound = cfg.lease_ttl;
+    let c = Cluster::start(cfg, wiring);
+    reloader.monitor().set_hook(c.clone());
+    overrides.set_cluster(c.admin.clone());
+    {
+        let (o, r) = (overrides.clone(), r.clone());
+        c.admin.set_on_change(Box::new(move || {
+            if let Some(r) = r.upgrade() {
+                o.apply(&r.cell().load());
+            }
+        }));
+    }
+    if c.wait_joined(bound).await {
+        tracing::info!(name = c.name(), endpoints = ?c.config().endpoints, "cluster mode: joined through etcd");
+    } else {
+        tracing::warn!(name = c.name(), endpoints = ?c.config().endpoints, "cluster mode: etcd not reachable at start; answering from local checks, joining when it is");
+    }
+    c
+}
+
+/// Digest of the loaded zones (origin and content of each), to spot members whose
+/// zones differ.
+fn zone_digest(snapshot: &Snapshot) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut zones: Vec<(String, u64)> = snapshot
+        .zones
+        .values()
+        .map(|z| (z.origin.to_ascii().to_ascii_lowercase(), z.content_digest))
+        .collect();
+    zones.sort();
+    let mut h = rustc_hash::FxHasher::default();
+    zones.hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
+/// Every pool node served by this instance whose answers may still be cached.
+fn served_nodes(snapshot: &Snapshot) -> Vec<crate::cluster::ServedNode> {
+    let now = std::time::SystemTime::now();
+    let mut out = Vec::new();
+    for (_, pool) in admin::api::all_pools(snapshot) {
+        let name = admin::overrides::pool_key(&pool.name().to_ascii());
+        for node in pool.nodes() {
+            if let Some(off) = node.admin.cached_until() {
+                let until = admin::time::wall(node.health.epoch() + off);
+                if until > now {
+                    out.push((name.clone(), node.spec.addr, until));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Tells systemd about a state change; logs (once per call) when it cannot.

@@ -181,6 +181,10 @@ impl prometheus_client::collector::Collector for Collector {
             f64::from(u8::from(crate::dns::query_log())),
         )?;
 
+        if let Some(c) = admin.cluster.get() {
+            cluster(enc, c)?;
+        }
+
         // Queries by zone, type and rcode.
         {
             let mut zones: Vec<(String, _)> = snapshot
@@ -605,4 +609,64 @@ pub async fn handler(State(admin): State<Arc<Admin>>, headers: axum::http::Heade
         )
             .into_response()
     }
+}
+
+/// Cluster mode: membership, sync state and traffic with etcd.
+fn cluster(enc: &mut DescriptorEncoder, c: &crate::cluster::Cluster) -> Fmt {
+    let v = c.view();
+    let mode = c.mode.get();
+    gauge(
+        enc,
+        "roundel_cluster_members",
+        "Live members of the cluster, as this instance sees them",
+        v.members.len() as f64,
+    )?;
+    gauge(
+        enc,
+        "roundel_cluster_degraded",
+        "1 while this instance is not in sync with etcd (answering from the last view or from local probes)",
+        f64::from(u8::from(v.degraded)),
+    )?;
+    gauge(
+        enc,
+        "roundel_cluster_fallback",
+        "1 while this instance probes every node itself because etcd is unreachable beyond the grace period",
+        f64::from(u8::from(mode == crate::cluster::Mode::Fallback)),
+    )?;
+    gauge(
+        enc,
+        "roundel_cluster_zone_drift",
+        "1 when some member's zones differ from this instance's",
+        f64::from(u8::from(v.drift)),
+    )?;
+    gauge(
+        enc,
+        "roundel_cluster_probes_owned",
+        "Probes (target, check) this instance observes for the cluster",
+        v.probing as f64,
+    )?;
+    counter(
+        enc,
+        "roundel_cluster_observations_published",
+        "Observations written to etcd by this instance",
+        v.published,
+    )?;
+    counter(
+        enc,
+        "roundel_cluster_observations_received",
+        "Observations received from etcd (all members)",
+        v.received,
+    )?;
+    counter(
+        enc,
+        "roundel_cluster_etcd_errors",
+        "Failed etcd calls and lost sessions",
+        v.etcd_errors,
+    )?;
+    counter(
+        enc,
+        "roundel_cluster_checks",
+        "Health checks run by this instance",
+        v.probes_run,
+    )
 }

@@ -89,6 +89,8 @@ pub struct Admin {
     /// Node state timelines and pool answering states, sampled off the query path.
     pub history: history::History,
     registry: prometheus_client::registry::Registry,
+    /// Cluster mode, when configured (set once at start).
+    pub cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
 }
 
 impl std::fmt::Debug for Admin {
@@ -120,6 +122,7 @@ impl Admin {
                 started_instant: Instant::now(),
                 history: history::History::default(),
                 registry,
+                cluster: std::sync::OnceLock::new(),
             }
         })
     }

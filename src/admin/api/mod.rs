@@ -32,8 +32,8 @@ pub mod views;
 
 use explain::explain;
 use handlers::{
-    clear_weight, node, node_action, pool, pools, query_log, reload, reload_status, set_query_log,
-    set_weight, status, zones,
+    clear_weight, cluster, node, node_action, pool, pools, query_log, reload, reload_status,
+    set_query_log, set_weight, status, zones,
 };
 
 use std::sync::Arc;
@@ -53,6 +53,7 @@ type Ctx = State<Arc<Admin>>;
 pub fn routes() -> Router<Arc<Admin>> {
     Router::new()
         .route("/api/v1/status", get(status))
+        .route("/api/v1/cluster", get(cluster))
         .route("/api/v1/zones", get(zones))
         .route("/api/v1/pools", get(pools))
         .route("/api/v1/pools/{pool}", get(pool))

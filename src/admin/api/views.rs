@@ -204,6 +204,9 @@ pub struct StatusView {
     pub zones: Vec<ZoneView>,
     /// Pools.
     pub pools: Vec<PoolView>,
+    /// Cluster mode: members, observers and their reports, degraded state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<crate::cluster::status::ClusterView>,
 }
 
 pub(super) fn reload_view(s: &ReloadStatus) -> ReloadView {
@@ -257,10 +260,16 @@ pub(super) fn at_offset(node: &NodeRuntime, offset: Duration) -> SystemTime {
 pub(super) fn cached_until(admin: &Admin, pool: &PoolRuntime, node: &NodeRuntime) -> SystemTime {
     let spec = pool.spec();
     let fallback = admin.started + Duration::from_secs(spec.ttl.max(spec.degraded_ttl).into());
-    match node.admin.cached_until() {
+    let local = match node.admin.cached_until() {
         Some(off) => at_offset(node, off).max(fallback),
         None => fallback,
-    }
+    };
+    // In cluster mode the other instances' answers count too.
+    let others = admin
+        .cluster
+        .get()
+        .and_then(|c| c.others_cached_until(&pool_key(&pool.name().to_ascii()), node.spec.addr));
+    others.map_or(local, |o| o.max(local))
 }
 
 pub(super) fn node_view(admin: &Admin, pool: &PoolRuntime, node: &NodeRuntime) -> NodeView {
@@ -407,5 +416,6 @@ pub(crate) fn status_header(admin: &Admin, snapshot: &Snapshot) -> StatusView {
             .map(|z| zone_view(z))
             .collect(),
         pools: Vec::new(),
+        cluster: admin.cluster.get().map(|c| c.view()),
     }
 }
