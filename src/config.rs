@@ -18,14 +18,14 @@
 //! state_dir = "/var/lib/roundel" # where admin overrides are kept
 //! read_token = "..."             # reads (status, API, /metrics) need a token
 //! require_token_for_reads = true # or: reads need the admin token (or the read token)
+//! [cluster]                      # optional: see docs/cluster.md
+//! etcd = ["http://127.0.0.1:2379"]
 //! [rrl]                          # response rate limiting (UDP), on by default
 //! responses_per_second = 200
 //! slip = 2
 //! exempt = ["192.0.2.0/24"]
 //! [cookies]                      # DNS cookies, on by default
 //! secret_file = "cookie.secret"  # shared by the servers of an NS set
-//! [cluster]                      # optional: see docs/cluster.md
-//! etcd = ["http://127.0.0.1:2379"]
 //! [limits]                       # see crate::limits::config
 //! tcp_clients_per_address = 32
 //! tcp_idle_timeout = "10s"
@@ -129,14 +129,14 @@ pub struct ServerConfig {
     /// The admin listener.
     #[serde(default)]
     pub admin: RawAdminConfig,
+    /// Cluster mode (etcd); absent: a single instance.
+    pub cluster: Option<crate::cluster::config::RawClusterConfig>,
     /// Response rate limiting.
     #[serde(default)]
     pub rrl: RawRrlConfig,
     /// DNS cookies.
     #[serde(default)]
     pub cookies: RawCookieConfig,
-    /// Cluster mode (etcd); absent: a single instance.
-    pub cluster: Option<crate::cluster::config::RawClusterConfig>,
     /// Connection, timeout and size limits.
     #[serde(default)]
     pub limits: crate::limits::config::RawLimits,
@@ -171,12 +171,12 @@ pub struct Config {
     pub log: LogConfig,
     /// The admin listener.
     pub admin: AdminConfig,
+    /// Cluster mode, if configured.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
     /// Response rate limiting (defaults when the table is absent).
     pub rrl: RrlConfig,
     /// DNS cookies (defaults when the table is absent).
     pub cookies: CookieConfig,
-    /// Cluster mode, if configured.
-    pub cluster: Option<crate::cluster::ClusterConfig>,
     /// Connection, timeout and size limits.
     pub limits: crate::limits::Limits,
     /// Caps on health checking (defaults where not configured).
@@ -268,12 +268,12 @@ pub fn load(path: &Path) -> Result<Config, Vec<ZoneError>> {
         }
         (None, None) => {}
     }
-    let rrl = raw.rrl.validate(&mut map);
-    let cookies = raw.cookies.validate(&mut map, base);
     let cluster = raw
         .cluster
         .as_ref()
         .and_then(|c| crate::cluster::config::validate(c, base, &mut map));
+    let rrl = raw.rrl.validate(&mut map);
+    let cookies = raw.cookies.validate(&mut map, base);
     let limits = crate::limits::config::validate(&raw.limits, &mut map);
     admin.read_access.required = raw.admin.require_token_for_reads == Some(true);
     if let Some(t) = &raw.admin.read_token {
@@ -310,9 +310,9 @@ pub fn load(path: &Path) -> Result<Config, Vec<ZoneError>> {
         return Err(map.into_errors());
     }
     Ok(Config {
+        cluster,
         rrl,
         cookies,
-        cluster,
         limits,
         probe_limits,
         listen,

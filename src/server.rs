@@ -134,12 +134,12 @@ pub struct ServeOptions {
     /// Send `READY=1` / `STOPPING=1` to systemd (`sd_notify`; nothing happens without
     /// `NOTIFY_SOCKET`).
     pub notify_systemd: bool,
+    /// Cluster mode (etcd), if configured.
+    pub cluster: Option<ClusterConfig>,
     /// Response rate limiting (UDP); on by default.
     pub rrl: RrlConfig,
     /// DNS cookies; on by default, with a random secret unless a secret file is given.
     pub cookies: CookieConfig,
-    /// Cluster mode (etcd), if configured.
-    pub cluster: Option<ClusterConfig>,
     /// Connection caps, timeouts and sizes of the listeners (`[limits]`).
     pub limits: Limits,
     /// Who may read the admin API, status page and metrics.
@@ -161,9 +161,9 @@ impl ServeOptions {
             admin_token: None,
             state_dir: None,
             notify_systemd: false,
+            cluster: None,
             rrl: RrlConfig::default(),
             cookies: CookieConfig::default(),
-            cluster: None,
             limits: Limits::default(),
             probe_limits: crate::pool::limits::ProbeLimits::default(),
             read_access: admin::read_auth::ReadAccess::default(),
@@ -394,55 +394,6 @@ fn budget(limits: &Limits) -> Budget {
     b
 }
 
-/// Logs the rate-limiting and cookie settings once at start.
-fn log_shield(opts: &ServeOptions) {
-    let r = &opts.rrl;
-    if r.enabled {
-        tracing::info!(
-            responses_per_second = r.responses_per_second,
-            slip = r.slip,
-            ipv4_prefix = r.ipv4_prefix,
-            ipv6_prefix = r.ipv6_prefix,
-            table_size = r.table_size,
-            exempt = r.exempt.len(),
-            "response rate limiting on (UDP)"
-        );
-    } else {
-        tracing::info!("response rate limiting off");
-    }
-    match (&opts.cookies.enabled, &opts.cookies.secret_file) {
-        (false, _) => tracing::info!("DNS cookies off"),
-        (true, Some(f)) => {
-            tracing::info!(secret_file = %f.display(), "DNS cookies on (shared secret)")
-        }
-        (true, None) => tracing::info!("DNS cookies on (random secret, not shared)"),
-    }
-}
-
-/// Rereads the cookie secret file on SIGHUP (the zones are reloaded too, by their own
-/// handler): the rollover procedure of RFC 9018 section 5 is a sequence of file edits,
-/// each followed by a SIGHUP to every server of the set.
-#[cfg(unix)]
-fn spawn_secret_reload(shield: Arc<Shield>) -> std::io::Result<tokio::task::JoinHandle<()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut hup = signal(SignalKind::hangup())?;
-    Ok(tokio::spawn(async move {
-        while hup.recv().await.is_some() {
-            match shield.reload_secrets() {
-                Ok(()) => tracing::info!("SIGHUP: cookie secrets reloaded"),
-                Err(e) => {
-                    tracing::warn!(error = %e, "SIGHUP: cookie secrets not reloaded; the previous ones stay in use")
-                }
-            }
-        }
-    }))
-}
-
-#[cfg(not(unix))]
-fn spawn_secret_reload(_shield: Arc<Shield>) -> std::io::Result<tokio::task::JoinHandle<()>> {
-    Ok(tokio::spawn(async {}))
-}
-
 /// Starts cluster mode: the probes and the admin overrides go through the cluster, which
 /// reads the probes' states, the zones and the served times through `Wiring`. Waits (at
 /// most one lease TTL) to join, so the first answers already use the shared overrides.
@@ -528,6 +479,55 @@ fn served_nodes(snapshot: &Snapshot) -> Vec<crate::cluster::ServedNode> {
         }
     }
     out
+}
+
+/// Logs the rate-limiting and cookie settings once at start.
+fn log_shield(opts: &ServeOptions) {
+    let r = &opts.rrl;
+    if r.enabled {
+        tracing::info!(
+            responses_per_second = r.responses_per_second,
+            slip = r.slip,
+            ipv4_prefix = r.ipv4_prefix,
+            ipv6_prefix = r.ipv6_prefix,
+            table_size = r.table_size,
+            exempt = r.exempt.len(),
+            "response rate limiting on (UDP)"
+        );
+    } else {
+        tracing::info!("response rate limiting off");
+    }
+    match (&opts.cookies.enabled, &opts.cookies.secret_file) {
+        (false, _) => tracing::info!("DNS cookies off"),
+        (true, Some(f)) => {
+            tracing::info!(secret_file = %f.display(), "DNS cookies on (shared secret)")
+        }
+        (true, None) => tracing::info!("DNS cookies on (random secret, not shared)"),
+    }
+}
+
+/// Rereads the cookie secret file on SIGHUP (the zones are reloaded too, by their own
+/// handler): the rollover procedure of RFC 9018 section 5 is a sequence of file edits,
+/// each followed by a SIGHUP to every server of the set.
+#[cfg(unix)]
+fn spawn_secret_reload(shield: Arc<Shield>) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup())?;
+    Ok(tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            match shield.reload_secrets() {
+                Ok(()) => tracing::info!("SIGHUP: cookie secrets reloaded"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "SIGHUP: cookie secrets not reloaded; the previous ones stay in use")
+                }
+            }
+        }
+    }))
+}
+
+#[cfg(not(unix))]
+fn spawn_secret_reload(_shield: Arc<Shield>) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    Ok(tokio::spawn(async {}))
 }
 
 /// Tells systemd about a state change; logs (once per call) when it cannot.
