@@ -311,6 +311,9 @@ impl Instance {
         opts.udp_threads = 1;
         opts.watch_zones = false;
         opts.admin_token = Token::new(TOKEN);
+        // The test client at 127.0.0.1 is exempt from rate limiting, as in the other
+        // harnesses (tests/rrl_flood.rs floods from other addresses).
+        opts.rrl.exempt = vec![roundel::dns::rrl_config::Prefix::parse("127.0.0.1").unwrap()];
         let name = cfg.name.clone();
         let source = cfg.probe_source.unwrap().to_string();
         let freeze = cfg.freeze.clone();
