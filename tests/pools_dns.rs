@@ -253,10 +253,15 @@ async fn round_robin_is_even_and_weighted_follows_weights() {
         assert_eq!(a.len(), 3);
         *first.entry(a[0].clone()).or_default() += 1;
     }
+    // Each UDP worker rotates on its own counter (policy::RotationCounter) and every query
+    // comes from a fresh source port, so the kernel spreads them over the workers: each
+    // worker leads with each node equally often (to within one), so the totals are within
+    // one per worker of exact.
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
     for ip in ips {
-        assert_eq!(
-            first[ip], 100,
-            "round robin must lead with each node exactly as often: {first:?}"
+        assert!(
+            first[ip].abs_diff(100) <= workers,
+            "round robin must lead with each node as often (to within one per worker): {first:?}"
         );
     }
 

@@ -7,6 +7,7 @@
 //! RFC 2308 (negative answers) and RFC 8482 (ANY).
 
 use std::net::IpAddr;
+use std::time::Instant;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RecordType};
@@ -124,6 +125,21 @@ impl<'a> Response<'a> {
 
 /// Computes the response to `q` from `snapshot`.
 pub fn answer<'a>(snapshot: &'a Snapshot, q: &Question<'_>) -> Response<'a> {
+    answer_with_clock(snapshot, q, None)
+}
+
+/// [`answer`] for a question that arrived at `now`: pool selection (slow start, the
+/// served-at marks) uses `now` instead of reading the clock, so that a batch of queries
+/// reads it once.
+pub fn answer_at<'a>(snapshot: &'a Snapshot, q: &Question<'_>, now: Instant) -> Response<'a> {
+    answer_with_clock(snapshot, q, Some(now))
+}
+
+fn answer_with_clock<'a>(
+    snapshot: &'a Snapshot,
+    q: &Question<'_>,
+    now: Option<Instant>,
+) -> Response<'a> {
     let mut resp = Response::default();
     if matches!(q.qtype, RecordType::AXFR | RecordType::IXFR) {
         // Zone transfers are not offered (yet): refuse as NSD and Knot do without an ACL.
@@ -144,6 +160,7 @@ pub fn answer<'a>(snapshot: &'a Snapshot, q: &Question<'_>) -> Response<'a> {
         resp: &mut resp,
         qtype: q.qtype,
         client: q.client.key(),
+        now,
     };
     let mut key: &[u8] = q.qname;
     let mut owner = Owner::Query;
@@ -180,6 +197,9 @@ struct Lookup<'a, 'r> {
     resp: &'r mut Response<'a>,
     qtype: RecordType,
     client: ClientKey,
+    /// When the question arrived, if the transport knows; else the clock is read when a
+    /// pool needs it.
+    now: Option<Instant>,
 }
 
 impl<'a> Lookup<'a, '_> {
@@ -305,7 +325,7 @@ impl<'a> Lookup<'a, '_> {
             counter: runtime.next_counter(),
             family,
             client: self.client,
-            now: std::time::Instant::now(),
+            now: self.now.unwrap_or_else(Instant::now),
         };
         policy::select(runtime, &input, &mut sel);
         self.resp.ecs_scope = sel.scope_prefix;

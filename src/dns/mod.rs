@@ -5,6 +5,7 @@
 //! ([`wire::encode`]), TCP through hickory-server's message builder. The behaviour tests
 //! run against both, which keeps the two encoders honest with each other.
 
+pub mod mmsg;
 pub mod stats;
 pub mod tcp;
 pub mod udp;
@@ -14,7 +15,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Instant;
 
-use crate::answer::{Question, answer};
+use crate::answer::{Question, answer_at};
 use crate::zone::Snapshot;
 use stats::{DnsStats, Transport};
 use wire::Parsed;
@@ -63,7 +64,9 @@ pub fn log_query(
 }
 
 /// Computes the UDP response to `msg`, which arrived at `received`, into `out`; leaves
-/// `out` empty when nothing is to be sent. Counts it in `stats` (shard `shard`).
+/// `out` empty when nothing is to be sent. Counts it by zone, type and rcode in `stats`
+/// (shard `shard`); the caller counts the transport and latency once per batch
+/// ([`DnsStats::record_batch`]).
 pub fn respond_udp(
     msg: &[u8],
     src: IpAddr,
@@ -89,15 +92,7 @@ pub fn respond_udp(
                 hickory_proto::rr::RecordType::Unknown(0),
                 wire::question_type,
             );
-            stats.record(
-                shard,
-                None,
-                qtype,
-                rcode,
-                Transport::Udp,
-                false,
-                received.elapsed(),
-            );
+            stats.record_answer(shard, None, qtype, rcode, false);
         }
         Parsed::Query(q) => {
             let question = Question {
@@ -105,7 +100,7 @@ pub fn respond_udp(
                 qtype: q.qtype,
                 client: q.client(src),
             };
-            let resp = answer(snapshot, &question);
+            let resp = answer_at(snapshot, &question, received);
             let truncated = wire::encode(out, &q, &resp, q.udp_limit());
             if query_log() {
                 log_query(
@@ -118,15 +113,7 @@ pub fn respond_udp(
                 );
             }
             let zone = resp.zone.map(|z| &*z.stats);
-            stats.record(
-                shard,
-                zone,
-                q.qtype,
-                resp.rcode,
-                Transport::Udp,
-                truncated,
-                received.elapsed(),
-            );
+            stats.record_answer(shard, zone, q.qtype, resp.rcode, truncated);
         }
     }
 }

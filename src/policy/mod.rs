@@ -27,8 +27,11 @@ use crate::health::state::{AdminState, Health, NodeAdmin, NodeHealth};
 use crate::pool::spec::{MAX_ANSWERS, MAX_NODES};
 use crate::pool::{AllDown, NodeSpec, Policy, PoolSpec};
 
+mod rotation;
 #[cfg(test)]
 mod tests;
+
+pub use rotation::{RotationCounter, set_rotation_shard};
 
 /// Address family of a query: A answers carry IPv4 nodes, AAAA answers IPv6 nodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -236,7 +239,7 @@ pub struct PoolRuntime {
     tiers: Box<[u8]>,
     /// Per family, the bit set of nodes last answered while healthy (`last-healthy`).
     last_healthy: [AtomicU64; 2],
-    counter: AtomicU64,
+    counter: RotationCounter,
 }
 
 impl PoolRuntime {
@@ -271,7 +274,7 @@ impl PoolRuntime {
             nodes,
             tiers: tiers.into(),
             last_healthy: [AtomicU64::new(0), AtomicU64::new(0)],
-            counter: AtomicU64::new(0),
+            counter: RotationCounter::default(),
         }
     }
 
@@ -291,11 +294,11 @@ impl PoolRuntime {
     }
 
     /// A fresh per-pool counter value for [`SelectInput::counter`] (one relaxed atomic
-    /// add). A per-pool counter keeps each pool's rotation even however queries for
-    /// different pools interleave.
+    /// add on the calling thread's shard, see [`RotationCounter`]). A per-pool counter
+    /// keeps each pool's rotation even however queries for different pools interleave.
     #[inline]
     pub fn next_counter(&self) -> u64 {
-        self.counter.fetch_add(1, Relaxed)
+        self.counter.next()
     }
 }
 
