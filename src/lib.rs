@@ -15,7 +15,8 @@
 //! - [`dns`]: the wire: a strict request parser and fast encoder ([`dns::wire`]), UDP
 //!   worker threads ([`dns::udp`]) and the TCP listener on hickory-server ([`dns::tcp`]).
 //! - [`server`]: the lifecycle: injected sockets, startup, shutdown, systemd readiness;
-//!   [`reload`]: zone reloads on file changes, SIGHUP and the admin API, all or nothing.
+//!   [`reload`]: zone reloads on file changes, SIGHUP and the admin API, all or nothing;
+//!   [`reclaim`] frees the replaced snapshots off the answering threads.
 //! - [`admin`]: the operations surface on its own HTTP listener: the admin API (state,
 //!   drain / maint / weight overrides kept in a state file, reload, explain), Prometheus
 //!   metrics and the live status page; [`ctl`] is its command-line client.
@@ -31,6 +32,7 @@ pub mod dns;
 pub mod health;
 pub mod policy;
 pub mod pool;
+pub mod reclaim;
 pub mod reload;
 pub mod server;
 pub mod zone;

@@ -217,6 +217,9 @@ impl Reloader {
         }
         let snapshot = Arc::new(snapshot);
         self.cell.store(snapshot.clone());
+        // The old snapshot is freed by the reclaimer, never by the query that happens to
+        // drop the last reference to it.
+        crate::reclaim::retire(previous);
         self.finish(trigger, snapshot.generation, Vec::new());
         tracing::info!(
             trigger = trigger.as_str(),
