@@ -25,6 +25,7 @@
 
 pub mod admin;
 pub mod answer;
+pub mod background;
 pub mod cli;
 pub mod config;
 pub mod ctl;

@@ -57,6 +57,7 @@ pub fn retire<T: Send + Sync + 'static>(old: Arc<T>) {
 }
 
 fn run(rx: Receiver<Item>) {
+    crate::background::lower_priority();
     let mut pending: Vec<Item> = Vec::new();
     loop {
         let next = if pending.is_empty() {

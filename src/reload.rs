@@ -165,17 +165,20 @@ impl Reloader {
         let previous = self.cell.load_full();
         let dir = self.zones_dir.clone();
         let prev = previous.clone();
-        let loaded = tokio::task::spawn_blocking(move || zone::load_snapshot(&dir, Some(&prev)))
-            .await
-            .unwrap_or_else(|e| {
-                Err(ZoneErrors(vec![zone::ZoneError {
-                    file: PathBuf::new(),
-                    line: 0,
-                    column: 0,
-                    key: String::new(),
-                    reason: format!("reload task failed: {e}"),
-                }]))
-            });
+        // A thread of its own at background priority, so that answering threads sharing
+        // its core are not slowed by the load (crate::background).
+        let loaded =
+            crate::background::run("zone-load", move || zone::load_snapshot(&dir, Some(&prev)))
+                .await
+                .unwrap_or_else(|| {
+                    Err(ZoneErrors(vec![zone::ZoneError {
+                        file: PathBuf::new(),
+                        line: 0,
+                        column: 0,
+                        key: String::new(),
+                        reason: "reload task failed".into(),
+                    }]))
+                });
         let mut snapshot = match loaded {
             Ok(snapshot) => snapshot,
             Err(errors) => {
