@@ -45,7 +45,9 @@ done
 [[ ,$servers, == *,gdnsd,* ]] && { command -v gdnsd >/dev/null || { echo "missing: gdnsd" >&2; exit 1; }; }
 [[ ,$servers, == *,roundel,* ]] && { [[ -x $bin ]] || { echo "no Roundel binary at $bin (cargo build --release)" >&2; exit 1; }; }
 
-run_id="callgrind-$(date -u +%Y%m%dT%H%M%SZ)-$(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo nogit)"
+# ROUNDEL_LABEL names the binary in the run id (default: the checkout's commit).
+label=${ROUNDEL_LABEL:-$(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo nogit)}
+run_id="callgrind-$(date -u +%Y%m%dT%H%M%SZ)-$label"
 run=${CALLGRIND_RUN_DIR:-$here/benches/.run}/$run_id
 mkdir -p "$run"
 port=5390
@@ -166,6 +168,8 @@ measure() {
         sleep 0.25
     done
     if [[ $kind != baseline ]]; then
+        # what is being measured, for the record
+        dig +norec +tries=1 +time=2 -p "$port" @127.0.0.1 ${qname[$kind]} > "$run/$srv/dig.$kind.txt" 2>&1 || true
         echo "${qname[$kind]}" > "$run/q.$kind"
         dnsperf -s 127.0.0.1 -p "$port" -d "$run/q.$kind" -n "$queries" -c 1 -T 1 -q 20 -t 5 \
             > "$run/$srv/dnsperf.$kind.txt" 2>&1
@@ -203,7 +207,7 @@ done
     echo "### Instructions per query (callgrind, run $run_id)"
     echo
     echo "User-space instructions per answered UDP query, (Ir with $queries queries - Ir with none) / $queries;"
-    echo "one UDP worker thread, dnsperf -n $queries -q 20, no EDNS."
+    echo "one UDP worker thread, dnsperf -n $queries -q 20, no EDNS. Roundel: $bin ($label)."
     echo
     header="| query |" sep="|---|"
     for srv in "${srv_list[@]}"; do header+=" $srv |"; sep+="---|"; done
