@@ -125,39 +125,48 @@ impl<'a> Response<'a> {
 
 /// Computes the response to `q` from `snapshot`.
 pub fn answer<'a>(snapshot: &'a Snapshot, q: &Question<'_>) -> Response<'a> {
-    answer_with_clock(snapshot, q, None)
+    let mut resp = Response::default();
+    answer_with_clock(snapshot, q, None, &mut resp);
+    resp
 }
 
-/// [`answer`] for a question that arrived at `now`: pool selection (slow start, the
-/// served-at marks) uses `now` instead of reading the clock, so that a batch of queries
-/// reads it once.
-pub fn answer_at<'a>(snapshot: &'a Snapshot, q: &Question<'_>, now: Instant) -> Response<'a> {
-    answer_with_clock(snapshot, q, Some(now))
+/// [`answer`] for a question that arrived at `now`, into `resp` (which must be fresh,
+/// [`Response::default`]). Pool selection (slow start, the served-at marks) uses `now`
+/// instead of reading the clock, so that a batch of queries reads it once; and the
+/// response, some 2 KB with its inline sections, is built in place instead of being
+/// returned by value.
+pub fn answer_at<'a>(
+    snapshot: &'a Snapshot,
+    q: &Question<'_>,
+    now: Instant,
+    resp: &mut Response<'a>,
+) {
+    answer_with_clock(snapshot, q, Some(now), resp);
 }
 
 fn answer_with_clock<'a>(
     snapshot: &'a Snapshot,
     q: &Question<'_>,
     now: Option<Instant>,
-) -> Response<'a> {
-    let mut resp = Response::default();
+    resp: &mut Response<'a>,
+) {
     if matches!(q.qtype, RecordType::AXFR | RecordType::IXFR) {
         // Zone transfers are not offered (yet): refuse as NSD and Knot do without an ACL.
         resp.rcode = ResponseCode::Refused;
-        return resp;
+        return;
     }
     let Some(zone) = snapshot.find_zone(q.qname) else {
         // Not authoritative and not recursive: REFUSED (RFC 8906 section 3.1.3.2 and common
         // practice of NSD and Knot).
         resp.rcode = ResponseCode::Refused;
         resp.ede = Some(EDE_NOT_AUTHORITATIVE);
-        return resp;
+        return;
     };
     resp.authoritative = true;
     resp.zone = Some(zone);
     let mut lookup = Lookup {
         zone,
-        resp: &mut resp,
+        resp,
         qtype: q.qtype,
         client: q.client.key(),
         now,
@@ -184,7 +193,6 @@ fn answer_with_clock<'a>(
             }
         }
     }
-    resp
 }
 
 enum Step<'a> {

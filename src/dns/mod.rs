@@ -100,7 +100,8 @@ pub fn respond_udp(
                 qtype: q.qtype,
                 client: q.client(src),
             };
-            let resp = answer_at(snapshot, &question, received);
+            let mut resp = crate::answer::Response::default();
+            answer_at(snapshot, &question, received, &mut resp);
             let truncated = wire::encode(out, &q, &resp, q.udp_limit());
             if query_log() {
                 log_query(
