@@ -10,9 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use crate::dns::SnapshotCell;
 use crate::health::HealthMonitor;
-use crate::zone::{self, Snapshot, ZoneErrors};
+use crate::zone::{self, Snapshot, SnapshotCell, ZoneErrors};
 
 /// Quiet time after the last file event before reloading.
 pub const WATCH_DEBOUNCE: Duration = Duration::from_millis(200);

@@ -6,7 +6,8 @@ mod support_backends;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use roundel::health::{AdminState, Health, HealthMonitor};
+use roundel::health::HealthMonitor;
+use roundel::node::{AdminState, Health};
 use support_backends::{Backend, Mode, dead_addr, pools, wait_for};
 
 const INTERVAL_MS: u64 = 200;

@@ -5,8 +5,9 @@ mod support_backends;
 
 use std::time::{Duration, Instant};
 
-use roundel::health::{Failure, Health, HealthMonitor, NodeHealth, Reported};
-use roundel::policy::{ClientKey, Family, PoolRuntime, SelectInput, Selection, select};
+use roundel::health::HealthMonitor;
+use roundel::node::{Failure, Family, Health, NodeHealth, PoolRuntime, Reported};
+use roundel::policy::{ClientKey, SelectInput, Selection, select};
 use support_backends::{Backend, Mode, dead_addr, pools, wait_for};
 
 const INTERVAL_MS: u64 = 200;

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hickory_proto::rr::Name;
-use roundel::health::{AdminState, Health, NodeAdmin, NodeHealth};
-use roundel::policy::{ClientKey, Family, PoolRuntime, SelectInput, Selection, select};
+use roundel::node::{AdminState, Family, Health, NodeAdmin, NodeHealth, PoolRuntime};
+use roundel::policy::{ClientKey, SelectInput, Selection, select};
 use roundel::pool::{
     AllDown, CheckKind, CheckSpec, MinHealthy, NodeSpec, Policy, PoolSpec, ProbeTarget,
 };

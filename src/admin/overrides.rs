@@ -19,7 +19,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::health::AdminState;
+use crate::node::AdminState;
 use crate::zone::Snapshot;
 
 /// File name of the state file inside the state directory.

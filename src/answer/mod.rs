@@ -13,7 +13,8 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RecordType};
 use smallvec::SmallVec;
 
-use crate::policy::{self, ClientKey, Family, Outcome, SelectInput, Selection};
+use crate::node::Family;
+use crate::policy::{self, ClientKey, Outcome, SelectInput, Selection};
 use crate::zone::model::ZonePool;
 use crate::zone::name::{is_within, label_starts, parent};
 use crate::zone::{Node, Rdata, RrSet, Snapshot, Zone};

@@ -1,13 +1,13 @@
 //! DNS transports: the wire format, the UDP workers and the TCP listener.
 //!
-//! Both transports parse requests with [`wire::parse`] and ask [`crate::answer::answer`];
-//! they differ only in how the response is encoded: UDP with Roundel's own encoder
-//! ([`wire::encode`]), TCP through hickory-server's message builder. The behaviour tests
-//! run against both, which keeps the two encoders honest with each other.
+//! Both transports parse requests with [`wire::parse`], ask [`crate::answer::answer_at`] and
+//! encode with [`wire::encode`] ([`respond`]); they differ in framing and in the size
+//! limit (the client's UDP payload size, or 65,535 bytes over TCP).
 
 pub mod mmsg;
 pub mod stats;
 pub mod tcp;
+pub mod tcp_conns;
 pub mod udp;
 pub mod wire;
 
@@ -15,13 +15,10 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Instant;
 
-use crate::answer::{Question, answer_at};
+use crate::answer::{Question, Response, answer_at};
 use crate::zone::Snapshot;
 use stats::{DnsStats, Transport};
 use wire::Parsed;
-
-/// The current zone data, replaced atomically by reloads and read lock-free by every query.
-pub type SnapshotCell = arc_swap::ArcSwap<Snapshot>;
 
 /// Per-query logging (`--query-log`, `[log] queries`, the admin API): off by default. The
 /// answer paths test it with one relaxed load, so it costs nothing while off. Process-wide.
@@ -76,6 +73,38 @@ pub fn respond_udp(
     shard: usize,
     received: Instant,
 ) {
+    respond(
+        msg,
+        src,
+        snapshot,
+        out,
+        stats,
+        shard,
+        received,
+        Transport::Udp,
+    );
+}
+
+/// Largest DNS message over TCP: the two-byte length prefix (RFC 1035 section 4.2.2).
+pub const MAX_TCP_MESSAGE: usize = u16::MAX as usize;
+
+/// Computes the response to `msg` received over `transport` into `out`, like
+/// [`respond_udp`]; over TCP the size limit is [`MAX_TCP_MESSAGE`]. A message that must not
+/// be answered (a response, QR set; too short for a header) leaves `out` empty on both
+/// transports. Over TCP the transport and latency are counted here; over UDP the caller
+/// counts them per batch.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub fn respond(
+    msg: &[u8],
+    src: IpAddr,
+    snapshot: &Snapshot,
+    out: &mut Vec<u8>,
+    stats: &DnsStats,
+    shard: usize,
+    received: Instant,
+    transport: Transport,
+) {
     match wire::parse(msg) {
         Parsed::Drop => {
             out.clear();
@@ -93,6 +122,9 @@ pub fn respond_udp(
                 wire::question_type,
             );
             stats.record_answer(shard, None, qtype, rcode, false);
+            if transport == Transport::Tcp {
+                stats.record_batch(shard, transport, 1, received.elapsed());
+            }
         }
         Parsed::Query(q) => {
             let question = Question {
@@ -100,12 +132,16 @@ pub fn respond_udp(
                 qtype: q.qtype,
                 client: q.client(src),
             };
-            let mut resp = crate::answer::Response::default();
+            let mut resp = Response::default();
             answer_at(snapshot, &question, received, &mut resp);
-            let truncated = wire::encode(out, &q, &resp, q.udp_limit());
+            let limit = match transport {
+                Transport::Udp => q.udp_limit(),
+                Transport::Tcp => MAX_TCP_MESSAGE,
+            };
+            let truncated = wire::encode(out, &q, &resp, limit);
             if query_log() {
                 log_query(
-                    Transport::Udp,
+                    transport,
                     src,
                     question.qname,
                     q.qtype,
@@ -113,8 +149,17 @@ pub fn respond_udp(
                     resp.answer.len(),
                 );
             }
-            let zone = resp.zone.map(|z| &*z.stats);
-            stats.record_answer(shard, zone, q.qtype, resp.rcode, truncated);
+            let zone = resp.zone.map(|z| z.index);
+            stats.record_answer(
+                shard,
+                zone,
+                q.qtype,
+                resp.rcode,
+                truncated && transport == Transport::Udp,
+            );
+            if transport == Transport::Tcp {
+                stats.record_batch(shard, transport, 1, received.elapsed());
+            }
         }
     }
 }

@@ -2,17 +2,18 @@
 //!
 //! Every counter lives in one of [`SHARDS`] cache-line-aligned shards; each UDP worker
 //! writes only its own shard (relaxed atomic adds on a line no other core writes), and a
-//! scrape sums the shards. Per-zone counters hang off each [`crate::zone::Zone`] and are
-//! carried over by origin when zones are reloaded.
+//! scrape sums the shards. Per-zone counters are kept here by [`crate::zone::Zone::index`],
+//! which a zone keeps across reloads, so they carry over by origin.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
+
+use crate::zone::Snapshot;
 
 /// Number of counter shards; workers beyond this share shards (still correct, just
 /// contended).
@@ -137,20 +138,20 @@ struct WireShard {
 pub struct DnsStats {
     /// Queries that matched no zone (REFUSED) or could not be parsed.
     pub unmatched: ZoneStats,
+    /// Per-zone counters by zone index ([`DnsStats::track`]); `None` for indices of zones
+    /// no longer served.
+    zones: ArcSwap<Vec<Option<Arc<ZoneStats>>>>,
     wire: Box<[WireShard]>,
     tcp_connections: AtomicU64,
-    /// Client sockets seen on TCP, with when they were last seen: a new one is a new
-    /// connection (hickory-server owns the accept loop and offers no hook).
-    tcp_clients: Mutex<HashMap<SocketAddr, Instant>>,
 }
 
 impl Default for DnsStats {
     fn default() -> Self {
         Self {
             unmatched: ZoneStats::default(),
+            zones: ArcSwap::from_pointee(Vec::new()),
             wire: (0..SHARDS).map(|_| WireShard::default()).collect(),
             tcp_connections: AtomicU64::new(0),
-            tcp_clients: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -190,13 +191,39 @@ pub struct WireTotals {
 }
 
 impl DnsStats {
-    /// Counts one answered query.
+    /// Makes room for the zones of `snapshot` before it is served: counters of zones it
+    /// keeps are kept, new zones start at zero, zones it dropped are forgotten. Runs off the
+    /// query path (startup and reloads, one at a time).
+    pub fn track(&self, snapshot: &Snapshot) {
+        self.track_indices(
+            snapshot.next_index,
+            snapshot.zones.values().map(|z| z.index),
+        );
+    }
+
+    fn track_indices(&self, len: usize, served: impl Iterator<Item = usize>) {
+        let old = self.zones.load();
+        let mut table: Vec<Option<Arc<ZoneStats>>> = vec![None; len];
+        for index in served {
+            if let Some(slot) = table.get_mut(index) {
+                *slot = Some(old.get(index).cloned().flatten().unwrap_or_default());
+            }
+        }
+        self.zones.store(Arc::new(table));
+    }
+
+    /// Summed counts of the zone with `index`, if it is tracked.
+    pub fn zone_totals(&self, index: usize) -> Option<[[u64; RCODE_SLOTS]; QTYPE_SLOTS]> {
+        self.zones.load().get(index)?.as_ref().map(|z| z.totals())
+    }
+
+    /// Counts one answered query (`zone`: the index of the zone that answered it).
     #[inline]
     #[allow(clippy::too_many_arguments)]
     pub fn record(
         &self,
         shard: usize,
-        zone: Option<&ZoneStats>,
+        zone: Option<usize>,
         qtype: RecordType,
         rcode: ResponseCode,
         transport: Transport,
@@ -207,19 +234,23 @@ impl DnsStats {
         self.record_batch(shard, transport, 1, elapsed);
     }
 
-    /// The per-response part of [`DnsStats::record`]: counts one response by zone, type
-    /// and rcode, and whether it was truncated. The UDP workers call this per response and
-    /// [`DnsStats::record_batch`] once per batch.
+    /// The per-response part of [`DnsStats::record`]: counts one response by zone
+    /// (`zone`: the index of the zone that answered it), type and rcode, and whether it was
+    /// truncated. The UDP workers call this per response and [`DnsStats::record_batch`]
+    /// once per batch.
     #[inline]
     pub fn record_answer(
         &self,
         shard: usize,
-        zone: Option<&ZoneStats>,
+        zone: Option<usize>,
         qtype: RecordType,
         rcode: ResponseCode,
         truncated: bool,
     ) {
-        zone.unwrap_or(&self.unmatched).count(shard, qtype, rcode);
+        let zones = self.zones.load();
+        zone.and_then(|i| zones.get(i)?.as_deref())
+            .unwrap_or(&self.unmatched)
+            .count(shard, qtype, rcode);
         if truncated {
             self.wire[shard % SHARDS].truncated.fetch_add(1, Relaxed);
         }
@@ -253,20 +284,10 @@ impl DnsStats {
         self.wire[shard % SHARDS].dropped.fetch_add(1, Relaxed);
     }
 
-    /// Notes a TCP query from `client`; counts a connection the first time a client
-    /// socket is seen (again after it has been idle for `idle`).
-    pub fn note_tcp_client(&self, client: SocketAddr, idle: Duration) {
-        let now = Instant::now();
-        let mut clients = self.tcp_clients.lock().unwrap_or_else(|e| e.into_inner());
-        let fresh = clients
-            .insert(client, now)
-            .is_none_or(|last| now.duration_since(last) > idle);
-        if fresh {
-            self.tcp_connections.fetch_add(1, Relaxed);
-        }
-        if clients.len() > 4096 {
-            clients.retain(|_, seen| now.duration_since(*seen) <= idle);
-        }
+    /// Counts one accepted TCP connection.
+    #[inline]
+    pub fn note_tcp_connection(&self) {
+        self.tcp_connections.fetch_add(1, Relaxed);
     }
 
     /// Summed transport counters.
@@ -298,11 +319,11 @@ mod tests {
     #[test]
     fn shards_sum_and_slots_label() {
         let stats = DnsStats::default();
-        let zone = ZoneStats::default();
+        stats.track_indices(1, [0].into_iter());
         for shard in 0..40 {
             stats.record(
                 shard,
-                Some(&zone),
+                Some(0),
                 RecordType::A,
                 ResponseCode::NoError,
                 Transport::Udp,
@@ -319,7 +340,7 @@ mod tests {
             false,
             Duration::from_secs(1),
         );
-        let z = zone.totals();
+        let z = stats.zone_totals(0).unwrap();
         assert_eq!(
             z[qtype_slot(RecordType::A)][rcode_slot(ResponseCode::NoError)],
             40
@@ -341,14 +362,41 @@ mod tests {
     }
 
     #[test]
-    fn tcp_connections_count_new_client_sockets() {
+    fn zone_counters_follow_the_zone_index_across_reloads() {
         let stats = DnsStats::default();
-        let a: SocketAddr = "127.0.0.1:40000".parse().unwrap();
-        let b: SocketAddr = "127.0.0.1:40001".parse().unwrap();
+        stats.track_indices(1, [0].into_iter());
+        let count = |i| {
+            stats.record(
+                0,
+                Some(i),
+                RecordType::A,
+                ResponseCode::NoError,
+                Transport::Udp,
+                false,
+                Duration::ZERO,
+            )
+        };
+        count(0);
+        // A reload adds zone 1: zone 0 keeps its count, zone 1 starts at zero.
+        stats.track_indices(2, [0, 1].into_iter());
+        count(0);
+        count(1);
+        let a = qtype_slot(RecordType::A);
+        assert_eq!(stats.zone_totals(0).unwrap()[a][0], 2);
+        assert_eq!(stats.zone_totals(1).unwrap()[a][0], 1);
+        // Zone 0 is removed: forgotten, and a late query for it counts as unmatched.
+        stats.track_indices(2, [1].into_iter());
+        assert_eq!(stats.zone_totals(0), None);
+        count(0);
+        assert_eq!(stats.unmatched.totals()[a][0], 1);
+    }
+
+    #[test]
+    fn tcp_connections_are_counted() {
+        let stats = DnsStats::default();
         for _ in 0..3 {
-            stats.note_tcp_client(a, Duration::from_secs(10));
+            stats.note_tcp_connection();
         }
-        stats.note_tcp_client(b, Duration::from_secs(10));
-        assert_eq!(stats.wire_totals().tcp_connections, 2);
+        assert_eq!(stats.wire_totals().tcp_connections, 3);
     }
 }

@@ -20,8 +20,9 @@ use arc_swap::Cache;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 use super::mmsg::{self, Batch};
+use super::respond_udp;
 use super::stats::{DnsStats, Transport};
-use super::{SnapshotCell, respond_udp};
+use crate::zone::SnapshotCell;
 
 /// How often an idle worker wakes up to check for shutdown.
 pub const SHUTDOWN_POLL: Duration = Duration::from_millis(100);
@@ -81,7 +82,7 @@ fn worker(
     shard: usize,
     stop: &AtomicBool,
 ) {
-    crate::policy::set_rotation_shard(shard);
+    crate::node::set_rotation_shard(shard);
     let mut cache = Cache::new(cell);
     let mut batch = Batch::new();
     let mut error_logged = false;

@@ -1,14 +1,15 @@
 //! Health checking: probes, their state machines, and the monitor that runs them.
 //!
-//! * [`state`]: per-target runtime state read lock-free by the answer path, the
-//!   `rise`/`fall` machine, admin overrides.
+//! * [`hysteresis`]: the `rise`/`fall` machine; the state it decides lives in
+//!   [`crate::node`], where selection reads it.
 //! * [`probe`]: one HTTP(S) or TCP check, hard-bounded by its timeout.
 //! * [`monitor`]: [`HealthMonitor`], one tokio task per distinct (target, check).
+//! * [`local`]: checks that failed for a reason on this host, which change no state.
 
+pub mod hysteresis;
+pub mod local;
 pub mod monitor;
 pub mod probe;
-pub mod state;
 mod tls;
 
 pub use monitor::{HealthMonitor, ProbeKey, ProbeStatus, Reconciled};
-pub use state::{AdminState, Failure, Health, NodeAdmin, NodeHealth, Reported, Transition};

@@ -12,11 +12,11 @@ use hickory_proto::rr::Name;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::hysteresis::Hysteresis;
 use super::probe::{CheckResult, Prober};
-use super::state::{
-    HISTORY_LEN, Health, Hysteresis, NodeAdmin, NodeHealth, ProbeDetail, Transition,
+use crate::node::{
+    HISTORY_LEN, Health, NodeAdmin, NodeHealth, PoolRuntime, ProbeDetail, Transition,
 };
-use crate::policy::PoolRuntime;
 use crate::pool::{CheckKind, CheckSpec, PoolSpec, ProbeTarget};
 
 /// Identity of a probe: two pool nodes with equal keys share one probe and one state.
@@ -312,6 +312,11 @@ async fn run_probe(
 /// Applies one result: RTT, reported weight, state machine, details, and one log line
 /// per state change.
 fn record(key: &ProbeKey, health: &NodeHealth, machine: &mut Hysteresis, r: CheckResult) {
+    if let Some(e) = &r.local_error {
+        // Not evidence against the backend: no state, counter or detail changes.
+        super::local::note(&key.target.addr, key.target.port, e);
+        return;
+    }
     let ok = r.outcome.is_ok();
     health.observe_check(r.rtt, r.outcome.as_ref().err());
     if let Ok(reported) = &r.outcome {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use hickory_proto::rr::Name;
 
 use super::*;
-use crate::health::state::{AdminState, Health, NodeAdmin, NodeHealth, Reported};
+use crate::node::{AdminState, Health, NodeAdmin, NodeHealth, PoolRuntime, Reported};
 use crate::pool::spec::DEFAULT_MIN_HEALTHY;
 use crate::pool::{
     AllDown, CheckKind, CheckSpec, MinHealthy, NodeSpec, Policy, PoolSpec, ProbeTarget,

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::*;
-use crate::zone::error::{SourceMap, ZoneError};
+use crate::source::{SourceMap, ZoneError};
 
 /// The slice of a zone file this module owns.
 #[derive(Deserialize)]

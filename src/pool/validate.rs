@@ -15,7 +15,7 @@ use toml::Spanned;
 use super::duration::{format_duration, parse_duration};
 use super::raw::{RawCheck, RawCheckRef, RawHttp, RawMinHealthy, RawNode, RawPool, RawStatus};
 use super::spec::*;
-use crate::zone::error::SourceMap;
+use crate::source::SourceMap;
 
 /// Validates the checks and pools of one zone whose origin is `origin`.
 ///

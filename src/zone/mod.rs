@@ -4,7 +4,6 @@
 //! them together (choosing automatic serials), and the answer engine only ever reads the
 //! result. `master` converts to and from RFC 1035 master files.
 
-pub mod error;
 pub mod file;
 pub mod master;
 pub mod model;
@@ -13,8 +12,13 @@ pub mod name;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use error::{ZoneError, ZoneErrors};
+/// Zone errors live in [`crate::source`], below `pool` and `config`, which report through them too.
+pub use crate::source::{ZoneError, ZoneErrors};
 pub use model::{Node, Rdata, RrSet, SerialPolicy, Snapshot, Zone};
+
+/// The current zone data, replaced atomically by reloads and read lock-free by every query.
+/// Kept here, below both `reload` (which writes it) and `dns` (which reads it).
+pub type SnapshotCell = arc_swap::ArcSwap<Snapshot>;
 
 /// Loads every zone file of `dir` into a new snapshot.
 ///
@@ -42,12 +46,17 @@ pub fn snapshot_from_files(
     let zones = file::load_files(files).map_err(ZoneErrors)?;
     let mut snapshot = Snapshot {
         generation: previous.map_or(1, |p| p.generation + 1),
+        next_index: previous.map_or(0, |p| p.next_index),
         ..Snapshot::default()
     };
     for mut zone in zones {
-        if let Some(old) = previous.and_then(|p| p.zones.get(&zone.origin_key)) {
-            zone.stats = old.stats.clone();
-        }
+        zone.index = match previous.and_then(|p| p.zones.get(&zone.origin_key)) {
+            Some(old) => old.index,
+            None => {
+                snapshot.next_index += 1;
+                snapshot.next_index - 1
+            }
+        };
         if zone.serial_policy == SerialPolicy::Auto
             && let Some(old) = previous.and_then(|p| p.zones.get(&zone.origin_key))
         {

@@ -13,7 +13,7 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
 use super::name::{key_of, wire_of};
-use crate::policy::PoolRuntime;
+use crate::node::PoolRuntime;
 use crate::pool::PoolSpec;
 
 /// Hash map keyed by lowercase wire names. FxHash: the keys are short and come from our
@@ -186,8 +186,10 @@ pub struct Zone {
     pub has_wildcards: bool,
     /// Pools of this zone, referenced by [`Node::pool`].
     pub pools: Vec<ZonePool>,
-    /// Query counters, kept across reloads of the same zone.
-    pub stats: Arc<crate::dns::stats::ZoneStats>,
+    /// Stable number of this zone for the life of the process: kept by origin across
+    /// reloads, never reused by another origin. The transport keeps per-zone counters
+    /// under it (`dns::stats`), so the zone model does not hold them.
+    pub index: usize,
 }
 
 /// A pool of a zone: its specification, the pre-encoded address of each node, and (once
@@ -264,6 +266,8 @@ pub struct Snapshot {
     pub zones: NameMap<Arc<Zone>>,
     /// Increases by one with every successful load.
     pub generation: u64,
+    /// The [`Zone::index`] the next new origin gets.
+    pub next_index: usize,
 }
 
 impl Snapshot {

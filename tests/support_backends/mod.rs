@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use hickory_proto::rr::Name;
 use roundel::pool::{PoolSpec, RawCheck, RawPool, validate};
-use roundel::zone::error::SourceMap;
+use roundel::source::SourceMap;
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;

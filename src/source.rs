@@ -1,4 +1,6 @@
-//! Errors found while loading zone files, each pinned to a file, line and column.
+//! Errors found while loading zone and configuration files, each pinned to a file, line and
+//! column, and the [`SourceMap`] that pins them. The base of the crate: `config`, `pool` and
+//! `zone` all report through it, and it imports nothing of the crate.
 //!
 //! Operators fix zone files by hand, so every problem names where it is and what key it is
 //! about, in the `file:line:column: key: reason` shape that compilers and `named-checkzone`

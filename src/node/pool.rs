@@ -1,0 +1,146 @@
+//! A pool's live state: its spec joined with the health and admin slots of its nodes.
+//! Built by the health monitor, held in the zone snapshot, read by selection.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use hickory_proto::rr::Name;
+
+use super::rotation::RotationCounter;
+use super::{NodeAdmin, NodeHealth};
+use crate::pool::spec::MAX_NODES;
+use crate::pool::{NodeSpec, PoolSpec};
+
+/// Address family of a query: A answers carry IPv4 nodes, AAAA answers IPv6 nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// A
+    V4,
+    /// AAAA
+    V6,
+}
+
+impl Family {
+    /// The family of an address.
+    pub fn of(addr: IpAddr) -> Self {
+        match addr {
+            IpAddr::V4(_) => Family::V4,
+            IpAddr::V6(_) => Family::V6,
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        match self {
+            Family::V4 => 0,
+            Family::V6 => 1,
+        }
+    }
+}
+
+/// One node of a [`PoolRuntime`].
+#[derive(Debug)]
+pub struct NodeRuntime {
+    /// The configured node.
+    pub spec: NodeSpec,
+    /// Health from its probe (shared with every node with the same probe).
+    pub health: Arc<NodeHealth>,
+    /// Admin override slots of this node in this pool.
+    pub admin: Arc<NodeAdmin>,
+    pub(crate) family: Family,
+    pub(crate) tier_idx: u8,
+    /// Stable per-address hash for rendezvous hashing and slow-start thinning.
+    pub(crate) seed: u64,
+}
+
+/// A pool ready to answer from: its spec plus the live state of its nodes. Built by
+/// [`crate::health::HealthMonitor::reconcile`]; held by the DNS side in its zone snapshot.
+#[derive(Debug)]
+pub struct PoolRuntime {
+    spec: PoolSpec,
+    pub(crate) nodes: Box<[NodeRuntime]>,
+    /// Distinct tiers, ascending.
+    pub(crate) tiers: Box<[u8]>,
+    /// Per family, the bit set of nodes last answered while healthy (`last-healthy`).
+    pub(crate) last_healthy: [AtomicU64; 2],
+    pub(crate) counter: RotationCounter,
+}
+
+impl PoolRuntime {
+    /// Joins a spec with its nodes' state handles (one per node, in order).
+    ///
+    /// # Panics
+    /// If the handle counts differ from the node count or the pool has more than
+    /// `MAX_NODES` nodes (validation rejects that).
+    pub fn new(spec: PoolSpec, health: Vec<Arc<NodeHealth>>, admin: Vec<Arc<NodeAdmin>>) -> Self {
+        assert!(spec.nodes.len() <= MAX_NODES, "too many nodes");
+        assert_eq!(spec.nodes.len(), health.len());
+        assert_eq!(spec.nodes.len(), admin.len());
+        let mut tiers: Vec<u8> = spec.nodes.iter().map(|n| n.tier).collect();
+        tiers.sort_unstable();
+        tiers.dedup();
+        let nodes = spec
+            .nodes
+            .iter()
+            .zip(health)
+            .zip(admin)
+            .map(|((n, health), admin)| NodeRuntime {
+                family: Family::of(n.addr),
+                tier_idx: tiers.binary_search(&n.tier).unwrap_or(0) as u8,
+                seed: addr_seed(n.addr),
+                spec: n.clone(),
+                health,
+                admin,
+            })
+            .collect();
+        Self {
+            spec,
+            nodes,
+            tiers: tiers.into(),
+            last_healthy: [AtomicU64::new(0), AtomicU64::new(0)],
+            counter: RotationCounter::default(),
+        }
+    }
+
+    /// The pool's configuration.
+    pub fn spec(&self) -> &PoolSpec {
+        &self.spec
+    }
+
+    /// The absolute name the pool answers.
+    pub fn name(&self) -> &Name {
+        &self.spec.name
+    }
+
+    /// The nodes, in configuration order (selection indices point here).
+    pub fn nodes(&self) -> &[NodeRuntime] {
+        &self.nodes
+    }
+
+    /// A fresh per-pool counter value for [`SelectInput::counter`] (one relaxed atomic
+    /// add on the calling thread's shard, see [`RotationCounter`]). A per-pool counter
+    /// keeps each pool's rotation even however queries for different pools interleave.
+    #[inline]
+    pub fn next_counter(&self) -> u64 {
+        self.counter.next()
+    }
+}
+
+/// A stable hash of a node address: the same node keeps its clients across reloads.
+pub(crate) fn addr_seed(a: IpAddr) -> u64 {
+    match a {
+        IpAddr::V4(v) => mix(u32::from(v) as u64 ^ (4 << 40)),
+        IpAddr::V6(v) => {
+            let b = u128::from(v);
+            mix((b >> 64) as u64 ^ mix(b as u64 ^ (6 << 40)))
+        }
+    }
+}
+
+/// SplitMix64 finalizer: a fast, well-mixing 64-bit hash step.
+pub(crate) fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}

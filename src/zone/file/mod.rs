@@ -1,0 +1,154 @@
+//! Zone files: TOML on disk, validated into [`Zone`]s.
+//!
+//! The format is documented in `docs/zone-format.md`. Parsing happens in two passes: serde
+//! (with `deny_unknown_fields`) checks the shape and reports the first shape error with its
+//! position; then every record is validated and every problem found is reported, each with
+//! file, line, column and key, so one run of `roundel check` shows them all.
+
+//!
+//! One file per step: [`raw`] (the serde shape), `build` (the validating builder),
+//! `names` and `records` (owner names and record data).
+
+mod build;
+mod names;
+pub mod raw;
+mod records;
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use hickory_proto::rr::RData;
+
+use super::model::{NameMap, Node, Zone, ZonePool};
+use crate::source::{SourceMap, ZoneError};
+use build::Builder;
+use raw::RawZone;
+
+/// Default TTL of a zone file that sets none: one hour, as is common for static data.
+pub const DEFAULT_TTL: u32 = 3600;
+/// Default SOA refresh (4 hours; only secondaries use it).
+pub const DEFAULT_REFRESH: u32 = 14_400;
+/// Default SOA retry (1 hour).
+pub const DEFAULT_RETRY: u32 = 3_600;
+/// Default SOA expire (2 weeks).
+pub const DEFAULT_EXPIRE: u32 = 1_209_600;
+/// Default SOA minimum: the negative-caching TTL (RFC 2308). Short, because a Roundel zone
+/// changes often and a cached NXDOMAIN for a new name should not outlive a minute.
+pub const DEFAULT_MINIMUM: u32 = 60;
+/// Largest TTL (RFC 2181 section 8: 2^31 - 1).
+pub const MAX_TTL: u32 = 2_147_483_647;
+/// Record types a zone file may hold under `[names.*]`.
+pub const RECORD_TYPES: [&str; 9] = ["A", "AAAA", "CNAME", "MX", "TXT", "SRV", "CAA", "PTR", "NS"];
+
+/// Reads and validates one zone file.
+pub fn load_file(path: &Path) -> Result<Zone, Vec<ZoneError>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let mut map = SourceMap::new(path, "");
+        map.report_file(format!("cannot read: {e}"));
+        map.into_errors()
+    })?;
+    let mtime = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_secs());
+    parse_zone(path, &text, mtime)
+}
+
+/// Validates the text of one zone file. `mtime` (seconds since the epoch) seeds the
+/// automatic serial.
+pub fn parse_zone(path: &Path, text: &str, mtime: Option<u64>) -> Result<Zone, Vec<ZoneError>> {
+    let mut map = SourceMap::new(path, text);
+    let raw: RawZone = match toml::from_str(text) {
+        Ok(raw) => raw,
+        Err(e) => {
+            let at = e.span().map_or(0, |s| s.start);
+            map.report(at, "", e.message().trim().to_owned());
+            return Err(map.into_errors());
+        }
+    };
+    let zone = Builder::new(&mut map).build(raw, path, mtime);
+    match zone {
+        Some(zone) if !map.has_errors() => Ok(zone),
+        _ => Err(map.into_errors()),
+    }
+}
+
+/// A digest of the zone's data, independent of map order, ignoring the SOA serial.
+pub(super) fn digest(nodes: &NameMap<Node>, pools: &[ZonePool]) -> u64 {
+    let mut keys: Vec<&Box<[u8]>> = nodes.keys().collect();
+    keys.sort();
+    let mut h = std::hash::DefaultHasher::new();
+    for k in keys {
+        k.hash(&mut h);
+        for set in nodes[k].rrsets.iter() {
+            u16::from(set.rtype).hash(&mut h);
+            set.ttl.hash(&mut h);
+            for r in set.records.iter() {
+                match &r.data {
+                    RData::SOA(soa) => (
+                        soa.mname.to_string(),
+                        soa.rname.to_string(),
+                        soa.refresh,
+                        soa.retry,
+                        soa.expire,
+                        soa.minimum,
+                    )
+                        .hash(&mut h),
+                    _ => r.wire.hash(&mut h),
+                }
+            }
+        }
+    }
+    for pool in pools {
+        format!("{:?}", pool.spec).hash(&mut h);
+    }
+    h.finish()
+}
+
+// ---------------------------------------------------------------------------------------
+// Directories and snapshots.
+
+/// The zone files of a directory: every `*.toml`, sorted by name.
+pub fn zone_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "toml") && p.is_file())
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Loads the given files as one set of zones. Rejects a zone defined in two files.
+pub fn load_files(files: &[PathBuf]) -> Result<Vec<Zone>, Vec<ZoneError>> {
+    let mut errors = Vec::new();
+    let mut zones: Vec<Zone> = Vec::new();
+    for file in files {
+        match load_file(file) {
+            Ok(zone) => {
+                if let Some(first) = zones.iter().find(|z| z.origin_key == zone.origin_key) {
+                    errors.push(ZoneError {
+                        file: file.clone(),
+                        line: zone.origin_position.0,
+                        column: zone.origin_position.1,
+                        key: "origin".into(),
+                        reason: format!(
+                            "zone {} is already defined in {}",
+                            zone.origin,
+                            first.file.display()
+                        ),
+                    });
+                } else {
+                    zones.push(zone);
+                }
+            }
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(zones)
+    } else {
+        Err(errors)
+    }
+}

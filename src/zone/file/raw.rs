@@ -1,0 +1,171 @@
+//! The raw shape of a zone file, as serde sees it (`deny_unknown_fields` everywhere), with
+//! the span of every value kept for error positions.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+
+use hickory_proto::rr::RecordType;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use toml::Spanned;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawZone {
+    pub(super) origin: Option<Spanned<String>>,
+    pub(super) ttl: Option<Spanned<i64>>,
+    pub(super) soa: Option<Spanned<RawSoa>>,
+    #[serde(default)]
+    pub(super) names: BTreeMap<Spanned<String>, Spanned<RawNode>>,
+    #[serde(default)]
+    pub(super) checks: BTreeMap<Spanned<String>, crate::pool::RawCheck>,
+    #[serde(default)]
+    pub(super) pools: BTreeMap<Spanned<String>, crate::pool::RawPool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSoa {
+    pub(super) mname: Spanned<String>,
+    pub(super) rname: Spanned<String>,
+    pub(super) serial: Option<Spanned<toml::Value>>,
+    pub(super) refresh: Option<Spanned<i64>>,
+    pub(super) retry: Option<Spanned<i64>>,
+    pub(super) expire: Option<Spanned<i64>>,
+    pub(super) minimum: Option<Spanned<i64>>,
+    pub(super) ttl: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(non_snake_case)]
+pub(super) struct RawNode {
+    pub(super) ttl: Option<Spanned<i64>>,
+    A: Option<Spanned<RawSet>>,
+    AAAA: Option<Spanned<RawSet>>,
+    CNAME: Option<Spanned<RawSet>>,
+    MX: Option<Spanned<RawSet>>,
+    TXT: Option<Spanned<RawSet>>,
+    SRV: Option<Spanned<RawSet>>,
+    CAA: Option<Spanned<RawSet>>,
+    PTR: Option<Spanned<RawSet>>,
+    NS: Option<Spanned<RawSet>>,
+}
+
+impl RawNode {
+    pub(super) fn sets(&self) -> [(RecordType, &Option<Spanned<RawSet>>); 9] {
+        [
+            (RecordType::A, &self.A),
+            (RecordType::AAAA, &self.AAAA),
+            (RecordType::CNAME, &self.CNAME),
+            (RecordType::MX, &self.MX),
+            (RecordType::TXT, &self.TXT),
+            (RecordType::SRV, &self.SRV),
+            (RecordType::CAA, &self.CAA),
+            (RecordType::PTR, &self.PTR),
+            (RecordType::NS, &self.NS),
+        ]
+    }
+}
+
+/// One RRset as written: `"x"`, `["x", "y"]` or `{ ttl = 60, data = ... }`.
+pub(super) struct RawSet {
+    pub(super) ttl: Option<Spanned<i64>>,
+    /// Items with their spans; `None` span for the single-string form (use the set's span).
+    pub(super) items: Vec<(Option<Range<usize>>, RawItem)>,
+    /// Written as a single string rather than an array.
+    pub(super) single: bool,
+}
+
+/// One record as written: a string, or (TXT only) an array of strings.
+pub(super) enum RawItem {
+    Text(String),
+    Parts(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for RawSet {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(SetVisitor)
+    }
+}
+
+pub(super) struct SetVisitor;
+
+impl<'de> Visitor<'de> for SetVisitor {
+    type Value = RawSet;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string, an array of strings, or a table { ttl = N, data = [...] }")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<RawSet, E> {
+        Ok(RawSet {
+            ttl: None,
+            items: vec![(None, RawItem::Text(v.to_owned()))],
+            single: true,
+        })
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawSet, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Spanned<RawItem>>()? {
+            let span = item.span();
+            items.push((Some(span), item.into_inner()));
+        }
+        Ok(RawSet {
+            ttl: None,
+            items,
+            single: false,
+        })
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawSet, A::Error> {
+        let mut ttl = None;
+        let mut data: Option<Spanned<RawSet>> = None;
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "ttl" => ttl = Some(map.next_value::<Spanned<i64>>()?),
+                "data" => data = Some(map.next_value()?),
+                other => return Err(de::Error::unknown_field(other, &["ttl", "data"])),
+            }
+        }
+        let data = data.ok_or_else(|| de::Error::missing_field("data"))?;
+        let span = data.span();
+        let mut inner = data.into_inner();
+        if inner.ttl.is_some() {
+            return Err(de::Error::custom("`data` cannot itself be a table"));
+        }
+        for item in &mut inner.items {
+            item.0.get_or_insert(span.clone());
+        }
+        Ok(RawSet {
+            ttl,
+            items: inner.items,
+            single: inner.single,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for RawItem {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ItemVisitor;
+        impl<'de> Visitor<'de> for ItemVisitor {
+            type Value = RawItem;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string (or, for TXT, an array of strings)")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawItem, E> {
+                Ok(RawItem::Text(v.to_owned()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawItem, A::Error> {
+                let mut parts = Vec::new();
+                while let Some(p) = seq.next_element::<String>()? {
+                    parts.push(p);
+                }
+                Ok(RawItem::Parts(parts))
+            }
+        }
+        d.deserialize_any(ItemVisitor)
+    }
+}

@@ -1,0 +1,225 @@
+//! Records in zone files: the RRsets of one `[names]` entry, each item validated into
+//! record data.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use hickory_proto::rr::rdata::{CNAME, MX, NS, PTR, SRV, TXT};
+use hickory_proto::rr::{RData, RecordType};
+use std::str::FromStr;
+use toml::Spanned;
+
+use super::RECORD_TYPES;
+use super::build::{Builder, NsTarget, Owner};
+use super::raw::{RawItem, RawNode};
+use crate::source::SourceMap;
+use crate::zone::model::{Rdata, RrSet};
+use crate::zone::name::{is_within, key_of};
+
+/// Longest character-string in a TXT record (RFC 1035 section 3.3).
+const MAX_CHARACTER_STRING: usize = 255;
+
+impl Builder<'_, '_> {
+    pub(super) fn rrsets(
+        &mut self,
+        owner: &Owner,
+        node: &Spanned<RawNode>,
+        key_text: &str,
+        default_ttl: u32,
+        ns_targets: &mut Vec<NsTarget>,
+    ) -> Vec<RrSet> {
+        let mut out = Vec::new();
+        let node_at = node.span().start;
+        let raw = node.get_ref();
+        for (rtype, set) in raw.sets() {
+            let Some(set) = set else { continue };
+            let set_key = format!("{key_text}.{rtype}");
+            let set_at = set.span().start;
+            let set = set.get_ref();
+            let ttl = set
+                .ttl
+                .as_ref()
+                .and_then(|t| self.ttl(t, &format!("{set_key}.ttl")))
+                .or(owner.ttl)
+                .unwrap_or(default_ttl);
+            if set.items.is_empty() {
+                self.map.report(
+                    set_at,
+                    &set_key,
+                    "empty record list: remove the key or give at least one record",
+                );
+                continue;
+            }
+            if rtype == RecordType::CNAME && set.items.len() != 1 {
+                self.map.report(
+                    set_at,
+                    &set_key,
+                    "a name can have only one CNAME (RFC 1034 section 3.6.2)",
+                );
+                continue;
+            }
+            let mut records: Vec<Rdata> = Vec::new();
+            for (i, (span, item)) in set.items.iter().enumerate() {
+                let at = span.as_ref().map_or(set_at, |s| s.start);
+                let item_key = if set.single {
+                    set_key.clone()
+                } else {
+                    format!("{set_key}[{i}]")
+                };
+                let Some(data) = self.rdata(rtype, item, at, &item_key) else {
+                    continue;
+                };
+                if let RData::NS(ns) = &data {
+                    let target = key_of(&ns.0);
+                    if is_within(&target, &self.origin_key) {
+                        ns_targets.push(NsTarget {
+                            target,
+                            at,
+                            key: item_key.clone(),
+                        });
+                    }
+                }
+                let rdata = Rdata::new(data);
+                if records
+                    .iter()
+                    .any(|r| r.wire.eq_ignore_ascii_case(&rdata.wire))
+                {
+                    self.map
+                        .report(at, &item_key, format!("duplicate {rtype} record"));
+                    continue;
+                }
+                records.push(rdata);
+            }
+            if !records.is_empty() {
+                out.push(RrSet {
+                    rtype,
+                    ttl,
+                    records: records.into(),
+                });
+            }
+        }
+        if out.iter().any(|s| s.rtype == RecordType::CNAME) {
+            if owner.key == self.origin_key {
+                self.map.report(
+                    node_at,
+                    key_text,
+                    "the zone apex cannot be a CNAME: it must hold the SOA and NS records",
+                );
+            } else if let Some(other) = out.iter().find(|s| s.rtype != RecordType::CNAME) {
+                self.map.report(node_at, key_text, format!("{} has a CNAME and {} records: a CNAME cannot coexist with other data (RFC 1034 section 3.6.2)", owner.name, other.rtype));
+            }
+        }
+        if out.is_empty() && raw.sets().iter().all(|(_, s)| s.is_none()) {
+            self.map.report(
+                node_at,
+                key_text,
+                format!(
+                    "no records: give at least one of {}",
+                    RECORD_TYPES.join(", ")
+                ),
+            );
+        }
+        out
+    }
+
+    fn rdata(&mut self, rtype: RecordType, item: &RawItem, at: usize, key: &str) -> Option<RData> {
+        let text = match item {
+            RawItem::Text(t) => t.as_str(),
+            RawItem::Parts(parts) => {
+                if rtype != RecordType::TXT {
+                    self.map.report(
+                        at,
+                        key,
+                        format!("{rtype} data is a string, not an array of strings"),
+                    );
+                    return None;
+                }
+                if let Some(p) = parts.iter().find(|p| p.len() > MAX_CHARACTER_STRING) {
+                    self.map.report(at, key, format!("a TXT string in an explicit list can be at most {MAX_CHARACTER_STRING} bytes, this one is {}; write it as one string and Roundel splits it", p.len()));
+                    return None;
+                }
+                return Some(RData::TXT(TXT::new(parts.clone())));
+            }
+        };
+        let fields: Vec<&str> = text.split_whitespace().collect();
+        let want = |n: usize, form: &str, map: &mut SourceMap| -> bool {
+            if fields.len() == n {
+                true
+            } else {
+                map.report(
+                    at,
+                    key,
+                    format!("{rtype} data must be \"{form}\", not {text:?}"),
+                );
+                false
+            }
+        };
+        match rtype {
+            RecordType::A => match Ipv4Addr::from_str(text.trim()) {
+                Ok(a) => Some(RData::A(a.into())),
+                Err(_) => self.bad(at, key, format!("not an IPv4 address: {text:?}")),
+            },
+            RecordType::AAAA => match Ipv6Addr::from_str(text.trim()) {
+                Ok(a) => Some(RData::AAAA(a.into())),
+                Err(_) => self.bad(at, key, format!("not an IPv6 address: {text:?}")),
+            },
+            RecordType::CNAME => self
+                .rdata_name(text, at, key)
+                .map(|n| RData::CNAME(CNAME(n))),
+            RecordType::NS => self.rdata_name(text, at, key).map(|n| RData::NS(NS(n))),
+            RecordType::PTR => self.rdata_name(text, at, key).map(|n| RData::PTR(PTR(n))),
+            RecordType::MX => {
+                if !want(2, "preference exchange", self.map) {
+                    return None;
+                }
+                let pref = self.number::<u16>(fields[0], at, key, "MX preference")?;
+                let exchange = self.rdata_name(fields[1], at, key)?;
+                Some(RData::MX(MX::new(pref, exchange)))
+            }
+            RecordType::SRV => {
+                if !want(4, "priority weight port target", self.map) {
+                    return None;
+                }
+                let priority = self.number::<u16>(fields[0], at, key, "SRV priority")?;
+                let weight = self.number::<u16>(fields[1], at, key, "SRV weight")?;
+                let port = self.number::<u16>(fields[2], at, key, "SRV port")?;
+                let target = self.rdata_name(fields[3], at, key)?;
+                Some(RData::SRV(SRV::new(priority, weight, port, target)))
+            }
+            RecordType::CAA => match RData::try_from_str(RecordType::CAA, text) {
+                Ok(d) => Some(d),
+                Err(e) => self.bad(
+                    at,
+                    key,
+                    format!("CAA data must be \"flags tag \\\"value\\\"\": {e}"),
+                ),
+            },
+            RecordType::TXT => {
+                // A long string becomes several character-strings of one record (RFC 7208
+                // section 3.3 concatenates them again).
+                let bytes = text.as_bytes();
+                let chunks: Vec<String> = if bytes.is_empty() {
+                    vec![String::new()]
+                } else {
+                    split_utf8(text, MAX_CHARACTER_STRING)
+                };
+                Some(RData::TXT(TXT::new(chunks)))
+            }
+            _ => self.bad(at, key, format!("record type {rtype} is not supported")),
+        }
+    }
+}
+
+/// Splits `text` into pieces of at most `max` bytes without cutting a UTF-8 character.
+fn split_utf8(text: &str, max: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let mut end = rest.len().min(max);
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.push(rest[..end].to_owned());
+        rest = &rest[end..];
+    }
+    out
+}
