@@ -23,9 +23,9 @@ pub fn lower_priority() {
     }
 }
 
-/// Runs `f` on a new thread named `name` at background priority; the future resolves to
-/// its result, or to `None` if the thread could not start or `f` panicked.
-pub fn run<T, F>(name: &str, f: F) -> impl Future<Output = Option<T>> + use<T, F>
+/// Runs `f` on a new thread named `name`, at background priority if `low`; the future
+/// resolves to its result, or to `None` if the thread could not start or `f` panicked.
+pub fn run<T, F>(name: &str, low: bool, f: F) -> impl Future<Output = Option<T>> + use<T, F>
 where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,
@@ -34,7 +34,9 @@ where
     let spawned = std::thread::Builder::new()
         .name(name.into())
         .spawn(move || {
-            lower_priority();
+            if low {
+                lower_priority();
+            }
             let _ = tx.send(f());
         });
     async move {
@@ -47,7 +49,7 @@ where
 mod tests {
     #[tokio::test]
     async fn runs_the_closure_at_lower_priority() {
-        let nice = super::run("bg-test", || {
+        let nice = super::run("bg-test", true, || {
             // SAFETY: getpriority on our own thread.
             unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) }
         })

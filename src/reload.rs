@@ -164,20 +164,23 @@ impl Reloader {
         let previous = self.cell.load_full();
         let dir = self.zones_dir.clone();
         let prev = previous.clone();
-        // A thread of its own at background priority, so that answering threads sharing
-        // its core are not slowed by the load (crate::background).
-        let loaded =
-            crate::background::run("zone-load", move || zone::load_snapshot(&dir, Some(&prev)))
-                .await
-                .unwrap_or_else(|| {
-                    Err(ZoneErrors(vec![zone::ZoneError {
-                        file: PathBuf::new(),
-                        line: 0,
-                        column: 0,
-                        key: String::new(),
-                        reason: "reload task failed".into(),
-                    }]))
-                });
+        // A thread of its own, at background priority when queries are being answered, so
+        // that answering threads sharing its core are not slowed by the load
+        // (crate::background). The first load has no answers to protect: full speed.
+        let low = trigger != Trigger::Startup;
+        let loaded = crate::background::run("zone-load", low, move || {
+            zone::load_snapshot(&dir, Some(&prev))
+        })
+        .await
+        .unwrap_or_else(|| {
+            Err(ZoneErrors(vec![zone::ZoneError {
+                file: PathBuf::new(),
+                line: 0,
+                column: 0,
+                key: String::new(),
+                reason: "reload task failed".into(),
+            }]))
+        });
         let mut snapshot = match loaded {
             Ok(snapshot) => snapshot,
             Err(errors) => {
