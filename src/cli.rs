@@ -27,6 +27,10 @@ enum Command {
     Check {
         /// Zone files or directories of them (default: zones/).
         paths: Vec<PathBuf>,
+        /// Server configuration file whose `[health] max_probes` applies (default: the
+        /// built-in cap).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
     /// Convert an RFC 1035 master file (BIND/NSD format) to a Roundel zone file on stdout.
     Import {
@@ -85,7 +89,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
-        Command::Check { paths } => check(&paths),
+        Command::Check { paths, config } => check(&paths, config.as_deref()),
         Command::Import { file, origin } => import(&file, origin.as_deref()),
         Command::Export { file } => export(&file),
         Command::Ctl(args) => crate::ctl::main(args),
@@ -148,6 +152,8 @@ fn serve(args: ServeArgs) -> ExitCode {
     if let Some(n) = args.udp_threads.or(file_config.udp_threads) {
         opts.udp_threads = n.max(1);
     }
+    opts.probe_limits = file_config.probe_limits;
+    opts.read_access = file_config.admin.read_access.clone();
     opts.reload_on_sighup = true;
     opts.notify_systemd = true;
     opts.limits = file_config.limits.clone();
@@ -182,6 +188,14 @@ fn serve(args: ServeArgs) -> ExitCode {
             .and_then(|t| Token::new(&t))
             .or(file_config.admin.token.clone()),
     };
+    if opts.read_access.required() && opts.read_access.token.is_none() && opts.admin_token.is_none()
+    {
+        tracing::error!(
+            "[admin] require_token_for_reads is set but there is no token to read with: set [admin] read_token or an admin token"
+        );
+        return ExitCode::from(2);
+    }
+    opts.cluster = file_config.cluster.clone();
     opts.state_dir = args
         .state_dir
         .clone()
@@ -292,7 +306,18 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + 
     }
 }
 
-fn check(paths: &[PathBuf]) -> ExitCode {
+fn check(paths: &[PathBuf], config_file: Option<&Path>) -> ExitCode {
+    let max_probes = match config_file.map(config::load) {
+        None => crate::pool::limits::MAX_PROBES,
+        Some(Ok(c)) => c.probe_limits.max_probes,
+        Some(Err(errors)) => {
+            for e in &errors {
+                println!("{e}");
+            }
+            eprintln!("{} problem(s) found", errors.len());
+            return ExitCode::FAILURE;
+        }
+    };
     let default = [PathBuf::from(config::DEFAULT_ZONES_DIR)];
     let paths = if paths.is_empty() {
         &default[..]
@@ -302,10 +327,13 @@ fn check(paths: &[PathBuf]) -> ExitCode {
     let mut files = Vec::new();
     for p in paths {
         if p.is_dir() {
-            match zone::file::zone_files(p) {
+            match zone::dir::zone_files(p) {
                 Ok(mut f) => files.append(&mut f),
-                Err(e) => {
-                    eprintln!("{}: cannot read directory: {e}", p.display());
+                Err(errors) => {
+                    for e in &errors {
+                        println!("{e}");
+                    }
+                    eprintln!("{} problem(s) found", errors.len());
                     return ExitCode::FAILURE;
                 }
             }
@@ -313,7 +341,7 @@ fn check(paths: &[PathBuf]) -> ExitCode {
             files.push(p.clone());
         }
     }
-    match zone::snapshot_from_files(&files, None) {
+    match zone::snapshot_from_files_with(&files, None, max_probes) {
         Ok(snapshot) => {
             for z in snapshot.sorted_zones() {
                 println!(

@@ -16,9 +16,16 @@
 //! listen = "127.0.0.1:8053"      # admin API, status page, /metrics
 //! token_file = "admin.token"     # or token = "..."; or ROUNDEL_ADMIN_TOKEN
 //! state_dir = "/var/lib/roundel" # where admin overrides are kept
+//! read_token = "..."             # reads (status, API, /metrics) need a token
+//! require_token_for_reads = true # or: reads need the admin token (or the read token)
+//! [cluster]                      # optional: see docs/cluster.md
+//! etcd = ["http://127.0.0.1:2379"]
 //! [limits]                       # see crate::limits::config
 //! tcp_clients_per_address = 32
 //! tcp_idle_timeout = "10s"
+//! [health]
+//! max_probes = 4096              # distinct check targets over all zones
+//! max_probes_in_flight = 256     # checks running at once
 //! ```
 
 use std::net::SocketAddr;
@@ -75,6 +82,10 @@ pub struct RawAdminConfig {
     pub token_file: Option<Spanned<PathBuf>>,
     /// Directory of the admin state file (relative to the configuration file).
     pub state_dir: Option<PathBuf>,
+    /// A token that allows reads only; setting it makes reads need a token.
+    pub read_token: Option<Spanned<String>>,
+    /// Reads (status page, API reads, /metrics) need the read or the admin token.
+    pub require_token_for_reads: Option<bool>,
 }
 
 /// The `[admin]` table, validated.
@@ -88,6 +99,8 @@ pub struct AdminConfig {
     pub token: Option<crate::admin::Token>,
     /// Directory of the admin state file, made absolute against the file's directory.
     pub state_dir: Option<PathBuf>,
+    /// Who may read.
+    pub read_access: crate::admin::read_auth::ReadAccess,
 }
 
 /// The server configuration file.
@@ -107,10 +120,28 @@ pub struct ServerConfig {
     /// The admin listener.
     #[serde(default)]
     pub admin: RawAdminConfig,
+    /// Cluster mode (etcd); absent: a single instance.
+    pub cluster: Option<crate::cluster::config::RawClusterConfig>,
     /// Connection, timeout and size limits.
     #[serde(default)]
     pub limits: crate::limits::config::RawLimits,
+    /// Health checking caps.
+    #[serde(default)]
+    pub health: RawHealthConfig,
 }
+
+/// The `[health]` table as written: caps on health checking (`crate::pool::limits`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealthConfig {
+    /// Most probes (distinct check target and check) over all zones.
+    pub max_probes: Option<Spanned<i64>>,
+    /// Most checks in flight at once.
+    pub max_probes_in_flight: Option<Spanned<i64>>,
+}
+
+/// Largest value accepted for `[health] max_probes` and `max_probes_in_flight`.
+pub const MAX_HEALTH_CAP: i64 = 1_000_000;
 
 /// A configuration file, validated.
 #[derive(Debug, Clone, Default)]
@@ -125,8 +156,12 @@ pub struct Config {
     pub log: LogConfig,
     /// The admin listener.
     pub admin: AdminConfig,
+    /// Cluster mode, if configured.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
     /// Connection, timeout and size limits.
     pub limits: crate::limits::Limits,
+    /// Caps on health checking (defaults where not configured).
+    pub probe_limits: crate::pool::limits::ProbeLimits,
 }
 
 /// Reads and validates a configuration file.
@@ -214,12 +249,49 @@ pub fn load(path: &Path) -> Result<Config, Vec<ZoneError>> {
         }
         (None, None) => {}
     }
+    let cluster = raw
+        .cluster
+        .as_ref()
+        .and_then(|c| crate::cluster::config::validate(c, base, &mut map));
     let limits = crate::limits::config::validate(&raw.limits, &mut map);
+    admin.read_access.required = raw.admin.require_token_for_reads == Some(true);
+    if let Some(t) = &raw.admin.read_token {
+        match crate::admin::Token::new(t.get_ref()) {
+            Some(t) => admin.read_access.token = Some(t),
+            None => map.report(t.span().start, "admin.read_token", "must not be empty"),
+        }
+    }
+    let mut probe_limits = crate::pool::limits::ProbeLimits::default();
+    for (value, key, slot) in [
+        (
+            &raw.health.max_probes,
+            "health.max_probes",
+            &mut probe_limits.max_probes,
+        ),
+        (
+            &raw.health.max_probes_in_flight,
+            "health.max_probes_in_flight",
+            &mut probe_limits.max_in_flight,
+        ),
+    ] {
+        if let Some(v) = value {
+            match usize::try_from(*v.get_ref()) {
+                Ok(n) if (1..=MAX_HEALTH_CAP).contains(v.get_ref()) => *slot = n,
+                _ => map.report(
+                    v.span().start,
+                    key,
+                    format!("must be from 1 to {MAX_HEALTH_CAP}, not {}", v.get_ref()),
+                ),
+            }
+        }
+    }
     if map.has_errors() {
         return Err(map.into_errors());
     }
     Ok(Config {
+        cluster,
         limits,
+        probe_limits,
         listen,
         zones: raw.zones.map(|z| base.join(z)),
         udp_threads: raw.udp_threads,
@@ -270,6 +342,48 @@ mod tests {
 
         let e = load_text("missing", "[admin]\ntoken_file = \"nope\"\n").unwrap_err();
         assert!(e[0].reason.contains("cannot read"), "{}", e[0]);
+
+        let c = load_text(
+            "cluster",
+            "[cluster]\netcd = [\"http://127.0.0.1:2379\"]\nname = \"ns1\"\nlease_ttl = \"3s\"\nhealth_rule = \"any-up\"\nprobe_source = \"127.0.0.2\"\n",
+        )
+        .unwrap();
+        let cl = c.cluster.unwrap();
+        assert_eq!(
+            (cl.name.as_str(), cl.observers, cl.prefix.as_str()),
+            ("ns1", 3, "/roundel")
+        );
+        assert_eq!(
+            cl.grace,
+            std::time::Duration::from_secs(6),
+            "default grace: 2 x lease_ttl"
+        );
+        assert_eq!(cl.health_rule, crate::cluster::HealthRule::AnyUp);
+        assert!(load_text("nocluster", "").unwrap().cluster.is_none());
+        let e = load_text(
+            "badcluster",
+            "[cluster]\netcd = [\"http://127.0.0.1:2379\"]\nname = \"a\"\nlease_ttl = \"1500ms\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e[0].line, e[0].key.as_str()),
+            (4, "cluster.lease_ttl"),
+            "{}",
+            e[0]
+        );
+        let e = load_text(
+            "rule",
+            "[cluster]\netcd = [\"http://x:1\"]\nname = \"a\"\nhealth_rule = \"most\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e[0].line, e[0].key.as_str()),
+            (4, "cluster.health_rule"),
+            "{}",
+            e[0]
+        );
+        let e = load_text("cunknown", "[cluster]\netcd = []\nttl = 3\n").unwrap_err();
+        assert!(e[0].reason.contains("unknown field"), "{}", e[0]);
 
         let e = load_text("unknown", "[admin]\ntokn = \"a\"\n").unwrap_err();
         assert_eq!(e[0].line, 2, "{}", e[0]);

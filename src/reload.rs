@@ -2,7 +2,8 @@
 //! replaced only when every one of them is valid.
 //!
 //! Triggers: a change in the zones directory (inotify through the `notify` crate, with a
-//! short debounce so that an editor's write-rename-chmod dance is one reload), SIGHUP,
+//! short debounce so that an editor's write-rename-chmod dance is one reload, then a
+//! settle window so that a file written in place in steps is not read half-written), SIGHUP,
 //! and the admin API. They all go through one [`Reloader`], one reload at a time.
 
 use std::path::{Path, PathBuf};
@@ -11,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use crate::health::HealthMonitor;
+use crate::pool::limits::ProbeLimits;
 use crate::zone::{self, Snapshot, SnapshotCell, ZoneErrors};
 
 /// Quiet time after the last file event before reloading.
@@ -82,6 +84,7 @@ pub type ReloadHook = Box<dyn Fn(&Snapshot, &HealthMonitor) + Send + Sync>;
 pub struct Reloader {
     cell: Arc<SnapshotCell>,
     zones_dir: PathBuf,
+    max_probes: usize,
     monitor: HealthMonitor,
     /// One reload at a time, so that automatic serials are computed against the snapshot
     /// actually being replaced.
@@ -95,10 +98,18 @@ pub struct Reloader {
 impl Reloader {
     /// A reloader for `cell` reading `zones_dir`, with its own health monitor.
     pub fn new(cell: Arc<SnapshotCell>, zones_dir: PathBuf) -> Self {
+        Self::with_limits(cell, zones_dir, ProbeLimits::default())
+    }
+
+    /// [`Reloader::new`] with caps on probes other than the defaults: zone sets needing
+    /// more than `limits.max_probes` probes are rejected, and the monitor runs at most
+    /// `limits.max_in_flight` checks at once.
+    pub fn with_limits(cell: Arc<SnapshotCell>, zones_dir: PathBuf, limits: ProbeLimits) -> Self {
         Self {
             cell,
             zones_dir,
-            monitor: HealthMonitor::new(),
+            max_probes: limits.max_probes,
+            monitor: HealthMonitor::with_max_in_flight(limits.max_in_flight),
             lock: tokio::sync::Mutex::new(()),
             total: AtomicU64::new(0),
             failed: AtomicU64::new(0),
@@ -168,8 +179,9 @@ impl Reloader {
         // that answering threads sharing its core are not slowed by the load
         // (crate::background). The first load has no answers to protect: full speed.
         let low = trigger != Trigger::Startup;
+        let max_probes = self.max_probes;
         let loaded = crate::background::run("zone-load", low, move || {
-            zone::load_snapshot(&dir, Some(&prev))
+            zone::load_snapshot_with(&dir, Some(&prev), max_probes)
         })
         .await
         .unwrap_or_else(|| {
@@ -278,10 +290,19 @@ pub fn watch(reloader: Arc<Reloader>, dir: &Path) -> std::io::Result<WatchGuard>
     watcher
         .watch(dir, RecursiveMode::NonRecursive)
         .map_err(std::io::Error::other)?;
+    let dir = dir.to_path_buf();
     let task = tokio::spawn(async move {
         while rx.recv().await.is_some() {
             // Debounce: wait until the directory has been quiet for a moment.
             while let Ok(Some(())) = tokio::time::timeout(WATCH_DEBOUNCE, rx.recv()).await {}
+            if !settled(&dir).await {
+                tracing::warn!(
+                    dir = %dir.display(),
+                    "zone files still changing after {:?}: not reading them yet (write zone files to a temporary name and rename them into place)",
+                    zone::settle::SETTLE_MAX
+                );
+                continue;
+            }
             tracing::info!("zone files changed: reloading");
             let _ = reloader.reload_by(Trigger::Watch).await;
         }
@@ -290,6 +311,24 @@ pub fn watch(reloader: Arc<Reloader>, dir: &Path) -> std::io::Result<WatchGuard>
         _watcher: watcher,
         task,
     })
+}
+
+/// Waits until the zone files of `dir` have not changed (size, modification time) for
+/// [`zone::settle::SETTLE_WINDOW`], at most [`zone::settle::SETTLE_MAX`]; false if they
+/// were still changing then.
+async fn settled(dir: &Path) -> bool {
+    use zone::settle::{SETTLE_MAX, SETTLE_WINDOW, fingerprint};
+    let rounds = (SETTLE_MAX.as_millis() / SETTLE_WINDOW.as_millis()).max(1);
+    let mut before = fingerprint(dir);
+    for _ in 0..rounds {
+        tokio::time::sleep(SETTLE_WINDOW).await;
+        let now = fingerprint(dir);
+        if now == before {
+            return true;
+        }
+        before = now;
+    }
+    false
 }
 
 /// Keeps a zone directory watched; dropping it stops the watch.

@@ -17,6 +17,7 @@ use arc_swap::ArcSwap;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::admin::{self, Admin, Token, overrides::Overrides};
+use crate::cluster::{Cluster, ClusterConfig};
 use crate::dns::stats::DnsStats;
 use crate::dns::{tcp, udp};
 use crate::limits::{Budget, Limits};
@@ -145,8 +146,14 @@ pub struct ServeOptions {
     /// Send `READY=1` / `STOPPING=1` to systemd (`sd_notify`; nothing happens without
     /// `NOTIFY_SOCKET`).
     pub notify_systemd: bool,
+    /// Cluster mode (etcd), if configured.
+    pub cluster: Option<ClusterConfig>,
     /// Connection caps, timeouts and sizes of the listeners (`[limits]`).
     pub limits: Limits,
+    /// Who may read the admin API, status page and metrics.
+    pub read_access: admin::read_auth::ReadAccess,
+    /// Caps on health probes and checks in flight.
+    pub probe_limits: crate::pool::limits::ProbeLimits,
 }
 
 impl ServeOptions {
@@ -162,7 +169,10 @@ impl ServeOptions {
             admin_token: None,
             state_dir: None,
             notify_systemd: false,
+            cluster: None,
             limits: Limits::default(),
+            probe_limits: crate::pool::limits::ProbeLimits::default(),
+            read_access: admin::read_auth::ReadAccess::default(),
         }
     }
 }
@@ -191,9 +201,13 @@ pub async fn serve(
     // that arrive meanwhile wait in the kernel and get a right first answer (pool nodes
     // have had their first health check, admin overrides are applied).
     let cell = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
-    let reloader = Arc::new(Reloader::new(cell.clone(), opts.zones_dir.clone()));
+    let reloader = Arc::new(Reloader::with_limits(
+        cell.clone(),
+        opts.zones_dir.clone(),
+        opts.probe_limits,
+    ));
     let overrides = Arc::new(match &opts.state_dir {
-        Some(dir) => Overrides::open(dir)?,
+        Some(dir) => Overrides::open(dir),
         None => Overrides::in_memory(),
     });
     if let Some(file) = overrides.file() {
@@ -208,6 +222,10 @@ pub async fn serve(
             o.apply(snapshot);
         }));
     }
+    let cluster = match &opts.cluster {
+        Some(cfg) => Some(start_cluster(cfg.clone(), &reloader, &overrides, &listeners).await),
+        None => None,
+    };
     reloader.reload_by(Trigger::Startup).await?;
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -266,8 +284,18 @@ pub async fn serve(
                 overrides.clone(),
                 opts.admin_token.clone(),
             );
+            if let Some(c) = &cluster {
+                let _ = ctx.cluster.set(c.clone());
+            }
             let admin_limits =
                 admin::listener::AdminLimits::new(&opts.limits, budget.admin_connections);
+            ctx.set_read_access(opts.read_access.clone());
+            if !opts.read_access.required() && !addr.ip().is_loopback() {
+                tracing::warn!(
+                    %addr,
+                    "the admin listener is not on loopback and reads are open: set [admin] read_token or require_token_for_reads = true"
+                );
+            }
             let mut stopped = admin_stopped.clone();
             let stop = async move {
                 let _ = stopped.wait_for(|v| *v).await;
@@ -312,6 +340,9 @@ pub async fn serve(
     stop.store(true, Ordering::Relaxed);
     let _ = listeners_stop.send(true);
     tcp_ctx.close_all();
+    if let Some(c) = &cluster {
+        c.stop().await;
+    }
     reloader.monitor().shutdown().await;
     let _ = tokio::task::spawn_blocking(move || {
         for w in workers {
@@ -353,6 +384,93 @@ fn budget(limits: &Limits) -> Budget {
         );
     }
     b
+}
+
+/// Starts cluster mode: the probes and the admin overrides go through the cluster, which
+/// reads the probes' states, the zones and the served times through `Wiring`. Waits (at
+/// most one lease TTL) to join, so the first answers already use the shared overrides.
+async fn start_cluster(
+    cfg: ClusterConfig,
+    reloader: &Arc<Reloader>,
+    overrides: &Arc<Overrides>,
+    listeners: &Listeners,
+) -> Arc<Cluster> {
+    // Weak: the reloader's monitor holds the cluster (as its probe hook).
+    let r = Arc::downgrade(reloader);
+    let (r1, r2, r3) = (r.clone(), r.clone(), r.clone());
+    let wiring = crate::cluster::Wiring {
+        handles: Box::new(move || {
+            r1.upgrade()
+                .map(|r| r.monitor().handles())
+                .unwrap_or_default()
+        }),
+        zone_digest: Box::new(move || {
+            r2.upgrade()
+                .map(|r| zone_digest(&r.cell().load()))
+                .unwrap_or_default()
+        }),
+        served: Box::new(move || {
+            r3.upgrade()
+                .map(|r| served_nodes(&r.cell().load()))
+                .unwrap_or_default()
+        }),
+        listen: listeners
+            .udp_addrs()
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+    };
+    let bound = cfg.lease_ttl;
+    let c = Cluster::start(cfg, wiring);
+    reloader.monitor().set_hook(c.clone());
+    overrides.set_cluster(c.admin.clone());
+    {
+        let (o, r) = (overrides.clone(), r.clone());
+        c.admin.set_on_change(Box::new(move || {
+            if let Some(r) = r.upgrade() {
+                o.apply(&r.cell().load());
+            }
+        }));
+    }
+    if c.wait_joined(bound).await {
+        tracing::info!(name = c.name(), endpoints = ?c.config().endpoints, "cluster mode: joined through etcd");
+    } else {
+        tracing::warn!(name = c.name(), endpoints = ?c.config().endpoints, "cluster mode: etcd not reachable at start; answering from local checks, joining when it is");
+    }
+    c
+}
+
+/// Digest of the loaded zones (origin and content of each), to spot members whose
+/// zones differ.
+fn zone_digest(snapshot: &Snapshot) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut zones: Vec<(String, u64)> = snapshot
+        .zones
+        .values()
+        .map(|z| (z.origin.to_ascii().to_ascii_lowercase(), z.content_digest))
+        .collect();
+    zones.sort();
+    let mut h = rustc_hash::FxHasher::default();
+    zones.hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
+/// Every pool node served by this instance whose answers may still be cached.
+fn served_nodes(snapshot: &Snapshot) -> Vec<crate::cluster::ServedNode> {
+    let now = std::time::SystemTime::now();
+    let mut out = Vec::new();
+    for (_, pool) in admin::api::all_pools(snapshot) {
+        let name = admin::overrides::pool_key(&pool.name().to_ascii());
+        for node in pool.nodes() {
+            if let Some(off) = node.admin.cached_until() {
+                let until = admin::time::wall(node.health.epoch() + off);
+                if until > now {
+                    out.push((name.clone(), node.spec.addr, until));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Tells systemd about a state change; logs (once per call) when it cannot.

@@ -5,17 +5,23 @@
 //! * `/metrics` in the Prometheus / OpenMetrics text format ([`metrics`]);
 //! * a live status page at `/` ([`page`]).
 //!
-//! Reads are open to whoever can reach the listener (loopback by default). Every call that
+//! Reads are open to whoever can reach the listener (loopback by default), unless a read
+//! token is configured ([`read_auth`]). Every call that
 //! changes state needs `Authorization: Bearer TOKEN` with the token from the server
 //! configuration or `ROUNDEL_ADMIN_TOKEN`; with no token configured they are refused
 //! (403), from the request headers before any body is read. Overrides are kept in a state file ([`overrides`]) and re-applied after every
 //! reload and at startup.
 
+pub mod answering;
 pub mod api;
+pub mod exposition;
+pub mod history;
 pub mod listener;
 pub mod metrics;
 pub mod overrides;
 pub mod page;
+pub mod read_auth;
+pub mod status_query;
 pub mod time;
 
 use std::future::Future;
@@ -74,11 +80,17 @@ pub struct Admin {
     /// Overrides and their state file.
     pub overrides: Arc<Overrides>,
     token: Option<Token>,
+    /// Who may read (set once at start, [`Admin::set_read_access`]).
+    read_access: std::sync::OnceLock<read_auth::ReadAccess>,
     /// When the server started (wall clock).
     pub started: SystemTime,
     /// When the server started (monotonic).
     pub started_instant: Instant,
+    /// Node state timelines and pool answering states, sampled off the query path.
+    pub history: history::History,
     registry: prometheus_client::registry::Registry,
+    /// Cluster mode, when configured (set once at start).
+    pub cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
 }
 
 impl std::fmt::Debug for Admin {
@@ -105,11 +117,24 @@ impl Admin {
                 stats,
                 overrides,
                 token,
+                read_access: std::sync::OnceLock::new(),
                 started: SystemTime::now(),
                 started_instant: Instant::now(),
+                history: history::History::default(),
                 registry,
+                cluster: std::sync::OnceLock::new(),
             }
         })
+    }
+
+    /// Sets who may read; only the first call counts (at start, before serving).
+    pub fn set_read_access(&self, access: read_auth::ReadAccess) {
+        let _ = self.read_access.set(access);
+    }
+
+    /// Who may read.
+    pub fn read_access(&self) -> read_auth::ReadAccess {
+        self.read_access.get().cloned().unwrap_or_default()
     }
 
     /// Checks the bearer token of a state-changing request.
@@ -183,6 +208,10 @@ pub fn router(admin: Arc<Admin>, body_limit: usize) -> Router {
             admin.clone(),
             require_token,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            admin.clone(),
+            read_auth::guard,
+        ))
         .with_state(admin)
 }
 
@@ -193,7 +222,11 @@ pub async fn run(
     limits: listener::AdminLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    listener::serve(listener, router(admin, limits.body_limit), limits, shutdown).await
+    let sampler = tokio::spawn(history::run(Arc::downgrade(&admin)));
+    let served =
+        listener::serve(listener, router(admin, limits.body_limit), limits, shutdown).await;
+    sampler.abort();
+    served
 }
 
 #[cfg(test)]

@@ -7,6 +7,9 @@
 //! Overrides of nodes that are no longer configured are kept: they apply again if the
 //! node comes back.
 //!
+//! In cluster mode ([`Overrides::set_cluster`]) the overrides live in etcd instead
+//! ([`crate::cluster::AdminStore`]), shared by every instance, and the file is not used.
+//!
 //! The file (`STATE_DIR/admin-state.json`) is written to a temporary name, synced and
 //! renamed over the old one, so a crash leaves either the old or the new file.
 
@@ -19,7 +22,9 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cluster::{AdminStore, StoredOverride};
 use crate::node::AdminState;
+use crate::pool::spec::MAX_WEIGHT;
 use crate::zone::Snapshot;
 
 /// File name of the state file inside the state directory.
@@ -91,6 +96,15 @@ pub type Key = (String, IpAddr);
 pub struct Overrides {
     map: Mutex<BTreeMap<Key, Override>>,
     file: Option<PathBuf>,
+    cluster: std::sync::OnceLock<std::sync::Arc<AdminStore>>,
+}
+
+fn from_stored(o: StoredOverride) -> Override {
+    Override {
+        state: o.state,
+        weight: o.weight,
+        since: o.since,
+    }
 }
 
 /// Canonical form of a pool name for keys: lowercase, absolute.
@@ -132,21 +146,46 @@ impl Overrides {
     }
 
     /// Overrides saved in `dir/admin-state.json`, loaded from it if it exists.
-    pub fn open(dir: &Path) -> Result<Self, StateFileError> {
+    ///
+    /// A state file that cannot be read or is damaged (truncated, not JSON, a value out of
+    /// range) never stops the server: it is renamed to `admin-state.json.bad-<unix time>`
+    /// for the operator to inspect, a WARN says why, and the server starts without
+    /// overrides. Refusing to start would turn a damaged file into a DNS outage (and, under
+    /// systemd, a restart loop); the old file is kept, not overwritten, so nothing is lost.
+    pub fn open(dir: &Path) -> Self {
         let path = dir.join(STATE_FILE);
-        let map = match std::fs::read_to_string(&path) {
-            Ok(text) => parse(&path, &text)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(source) => return Err(StateFileError::Io { path, source }),
+        let map = match read_limited(&path) {
+            Ok(None) => BTreeMap::new(),
+            Ok(Some(text)) => match parse(&path, &text) {
+                Ok(map) => map,
+                Err(e) => {
+                    move_aside(&path, &e);
+                    BTreeMap::new()
+                }
+            },
+            Err(e) => {
+                move_aside(&path, &e);
+                BTreeMap::new()
+            }
         };
-        Ok(Self {
+        Self {
             map: Mutex::new(map),
             file: Some(path),
-        })
+            cluster: std::sync::OnceLock::new(),
+        }
     }
 
-    /// The state file, if overrides are persisted.
+    /// Keeps the overrides in the cluster's store (etcd) from now on. Call it before the
+    /// first load; only the first call has an effect.
+    pub fn set_cluster(&self, store: std::sync::Arc<AdminStore>) {
+        let _ = self.cluster.set(store);
+    }
+
+    /// The state file, if overrides are persisted in one (not in cluster mode).
     pub fn file(&self) -> Option<&Path> {
+        if self.cluster.get().is_some() {
+            return None;
+        }
         self.file.as_deref()
     }
 
@@ -156,11 +195,21 @@ impl Overrides {
 
     /// Every override.
     pub fn all(&self) -> BTreeMap<Key, Override> {
+        if let Some(c) = self.cluster.get() {
+            return c
+                .all()
+                .into_iter()
+                .map(|(k, o)| (k, from_stored(o)))
+                .collect();
+        }
         self.lock().clone()
     }
 
     /// The override of one node.
     pub fn get(&self, key: &Key) -> Option<Override> {
+        if self.cluster.get().is_some() {
+            return self.all().get(key).copied();
+        }
         self.lock().get(key).copied()
     }
 
@@ -171,6 +220,23 @@ impl Overrides {
         key: Key,
         f: impl FnOnce(&mut Override),
     ) -> Result<Override, StateFileError> {
+        if let Some(c) = self.cluster.get() {
+            let mut o = self.get(&key).unwrap_or(Override {
+                state: AdminState::Ready,
+                weight: None,
+                since: SystemTime::now(),
+            });
+            f(&mut o);
+            o.since = SystemTime::now();
+            let stored =
+                (o.state != AdminState::Ready || o.weight.is_some()).then_some(StoredOverride {
+                    state: o.state,
+                    weight: o.weight,
+                    since: o.since,
+                });
+            c.put(key, stored);
+            return Ok(o);
+        }
         let mut map = self.lock();
         let mut o = map.get(&key).copied().unwrap_or(Override {
             state: AdminState::Ready,
@@ -195,7 +261,10 @@ impl Overrides {
     /// Sets the admin slots of every pool node of `snapshot` from the overrides (nodes
     /// without one go back to ready, no weight). Runs before the snapshot is served.
     pub fn apply(&self, snapshot: &Snapshot) {
-        let map = self.lock();
+        let map = match self.cluster.get() {
+            Some(_) => self.all(),
+            None => self.lock().clone(),
+        };
         for zone in snapshot.zones.values() {
             for pool in &zone.pools {
                 let Some(rt) = &pool.runtime else { continue };
@@ -208,6 +277,61 @@ impl Overrides {
                 }
             }
         }
+    }
+}
+
+/// Largest state file read: far more than any real set of overrides (an entry is about
+/// 120 bytes), small enough that a runaway file cannot exhaust memory at start.
+pub const MAX_STATE_FILE_BYTES: u64 = 16 * 1024 * 1024;
+/// Latest accepted `since` (Unix seconds; 2100-01-01T00:00:00Z): later values are damage,
+/// not clock skew, and would overflow the system clock type (`"since": 1e19`).
+pub const MAX_SINCE: f64 = 4_102_444_800.0;
+
+/// The file's text, `None` when there is none.
+fn read_limited(path: &Path) -> Result<Option<String>, StateFileError> {
+    use std::io::Read;
+    let io = |source| StateFileError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(e)),
+    };
+    let mut text = String::new();
+    f.take(MAX_STATE_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(io)?;
+    if text.len() as u64 > MAX_STATE_FILE_BYTES {
+        return Err(StateFileError::Invalid {
+            path: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            reason: format!("larger than {MAX_STATE_FILE_BYTES} bytes"),
+        });
+    }
+    Ok(Some(text))
+}
+
+/// Renames a damaged state file out of the way (`admin-state.json.bad-<unix time>`) and
+/// says so.
+fn move_aside(path: &Path, why: &StateFileError) {
+    let stamp = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let aside = path.with_file_name(format!("{STATE_FILE}.bad-{stamp}"));
+    match std::fs::rename(path, &aside) {
+        Ok(()) => tracing::warn!(
+            error = %why,
+            moved_to = %aside.display(),
+            "damaged admin state file moved aside: starting without admin overrides"
+        ),
+        Err(e) => tracing::warn!(
+            error = %why,
+            rename_error = %e,
+            "damaged admin state file (could not move it aside): starting without admin overrides"
+        ),
     }
 }
 
@@ -239,16 +363,51 @@ fn parse(path: &Path, text: &str) -> Result<BTreeMap<Key, Override>, StateFileEr
                 ),
             )
         })?;
-        let since = SystemTime::UNIX_EPOCH
-            + std::time::Duration::try_from_secs_f64(e.since.max(0.0)).unwrap_or_default();
-        map.insert(
-            (pool_key(&e.pool), e.addr),
-            Override {
-                state,
-                weight: e.weight,
-                since,
-            },
-        );
+        let pool = pool_key(&e.pool);
+        if pool.len() > 256 || hickory_proto::rr::Name::from_ascii(&pool).is_err() || pool == "." {
+            return Err(invalid(
+                0,
+                0,
+                format!("nodes[{i}].pool: {:?} is not a pool name", e.pool),
+            ));
+        }
+        if let Some(w) = e.weight
+            && w > MAX_WEIGHT
+        {
+            return Err(invalid(
+                0,
+                0,
+                format!("nodes[{i}].weight: {w} is over the maximum {MAX_WEIGHT}"),
+            ));
+        }
+        if !(e.since.is_finite() && (0.0..=MAX_SINCE).contains(&e.since)) {
+            return Err(invalid(
+                0,
+                0,
+                format!(
+                    "nodes[{i}].since: {} is not a time between 1970 and 2100 in Unix seconds",
+                    e.since
+                ),
+            ));
+        }
+        let since = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs_f64(e.since);
+        if map
+            .insert(
+                (pool, e.addr),
+                Override {
+                    state,
+                    weight: e.weight,
+                    since,
+                },
+            )
+            .is_some()
+        {
+            return Err(invalid(
+                0,
+                0,
+                format!("nodes[{i}]: a second entry for {} {}", e.pool, e.addr),
+            ));
+        }
     }
     Ok(map)
 }
@@ -301,7 +460,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("roundel-state-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let _ = std::fs::remove_file(dir.join(STATE_FILE));
-        let o = Overrides::open(&dir).unwrap();
+        let o = Overrides::open(&dir);
         let a: IpAddr = "192.0.2.10".parse().unwrap();
         let b: IpAddr = "2001:db8::1".parse().unwrap();
         o.update((pool_key("Web.Example.Test"), a), |o| {
@@ -310,14 +469,14 @@ mod tests {
         .unwrap();
         o.update((pool_key("web.example.test."), b), |o| o.weight = Some(5))
             .unwrap();
-        let again = Overrides::open(&dir).unwrap().all();
+        let again = Overrides::open(&dir).all();
         assert_eq!(again.len(), 2);
         let k = ("web.example.test.".to_owned(), a);
         assert_eq!(again[&k].state, AdminState::Drain);
         assert_eq!(again[&("web.example.test.".to_owned(), b)].weight, Some(5));
         o.update(k.clone(), |o| o.state = AdminState::Ready)
             .unwrap();
-        assert!(!Overrides::open(&dir).unwrap().all().contains_key(&k));
+        assert!(!Overrides::open(&dir).all().contains_key(&k));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -20,6 +20,7 @@
 //! [`spec`] types. The defaults and the arithmetic behind them are in [`spec`].
 
 pub mod duration;
+pub mod limits;
 pub mod raw;
 pub mod spec;
 mod validate;

@@ -4,10 +4,13 @@
 //! them together (choosing automatic serials), and the answer engine only ever reads the
 //! result. `master` converts to and from RFC 1035 master files.
 
+pub mod dir;
 pub mod file;
+pub mod limits;
 pub mod master;
 pub mod model;
 pub mod name;
+pub mod settle;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,16 +29,18 @@ pub type SnapshotCell = arc_swap::ArcSwap<Snapshot>;
 /// data or none of it. `previous` is the snapshot being replaced, if any: automatic serials
 /// never go backwards from it, and move forwards exactly when a zone's content changed.
 pub fn load_snapshot(dir: &Path, previous: Option<&Snapshot>) -> Result<Snapshot, ZoneErrors> {
-    let files = file::zone_files(dir).map_err(|e| {
-        ZoneErrors(vec![ZoneError {
-            file: dir.to_path_buf(),
-            line: 0,
-            column: 0,
-            key: String::new(),
-            reason: format!("cannot read the zones directory: {e}"),
-        }])
-    })?;
-    snapshot_from_files(&files, previous)
+    load_snapshot_with(dir, previous, crate::pool::limits::MAX_PROBES)
+}
+
+/// [`load_snapshot`] with a cap on the health probes the zones may need other than the
+/// default [`MAX_PROBES`](crate::pool::limits::MAX_PROBES).
+pub fn load_snapshot_with(
+    dir: &Path,
+    previous: Option<&Snapshot>,
+    max_probes: usize,
+) -> Result<Snapshot, ZoneErrors> {
+    let files = dir::zone_files(dir).map_err(ZoneErrors)?;
+    snapshot_from_files_with(&files, previous, max_probes)
 }
 
 /// Like [`load_snapshot`], for an explicit list of files.
@@ -43,7 +48,17 @@ pub fn snapshot_from_files(
     files: &[PathBuf],
     previous: Option<&Snapshot>,
 ) -> Result<Snapshot, ZoneErrors> {
+    snapshot_from_files_with(files, previous, crate::pool::limits::MAX_PROBES)
+}
+
+/// Like [`load_snapshot_with`], for an explicit list of files.
+pub fn snapshot_from_files_with(
+    files: &[PathBuf],
+    previous: Option<&Snapshot>,
+    max_probes: usize,
+) -> Result<Snapshot, ZoneErrors> {
     let zones = file::load_files(files).map_err(ZoneErrors)?;
+    limits::check_probes(&zones, max_probes).map_err(|e| ZoneErrors(vec![e]))?;
     let mut snapshot = Snapshot {
         generation: previous.map_or(1, |p| p.generation + 1),
         next_index: previous.map_or(0, |p| p.next_index),

@@ -37,9 +37,28 @@ pub struct Rdata {
     pub target: Option<Box<[u8]>>,
 }
 
+/// Largest RDATA a record can carry: RDLENGTH is 16 bits (RFC 1035 section 3.2.1).
+pub const MAX_RDATA_LEN: usize = u16::MAX as usize;
+
+/// Record data that cannot be put on the wire: its RDATA is over [`MAX_RDATA_LEN`] bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the record data is over {MAX_RDATA_LEN} bytes on the wire, more than a record can carry (RFC 1035 section 3.2.1: RDLENGTH is 16 bits)"
+)]
+pub struct RdataTooLong;
+
 impl Rdata {
-    /// Pre-encodes `data`.
+    /// Pre-encodes `data` whose size is known to fit (SOA, addresses): names are at most
+    /// 255 bytes, so only TXT-like data can exceed the RDATA limit.
     pub fn new(data: RData) -> Self {
+        match Self::try_new(data) {
+            Ok(r) => r,
+            Err(e) => unreachable!("fixed-size record data over the limit: {e}"),
+        }
+    }
+
+    /// Pre-encodes `data`, refusing data longer than a record can carry.
+    pub fn try_new(data: RData) -> Result<Self, RdataTooLong> {
         let mut wire = Vec::with_capacity(32);
         let mut compressible = [0u16; 2];
         let mut compressible_len = 0u8;
@@ -92,20 +111,24 @@ impl Rdata {
             }
             other => {
                 // No names inside: hickory's encoder is exact for these types.
+                // The encoder stops at 65,535 bytes (its default limit) with an error.
                 let mut enc = BinEncoder::new(&mut wire);
-                other
-                    .emit(&mut enc)
-                    .expect("encoding record data into a Vec cannot fail");
+                if other.emit(&mut enc).is_err() {
+                    return Err(RdataTooLong);
+                }
                 None
             }
         };
-        Self {
+        if wire.len() > MAX_RDATA_LEN {
+            return Err(RdataTooLong);
+        }
+        Ok(Self {
             data,
             wire: wire.into_boxed_slice(),
             compressible,
             compressible_len,
             target,
-        }
+        })
     }
 
     /// Offsets of the compressible names inside `wire`.
@@ -198,6 +221,8 @@ pub struct Zone {
 pub struct ZonePool {
     /// The validated pool.
     pub spec: PoolSpec,
+    /// Line and column of the pool's key (`[pools.NAME]`) in the zone file.
+    pub position: (usize, usize),
     /// One A or AAAA record per node, in node order.
     pub rdata: Box<[Rdata]>,
     /// Live node state; `None` until [`Snapshot::attach_pools`] (a zone loaded only for

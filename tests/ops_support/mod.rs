@@ -16,6 +16,8 @@ use roundel::admin::Token;
 use roundel::server::{Listeners, ServeOptions, serve};
 use serde_json::Value;
 
+pub mod daemon;
+
 /// A fresh directory under the system temp dir, removed on drop.
 pub struct TempDir(pub PathBuf);
 

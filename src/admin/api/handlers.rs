@@ -18,8 +18,31 @@ use super::lookup::*;
 use super::views::*;
 use super::{Ctx, error, json};
 
-pub(super) async fn status(State(admin): Ctx) -> Response {
-    json(&status_view(&admin))
+pub(super) async fn cluster(State(admin): Ctx) -> Response {
+    match admin.cluster.get() {
+        Some(c) => json(&c.view()),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "not in cluster mode (no [cluster] section in the server configuration)",
+        ),
+    }
+}
+
+pub(super) async fn status(
+    State(admin): Ctx,
+    q: Result<
+        axum::extract::Query<crate::admin::status_query::StatusQuery>,
+        axum::extract::rejection::QueryRejection,
+    >,
+) -> Response {
+    let q = match q {
+        Ok(axum::extract::Query(q)) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.body_text()),
+    };
+    match crate::admin::status_query::status_page(&admin, &q) {
+        Ok(page) => json(&page),
+        Err(e) => e.into_response(),
+    }
 }
 
 pub(super) async fn zones(State(admin): Ctx) -> Response {

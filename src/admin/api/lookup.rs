@@ -24,7 +24,7 @@ pub fn all_pools(snapshot: &Snapshot) -> Vec<(&Zone, &Arc<PoolRuntime>)> {
         .collect()
 }
 
-pub(super) fn find_pool<'a>(
+pub(crate) fn find_pool<'a>(
     snapshot: &'a Snapshot,
     name: &str,
 ) -> Result<(&'a Zone, &'a Arc<PoolRuntime>), ApiError> {

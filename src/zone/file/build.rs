@@ -320,6 +320,7 @@ impl Builder<'_, '_> {
             node.pool = Some(zone_pools.len());
             pool_owners.push((key_of(&spec.name), at, key_text));
             zone_pools.push(ZonePool {
+                position: self.map.position(at),
                 spec,
                 rdata,
                 runtime: None,

@@ -110,16 +110,6 @@ pub(super) fn digest(nodes: &NameMap<Node>, pools: &[ZonePool]) -> u64 {
 // ---------------------------------------------------------------------------------------
 // Directories and snapshots.
 
-/// The zone files of a directory: every `*.toml`, sorted by name.
-pub fn zone_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "toml") && p.is_file())
-        .collect();
-    files.sort();
-    Ok(files)
-}
-
 /// Loads the given files as one set of zones. Rejects a zone defined in two files.
 pub fn load_files(files: &[PathBuf]) -> Result<Vec<Zone>, Vec<ZoneError>> {
     let mut errors = Vec::new();

@@ -78,7 +78,13 @@ impl Builder<'_, '_> {
                         });
                     }
                 }
-                let rdata = Rdata::new(data);
+                let rdata = match Rdata::try_new(data) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        self.map.report(at, &item_key, e.to_string());
+                        continue;
+                    }
+                };
                 if records
                     .iter()
                     .any(|r| r.wire.eq_ignore_ascii_case(&rdata.wire))
@@ -88,6 +94,10 @@ impl Builder<'_, '_> {
                     continue;
                 }
                 records.push(rdata);
+            }
+            if let Err(why) = crate::zone::limits::check_rrset(owner.key.len(), &records) {
+                self.map.report(set_at, &set_key, why);
+                continue;
             }
             if !records.is_empty() {
                 out.push(RrSet {
