@@ -159,10 +159,14 @@ stop() {
     wait "$spid" 2>/dev/null || true
 }
 
-# load RELOAD(yes/no) SERVER -> "max_ms lost p99_ms" of a 20 s run at $rate q/s
+# load RELOAD(yes/no) SERVER -> "max_ms lost p99_ms" of a run at $rate q/s: 20 s, or for
+# the reload, long enough for it to finish (5 s + 3 x the startup load time, bounded)
 load() {
-    local reload=$1 srv=$2 log="$run/$2/dnsperf-$1.txt"
-    taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$run/queries" -l 20 -Q "$rate" -c 1 -T 1 -q 500 -t 5 -v \
+    local reload=$1 srv=$2 log="$run/$2/dnsperf-$1.txt" secs=20
+    if [[ $reload == yes ]]; then
+        secs=$(python3 -c "print(min(600, max(20, int(10 + 3 * $load_s))))")
+    fi
+    taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$run/queries" -l "$secs" -Q "$rate" -c 1 -T 1 -q 500 -t 5 -v \
         > "$log" 2>&1 &
     local dp=$!
     pids+=("$dp")
@@ -170,10 +174,13 @@ load() {
         sleep 5
         case $srv in
             roundel) kill -HUP "$spid" ;;
-            knot) knotc -s "$run/knot/knot.sock" zone-reload "$origin" > /dev/null ;;
+            knot) knotc -s "$run/knot/knot.sock" -b -t 600 zone-reload "$origin" > /dev/null ;;
         esac
     fi
     wait "$dp" || true
+    if [[ $reload == yes && $srv == roundel ]] && ! grep -q 'trigger="signal"' "$run/roundel/server.log"; then
+        echo "roundel: the reload did not finish within the run" >&2; exit 1
+    fi
     python3 - "$log" <<'EOF'
 import re, sys
 lat = []
@@ -215,7 +222,7 @@ done
     echo "### Zone of $names names (run $run_id)"
     echo
     echo "Load: spawn until the SOA answers. RSS / peak: VmRSS / VmHWM of the process tree after load, then after the reload test."
-    echo "Reload test: dnsperf -Q $rate for 20 s over $(wc -l < "$run/queries") names of the zone (half NXDOMAIN), one reload 5 s in; slowest answer, lost queries and p99, beside the same run without reload."
+    echo "Reload test: dnsperf -Q $rate (20 s; with the reload 5 s in, 10 s + 3 x the load time, so that it finishes within the run) over $(wc -l < "$run/queries") names of the zone (half NXDOMAIN), one reload 5 s in; slowest answer, lost queries and p99, beside the same run without reload."
     echo
     echo "| server | load s | RSS MiB | peak MiB | RSS / peak after reload MiB | slowest answer ms (no reload / reload) | lost (no reload / reload) | p99 ms (no reload / reload) |"
     echo "|---|---|---|---|---|---|---|---|"
