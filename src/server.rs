@@ -18,6 +18,8 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::admin::{self, Admin, Token, overrides::Overrides};
 use crate::cluster::{Cluster, ClusterConfig};
+use crate::dns::rrl_config::{CookieConfig, RrlConfig};
+use crate::dns::shield::{Shield, ShieldError};
 use crate::dns::stats::DnsStats;
 use crate::dns::{tcp, udp};
 use crate::limits::{Budget, Limits};
@@ -148,6 +150,10 @@ pub struct ServeOptions {
     pub notify_systemd: bool,
     /// Cluster mode (etcd), if configured.
     pub cluster: Option<ClusterConfig>,
+    /// Response rate limiting (UDP); on by default.
+    pub rrl: RrlConfig,
+    /// DNS cookies; on by default, with a random secret unless a secret file is given.
+    pub cookies: CookieConfig,
     /// Connection caps, timeouts and sizes of the listeners (`[limits]`).
     pub limits: Limits,
     /// Who may read the admin API, status page and metrics.
@@ -170,6 +176,8 @@ impl ServeOptions {
             state_dir: None,
             notify_systemd: false,
             cluster: None,
+            rrl: RrlConfig::default(),
+            cookies: CookieConfig::default(),
             limits: Limits::default(),
             probe_limits: crate::pool::limits::ProbeLimits::default(),
             read_access: admin::read_auth::ReadAccess::default(),
@@ -189,6 +197,9 @@ pub enum ServeError {
     /// The admin state file cannot be read.
     #[error("admin state file: {0}")]
     State(#[from] admin::overrides::StateFileError),
+    /// Cookies or rate limiting cannot be set up.
+    #[error("{0}")]
+    Shield(#[from] ShieldError),
 }
 
 /// Loads the zones and answers on `listeners` until `shutdown` completes.
@@ -227,6 +238,8 @@ pub async fn serve(
         None => None,
     };
     reloader.reload_by(Trigger::Startup).await?;
+    let shield = Arc::new(Shield::new(&opts.rrl, &opts.cookies)?);
+    log_shield(&opts);
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();
@@ -237,6 +250,7 @@ pub async fn serve(
             workers.len(),
             cell.clone(),
             stats.clone(),
+            shield.clone(),
             stop.clone(),
         )?);
         tracing::info!(addr = %socket.local_addr()?, threads = opts.udp_threads, "serving DNS over UDP");
@@ -247,6 +261,7 @@ pub async fn serve(
     let tcp_ctx = tcp::TcpContext::new(
         cell.clone(),
         stats.clone(),
+        shield.clone(),
         &opts.limits,
         budget.tcp_clients,
     );
@@ -265,6 +280,10 @@ pub async fn serve(
         Some(reload::spawn_sighup(reloader.clone())?)
     } else {
         None
+    };
+    let secret_reload = match shield.secret_file() {
+        Some(_) if opts.reload_on_sighup => Some(spawn_secret_reload(shield.clone())?),
+        _ => None,
     };
     let watcher = if opts.watch_zones {
         Some(reload::watch(reloader.clone(), &opts.zones_dir)?)
@@ -334,6 +353,9 @@ pub async fn serve(
         let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
     }
     if let Some(h) = sighup {
+        h.abort();
+    }
+    if let Some(h) = secret_reload {
         h.abort();
     }
     drop(watcher);
@@ -471,6 +493,55 @@ fn served_nodes(snapshot: &Snapshot) -> Vec<crate::cluster::ServedNode> {
         }
     }
     out
+}
+
+/// Logs the rate-limiting and cookie settings once at start.
+fn log_shield(opts: &ServeOptions) {
+    let r = &opts.rrl;
+    if r.enabled {
+        tracing::info!(
+            responses_per_second = r.responses_per_second,
+            slip = r.slip,
+            ipv4_prefix = r.ipv4_prefix,
+            ipv6_prefix = r.ipv6_prefix,
+            table_size = r.table_size,
+            exempt = r.exempt.len(),
+            "response rate limiting on (UDP)"
+        );
+    } else {
+        tracing::info!("response rate limiting off");
+    }
+    match (&opts.cookies.enabled, &opts.cookies.secret_file) {
+        (false, _) => tracing::info!("DNS cookies off"),
+        (true, Some(f)) => {
+            tracing::info!(secret_file = %f.display(), "DNS cookies on (shared secret)")
+        }
+        (true, None) => tracing::info!("DNS cookies on (random secret, not shared)"),
+    }
+}
+
+/// Rereads the cookie secret file on SIGHUP (the zones are reloaded too, by their own
+/// handler): the rollover procedure of RFC 9018 section 5 is a sequence of file edits,
+/// each followed by a SIGHUP to every server of the set.
+#[cfg(unix)]
+fn spawn_secret_reload(shield: Arc<Shield>) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup())?;
+    Ok(tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            match shield.reload_secrets() {
+                Ok(()) => tracing::info!("SIGHUP: cookie secrets reloaded"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "SIGHUP: cookie secrets not reloaded; the previous ones stay in use")
+                }
+            }
+        }
+    }))
+}
+
+#[cfg(not(unix))]
+fn spawn_secret_reload(_shield: Arc<Shield>) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    Ok(tokio::spawn(async {}))
 }
 
 /// Tells systemd about a state change; logs (once per call) when it cannot.

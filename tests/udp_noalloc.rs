@@ -11,6 +11,8 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use roundel::dns::respond_udp;
+use roundel::dns::rrl_config::{CookieConfig, RrlConfig};
+use roundel::dns::shield::Shield;
 use roundel::dns::stats::DnsStats;
 use roundel::reload::{Reloader, Trigger};
 use roundel::zone::Snapshot;
@@ -86,6 +88,8 @@ fn answering_over_udp_never_allocates() {
     rt.block_on(reloader.reload_by(Trigger::Startup)).unwrap();
     let snapshot = cell.load_full();
     let stats = DnsStats::default();
+    // Rate limiting and cookies have their own allocation test (udp_path_noalloc.rs).
+    let shield = Shield::new(&RrlConfig::disabled(), &CookieConfig::default()).unwrap();
     let src = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let mut out = Vec::with_capacity(4096);
 
@@ -103,7 +107,16 @@ fn answering_over_udp_never_allocates() {
 
     for (what, msg, answers) in &cases {
         // Warm up (first-use growth of the output buffer is not per query).
-        respond_udp(msg, src, &snapshot, &mut out, &stats, 0, Instant::now());
+        respond_udp(
+            msg,
+            src,
+            &snapshot,
+            &shield,
+            &mut out,
+            &stats,
+            0,
+            Instant::now(),
+        );
         assert!(!out.is_empty(), "{what}: no response");
         assert_eq!(
             u16::from_be_bytes([out[6], out[7]]),
@@ -112,7 +125,16 @@ fn answering_over_udp_never_allocates() {
         );
         let before = ALLOCS.with(Cell::get);
         for _ in 0..1000 {
-            respond_udp(msg, src, &snapshot, &mut out, &stats, 0, Instant::now());
+            respond_udp(
+                msg,
+                src,
+                &snapshot,
+                &shield,
+                &mut out,
+                &stats,
+                0,
+                Instant::now(),
+            );
         }
         let allocs = ALLOCS.with(Cell::get) - before;
         assert_eq!(allocs, 0, "{what}: {allocs} allocations in 1000 queries");

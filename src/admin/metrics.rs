@@ -16,6 +16,8 @@
 //! | `roundel_dns_udp_truncated_total` | counter | |
 //! | `roundel_dns_tcp_connections_total` | counter | |
 //! | `roundel_dns_dropped_total` | counter | |
+//! | `roundel_dns_rrl_limited_total` | counter | `action` (`dropped`, `slipped`) |
+//! | `roundel_dns_cookies_total` | counter | `result` (`valid`, `client_only`, `invalid`) |
 //! | `roundel_dns_tcp_connections_open` | gauge | |
 //! | `roundel_dns_tcp_refused_global_total`, `_refused_per_address_total`, `_evicted_total`, `_idle_timeouts_total`, `_io_timeouts_total`, `_query_cap_total`, `_accept_errors_total` | counter | |
 //! | `roundel_admin_connections_refused_total`, `roundel_admin_accept_errors_total` | counter | |
@@ -266,6 +268,28 @@ impl prometheus_client::collector::Collector for Collector {
             "Messages dropped without an answer (too short, or responses)",
             w.dropped,
         )?;
+        {
+            let mut m = enc.encode_descriptor(
+                "roundel_dns_rrl_limited",
+                "UDP responses held back by response rate limiting: dropped, or slipped (sent truncated so that the client retries over TCP)",
+                None,
+                MetricType::Counter,
+            )?;
+            for (action, n) in [("dropped", w.rrl_dropped), ("slipped", w.rrl_slipped)] {
+                ConstCounter::new(n).encode(m.encode_family(&[("action", action)])?)?;
+            }
+        }
+        {
+            let mut m = enc.encode_descriptor(
+                "roundel_dns_cookies",
+                "Requests with a DNS cookie, by result: valid server cookie, client cookie only, invalid server cookie",
+                None,
+                MetricType::Counter,
+            )?;
+            for (result, n) in stats::COOKIE_RESULTS.iter().zip(w.cookies) {
+                ConstCounter::new(n).encode(m.encode_family(&[("result", *result)])?)?;
+            }
+        }
 
         // Zones.
         {

@@ -21,6 +21,7 @@ use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 use super::mmsg::{self, Batch};
 use super::respond_udp;
+use super::shield::Shield;
 use super::stats::{DnsStats, Transport};
 use crate::zone::SnapshotCell;
 
@@ -29,7 +30,8 @@ pub const SHUTDOWN_POLL: Duration = Duration::from_millis(100);
 
 /// Starts `threads` workers on `socket`'s address. They stop within [`SHUTDOWN_POLL`] of
 /// `stop` being set. Worker `i` counts into statistics shard `first_shard + i`, so that no
-/// two workers write the same cache line.
+/// two workers write the same cache line. `shield` answers cookies and limits response
+/// rates.
 ///
 /// When `socket` has `SO_REUSEPORT` (as [`crate::server::Listeners::bind`] sets it), the
 /// first worker reads `socket` and each further worker binds its own socket to the same
@@ -40,6 +42,7 @@ pub fn spawn_workers(
     first_shard: usize,
     cell: Arc<SnapshotCell>,
     stats: Arc<DnsStats>,
+    shield: Arc<Shield>,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<Vec<JoinHandle<()>>> {
     socket.set_nonblocking(false)?;
@@ -55,10 +58,11 @@ pub fn spawn_workers(
             };
             let cell = cell.clone();
             let stats = stats.clone();
+            let shield = shield.clone();
             let stop = stop.clone();
             std::thread::Builder::new()
                 .name(format!("udp-{i}-{local}"))
-                .spawn(move || worker(socket, &cell, &stats, first_shard + i, &stop))
+                .spawn(move || worker(socket, &cell, &stats, &shield, first_shard + i, &stop))
         })
         .collect()
 }
@@ -79,6 +83,7 @@ fn worker(
     socket: UdpSocket,
     cell: &SnapshotCell,
     stats: &DnsStats,
+    shield: &Shield,
     shard: usize,
     stop: &AtomicBool,
 ) {
@@ -117,7 +122,7 @@ fn worker(
         for i in 0..n.min(mmsg::BATCH) {
             let (msg, src, out) = batch.slot(i);
             if let Some(src) = src {
-                respond_udp(msg, src.ip(), snapshot, out, stats, shard, received);
+                respond_udp(msg, src.ip(), snapshot, shield, out, stats, shard, received);
             }
         }
         let answered = batch.send(&socket);
