@@ -29,7 +29,9 @@
 //! - [`dns`]: the wire: a strict request parser and fast encoder ([`dns::wire`]), UDP
 //!   worker threads ([`dns::udp`]), the TCP listener with its caps ([`dns::tcp`]) and
 //!   the query counters, kept per zone by [`zone::Zone::index`] ([`dns::stats`]).
-//! - [`reload`]: zone reloads on file changes, SIGHUP and the admin API, all or nothing.
+//! - [`reload`]: zone reloads on file changes, SIGHUP and the admin API, all or nothing;
+//!   [`reclaim`] frees the replaced snapshots off the answering threads, and
+//!   [`background`] runs the loads at a lower priority.
 //! - [`admin`]: the operations surface on its own HTTP listener: the admin API (state,
 //!   drain / maint / weight overrides kept in a state file, reload, explain), Prometheus
 //!   metrics and the live status page; [`ctl`] is its command-line client.
@@ -39,6 +41,7 @@
 
 pub mod admin;
 pub mod answer;
+pub mod background;
 pub mod cli;
 pub mod cluster;
 pub mod config;
@@ -49,6 +52,7 @@ pub mod limits;
 pub mod node;
 pub mod policy;
 pub mod pool;
+pub mod reclaim;
 pub mod reload;
 pub mod server;
 pub mod source;

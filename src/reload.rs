@@ -175,18 +175,22 @@ impl Reloader {
         let previous = self.cell.load_full();
         let dir = self.zones_dir.clone();
         let prev = previous.clone();
+        // A thread of its own, at background priority when queries are being answered, so
+        // that answering threads sharing its core are not slowed by the load
+        // (crate::background). The first load has no answers to protect: full speed.
+        let low = trigger != Trigger::Startup;
         let max_probes = self.max_probes;
-        let loaded = tokio::task::spawn_blocking(move || {
+        let loaded = crate::background::run("zone-load", low, move || {
             zone::load_snapshot_with(&dir, Some(&prev), max_probes)
         })
         .await
-        .unwrap_or_else(|e| {
+        .unwrap_or_else(|| {
             Err(ZoneErrors(vec![zone::ZoneError {
                 file: PathBuf::new(),
                 line: 0,
                 column: 0,
                 key: String::new(),
-                reason: format!("reload task failed: {e}"),
+                reason: "reload task failed".into(),
             }]))
         });
         let mut snapshot = match loaded {
@@ -238,6 +242,9 @@ impl Reloader {
         }
         let snapshot = Arc::new(snapshot);
         self.cell.store(snapshot.clone());
+        // The old snapshot is freed by the reclaimer, never by the query that happens to
+        // drop the last reference to it.
+        crate::reclaim::retire(previous);
         self.finish(trigger, snapshot.generation, Vec::new());
         tracing::info!(
             trigger = trigger.as_str(),

@@ -99,7 +99,21 @@ fn bind_pair(addr: SocketAddr) -> std::io::Result<(UdpSocket, TcpListener)> {
     let mut last_error = None;
     for _ in 0..attempts {
         let udp = socket(addr, Type::DGRAM, Protocol::UDP)?;
-        udp.bind(&addr.into())?;
+        // SO_REUSEPORT lets each UDP worker bind its own socket to this address (see
+        // dns::udp). A port 0 is resolved first by a socket without it, so that the
+        // kernel picks a port no socket holds, not one of another process's groups.
+        let addr = if addr.port() == 0 {
+            let probe = socket(addr, Type::DGRAM, Protocol::UDP)?;
+            probe.bind(&addr.into())?;
+            probe.local_addr()?.as_socket().expect("an IP socket")
+        } else {
+            addr
+        };
+        udp.set_reuse_port(true)?;
+        if let Err(e) = udp.bind(&addr.into()) {
+            last_error = Some(e);
+            continue;
+        }
         let bound: SocketAddr = udp.local_addr()?.as_socket().expect("an IP socket");
         let tcp = socket(bound, Type::STREAM, Protocol::TCP)?;
         tcp.set_reuse_address(true)?;

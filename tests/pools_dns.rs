@@ -147,14 +147,19 @@ async fn a_killed_node_leaves_within_the_detection_window_and_returns_after_rise
     );
     let server = TestServer::start(&dir);
 
-    // Rotation: all three, each first in turn.
-    let firsts: Vec<String> = (0..3)
+    // Rotation: all three, each first in turn. Each UDP worker rotates on its own counter
+    // (node::RotationCounter) and the kernel spreads these fresh-port queries over the
+    // workers, so ask 2 x workers + 1 times: some worker then answers three in a row.
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut firsts: Vec<String> = (0..2 * workers + 1)
         .map(|_| addrs(&server, "www.lb.test")[0].clone())
         .collect();
+    firsts.sort();
+    firsts.dedup();
     assert_eq!(
-        set(&firsts),
+        firsts,
         strings(&ips),
-        "every node leads one answer in three"
+        "every node leads one answer in three of a worker's answers"
     );
     assert_eq!(set(&addrs(&server, "www.lb.test")), strings(&ips));
 
@@ -253,10 +258,15 @@ async fn round_robin_is_even_and_weighted_follows_weights() {
         assert_eq!(a.len(), 3);
         *first.entry(a[0].clone()).or_default() += 1;
     }
+    // Each UDP worker rotates on its own counter (policy::RotationCounter) and every query
+    // comes from a fresh source port, so the kernel spreads them over the workers: each
+    // worker leads with each node equally often (to within one), so the totals are within
+    // one per worker of exact.
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
     for ip in ips {
-        assert_eq!(
-            first[ip], 100,
-            "round robin must lead with each node exactly as often: {first:?}"
+        assert!(
+            first[ip].abs_diff(100) <= workers,
+            "round robin must lead with each node as often (to within one per worker): {first:?}"
         );
     }
 

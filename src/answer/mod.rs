@@ -7,6 +7,7 @@
 //! RFC 2308 (negative answers) and RFC 8482 (ANY).
 
 use std::net::IpAddr;
+use std::time::Instant;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RecordType};
@@ -128,25 +129,50 @@ impl<'a> Response<'a> {
 /// Computes the response to `q` from `snapshot`.
 pub fn answer<'a>(snapshot: &'a Snapshot, q: &Question<'_>) -> Response<'a> {
     let mut resp = Response::default();
+    answer_with_clock(snapshot, q, None, &mut resp);
+    resp
+}
+
+/// [`answer`] for a question that arrived at `now`, into `resp` (which must be fresh,
+/// [`Response::default`]). Pool selection (slow start, the served-at marks) uses `now`
+/// instead of reading the clock, so that a batch of queries reads it once; and the
+/// response, some 2 KB with its inline sections, is built in place instead of being
+/// returned by value.
+pub fn answer_at<'a>(
+    snapshot: &'a Snapshot,
+    q: &Question<'_>,
+    now: Instant,
+    resp: &mut Response<'a>,
+) {
+    answer_with_clock(snapshot, q, Some(now), resp);
+}
+
+fn answer_with_clock<'a>(
+    snapshot: &'a Snapshot,
+    q: &Question<'_>,
+    now: Option<Instant>,
+    resp: &mut Response<'a>,
+) {
     if matches!(q.qtype, RecordType::AXFR | RecordType::IXFR) {
         // Zone transfers are not offered (yet): refuse as NSD and Knot do without an ACL.
         resp.rcode = ResponseCode::Refused;
-        return resp;
+        return;
     }
     let Some(zone) = snapshot.find_zone(q.qname) else {
         // Not authoritative and not recursive: REFUSED (RFC 8906 section 3.1.3.2 and common
         // practice of NSD and Knot).
         resp.rcode = ResponseCode::Refused;
         resp.ede = Some(EDE_NOT_AUTHORITATIVE);
-        return resp;
+        return;
     };
     resp.authoritative = true;
     resp.zone = Some(zone);
     let mut lookup = Lookup {
         zone,
-        resp: &mut resp,
+        resp,
         qtype: q.qtype,
         client: q.client.key(),
+        now,
     };
     let mut key: &[u8] = q.qname;
     let mut owner = Owner::Query;
@@ -170,7 +196,6 @@ pub fn answer<'a>(snapshot: &'a Snapshot, q: &Question<'_>) -> Response<'a> {
             }
         }
     }
-    resp
 }
 
 enum Step<'a> {
@@ -183,6 +208,9 @@ struct Lookup<'a, 'r> {
     resp: &'r mut Response<'a>,
     qtype: RecordType,
     client: ClientKey,
+    /// When the question arrived, if the transport knows; else the clock is read when a
+    /// pool needs it.
+    now: Option<Instant>,
 }
 
 impl<'a> Lookup<'a, '_> {
@@ -309,7 +337,7 @@ impl<'a> Lookup<'a, '_> {
             counter: runtime.next_counter(),
             family,
             client: self.client,
-            now: std::time::Instant::now(),
+            now: self.now.unwrap_or_else(Instant::now),
         };
         policy::select(runtime, &input, &mut sel);
         self.resp.ecs_scope = sel.scope_prefix;

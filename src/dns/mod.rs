@@ -6,6 +6,7 @@
 
 pub mod cookie;
 pub mod cookie_secret;
+pub mod mmsg;
 pub mod rrl;
 pub mod rrl_config;
 pub mod shield;
@@ -19,7 +20,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Instant;
 
-use crate::answer::{Question, answer};
+use crate::answer::{Question, Response, answer_at};
 use crate::zone::Snapshot;
 use rrl::{ResponseClass, Verdict};
 use shield::Shield;
@@ -68,7 +69,8 @@ pub fn log_query(
 
 /// Computes the UDP response to `msg`, which arrived at `received`, into `out`; leaves
 /// `out` empty when nothing is to be sent. Answers cookies and applies rate limiting
-/// through `shield`. Counts it in `stats` (shard `shard`).
+/// through `shield`. Counts it by zone, type and rcode in `stats` (shard `shard`); the
+/// caller counts the transport and latency once per batch ([`DnsStats::record_batch`]).
 #[allow(clippy::too_many_arguments)]
 pub fn respond_udp(
     msg: &[u8],
@@ -100,7 +102,8 @@ pub const MAX_TCP_MESSAGE: usize = u16::MAX as usize;
 /// [`respond_udp`]; over TCP the size limit is [`MAX_TCP_MESSAGE`]. A message that must not
 /// be answered (a response, QR set; too short for a header) leaves `out` empty on both
 /// transports. Cookies are answered on both; rate limiting applies to UDP only (TCP
-/// cannot be spoofed, and it is where a limited client is sent to retry).
+/// cannot be spoofed, and it is where a limited client is sent to retry). Over TCP the
+/// transport and latency are counted here; over UDP the caller counts them per batch.
 #[allow(clippy::too_many_arguments)]
 #[inline]
 pub fn respond(
@@ -146,15 +149,10 @@ pub fn respond(
                 wire::set_truncated(out);
                 stats.record_rrl(shard, verdict);
             }
-            stats.record(
-                shard,
-                None,
-                qtype,
-                rcode,
-                transport,
-                verdict == Verdict::Slip,
-                received.elapsed(),
-            );
+            stats.record_answer(shard, None, qtype, rcode, verdict == Verdict::Slip);
+            if transport == Transport::Tcp {
+                stats.record_batch(shard, transport, 1, received.elapsed());
+            }
         }
         Parsed::Query(mut q) => {
             let cookie = shield.cookies().process(q.edns.as_mut(), src);
@@ -164,7 +162,8 @@ pub fn respond(
                 qtype: q.qtype,
                 client: q.client(src),
             };
-            let resp = answer(snapshot, &question);
+            let mut resp = Response::default();
+            answer_at(snapshot, &question, received, &mut resp);
             let (class, name) = rrl::classify(question.qname, q.qtype, &resp);
             let limit = match transport {
                 Transport::Udp => q.udp_limit(),
@@ -194,15 +193,16 @@ pub fn respond(
                 );
             }
             let zone = resp.zone.map(|z| z.index);
-            stats.record(
+            stats.record_answer(
                 shard,
                 zone,
                 q.qtype,
                 resp.rcode,
-                transport,
                 truncated && transport == Transport::Udp,
-                received.elapsed(),
             );
+            if transport == Transport::Tcp {
+                stats.record_batch(shard, transport, 1, received.elapsed());
+            }
         }
     }
 }

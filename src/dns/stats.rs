@@ -243,25 +243,52 @@ impl DnsStats {
         truncated: bool,
         elapsed: Duration,
     ) {
+        self.record_answer(shard, zone, qtype, rcode, truncated);
+        self.record_batch(shard, transport, 1, elapsed);
+    }
+
+    /// The per-response part of [`DnsStats::record`]: counts one response by zone
+    /// (`zone`: the index of the zone that answered it), type and rcode, and whether it was
+    /// truncated. The UDP workers call this per response and [`DnsStats::record_batch`]
+    /// once per batch.
+    #[inline]
+    pub fn record_answer(
+        &self,
+        shard: usize,
+        zone: Option<usize>,
+        qtype: RecordType,
+        rcode: ResponseCode,
+        truncated: bool,
+    ) {
         let zones = self.zones.load();
         zone.and_then(|i| zones.get(i)?.as_deref())
             .unwrap_or(&self.unmatched)
             .count(shard, qtype, rcode);
+        if truncated {
+            self.wire[shard % SHARDS].truncated.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// The per-batch part of [`DnsStats::record`]: counts `count` responses sent over
+    /// `transport`, each answered within `elapsed` of its batch's arrival.
+    #[inline]
+    pub fn record_batch(&self, shard: usize, transport: Transport, count: u64, elapsed: Duration) {
+        if count == 0 {
+            return;
+        }
         let w = &self.wire[shard % SHARDS];
         let ns = elapsed.as_nanos().min(u64::MAX as u128) as u64;
         let bucket = LATENCY_NANOS
             .iter()
             .position(|&b| ns <= b)
             .unwrap_or(LATENCY_NANOS.len());
-        w.latency[bucket].fetch_add(1, Relaxed);
-        w.latency_sum_ns.fetch_add(ns, Relaxed);
+        w.latency[bucket].fetch_add(count, Relaxed);
+        w.latency_sum_ns
+            .fetch_add(ns.saturating_mul(count), Relaxed);
         match transport {
-            Transport::Udp => w.udp.fetch_add(1, Relaxed),
-            Transport::Tcp => w.tcp.fetch_add(1, Relaxed),
+            Transport::Udp => w.udp.fetch_add(count, Relaxed),
+            Transport::Tcp => w.tcp.fetch_add(count, Relaxed),
         };
-        if truncated {
-            w.truncated.fetch_add(1, Relaxed);
-        }
     }
 
     /// Counts a message dropped without an answer.

@@ -1,31 +1,41 @@
-//! UDP: worker threads that receive, answer and send, one packet at a time.
+//! UDP: worker threads that receive, answer and send batches of datagrams.
 //!
-//! Each worker is a plain OS thread blocked in `recv_from` on a clone of the socket: no
-//! task per query, no channel, no lock. The snapshot is read through an `arc_swap::Cache`,
-//! which makes the per-query load a pointer comparison until a reload happens.
+//! Each worker is a plain OS thread with its own socket: the listening socket is bound
+//! with `SO_REUSEPORT`, and every further worker binds one more socket to the same address,
+//! so the kernel spreads flows over the workers' sockets and no two threads contend on one
+//! socket's queue or lock. A worker takes up to [`mmsg::BATCH`] datagrams per `recvmmsg`
+//! and answers them with one `sendmmsg`; what a batch can pay once (the clock, the
+//! snapshot load, the latency and transport counters) it pays once. No task per query, no
+//! channel, no lock. The snapshot is read through an `arc_swap::Cache`, which makes the
+//! per-batch load a pointer comparison until a reload happens.
 
 use std::io::ErrorKind;
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use arc_swap::Cache;
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
+use super::mmsg::{self, Batch};
 use super::respond_udp;
 use super::shield::Shield;
-use super::stats::DnsStats;
+use super::stats::{DnsStats, Transport};
 use crate::zone::SnapshotCell;
 
 /// How often an idle worker wakes up to check for shutdown.
 pub const SHUTDOWN_POLL: Duration = Duration::from_millis(100);
-/// Largest datagram accepted.
-const RECV_BUFFER: usize = 65_535;
 
-/// Starts `threads` workers on `socket`. They stop within [`SHUTDOWN_POLL`] of `stop`
-/// being set. Worker `i` counts into statistics shard `first_shard + i`, so that no two
-/// workers write the same cache line. `shield` answers cookies and limits response rates.
+/// Starts `threads` workers on `socket`'s address. They stop within [`SHUTDOWN_POLL`] of
+/// `stop` being set. Worker `i` counts into statistics shard `first_shard + i`, so that no
+/// two workers write the same cache line. `shield` answers cookies and limits response
+/// rates.
+///
+/// When `socket` has `SO_REUSEPORT` (as [`crate::server::Listeners::bind`] sets it), the
+/// first worker reads `socket` and each further worker binds its own socket to the same
+/// address; otherwise all workers share clones of `socket`.
 pub fn spawn_workers(
     socket: &UdpSocket,
     threads: usize,
@@ -38,9 +48,14 @@ pub fn spawn_workers(
     socket.set_nonblocking(false)?;
     socket.set_read_timeout(Some(SHUTDOWN_POLL))?;
     let local = socket.local_addr()?;
+    let reuse_port = SockRef::from(socket).reuse_port().unwrap_or(false);
     (0..threads.max(1))
         .map(|i| {
-            let socket = socket.try_clone()?;
+            let socket = if i == 0 || !reuse_port {
+                socket.try_clone()?
+            } else {
+                sibling(local)?
+            };
             let cell = cell.clone();
             let stats = stats.clone();
             let shield = shield.clone();
@@ -52,6 +67,18 @@ pub fn spawn_workers(
         .collect()
 }
 
+/// One more socket in the `SO_REUSEPORT` group of `local`.
+fn sibling(local: SocketAddr) -> std::io::Result<UdpSocket> {
+    let s = Socket::new(Domain::for_address(local), Type::DGRAM, Some(Protocol::UDP))?;
+    if local.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.set_reuse_port(true)?;
+    s.bind(&local.into())?;
+    s.set_read_timeout(Some(SHUTDOWN_POLL))?;
+    Ok(s.into())
+}
+
 fn worker(
     socket: UdpSocket,
     cell: &SnapshotCell,
@@ -60,21 +87,23 @@ fn worker(
     shard: usize,
     stop: &AtomicBool,
 ) {
+    crate::node::set_rotation_shard(shard);
     let mut cache = Cache::new(cell);
-    let mut buf = vec![0u8; RECV_BUFFER];
-    let mut out = Vec::with_capacity(super::wire::MAX_UDP_PAYLOAD as usize);
+    let mut batch = Batch::new();
     let mut error_logged = false;
     while !stop.load(Ordering::Relaxed) {
-        let (len, src) = match socket.recv_from(&mut buf) {
-            Ok(r) => r,
+        let n = match batch.recv(&socket) {
+            Ok(n) => n,
             Err(e) => {
                 match e.kind() {
                     // Timeouts let us look at `stop`; refused is an ICMP error for an
                     // earlier reply to a client that has gone away.
-                    ErrorKind::WouldBlock
-                    | ErrorKind::TimedOut
-                    | ErrorKind::Interrupted
-                    | ErrorKind::ConnectionRefused => {}
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut => {
+                        // Idle: let go of a snapshot a reload has replaced, so that the
+                        // reclaimer can free it (crate::reclaim).
+                        cache.load();
+                    }
+                    ErrorKind::Interrupted | ErrorKind::ConnectionRefused => {}
                     _ => {
                         if !error_logged {
                             tracing::warn!(error = %e, "UDP receive failed");
@@ -86,21 +115,17 @@ fn worker(
                 continue;
             }
         };
+        // One clock read and one snapshot load for the whole batch: every datagram in it
+        // was already queued when recvmmsg returned.
         let received = Instant::now();
         let snapshot = cache.load();
-        respond_udp(
-            &buf[..len],
-            src.ip(),
-            snapshot,
-            shield,
-            &mut out,
-            stats,
-            shard,
-            received,
-        );
-        if !out.is_empty() {
-            // A failed send (client gone, buffer full) loses one answer; the client retries.
-            let _ = socket.send_to(&out, src);
+        for i in 0..n.min(mmsg::BATCH) {
+            let (msg, src, out) = batch.slot(i);
+            if let Some(src) = src {
+                respond_udp(msg, src.ip(), snapshot, shield, out, stats, shard, received);
+            }
         }
+        let answered = batch.send(&socket);
+        stats.record_batch(shard, Transport::Udp, answered as u64, received.elapsed());
     }
 }

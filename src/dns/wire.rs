@@ -505,12 +505,21 @@ fn write_rr(out: &mut Vec<u8>, names: &NameWriter, rr: &Rr) {
         Owner::Query => out.extend_from_slice(&(0xC000u16 | HEADER_LEN as u16).to_be_bytes()),
         Owner::Name(_, wire) => names.write(out, wire),
     }
-    out.extend_from_slice(&u16::from(rr.rtype).to_be_bytes());
-    out.extend_from_slice(&CLASS_IN.to_be_bytes());
-    out.extend_from_slice(&rr.ttl.to_be_bytes());
-    let len_at = out.len();
-    out.extend_from_slice(&[0, 0]);
+    // Type, class, TTL and RDLENGTH in one copy; most data has no name to compress, so
+    // its length is known up front (hot path: one bounds check per part, not per field).
     let wire = &rr.rdata.wire;
+    let mut fixed = [0u8; 10];
+    fixed[0..2].copy_from_slice(&u16::from(rr.rtype).to_be_bytes());
+    fixed[2..4].copy_from_slice(&CLASS_IN.to_be_bytes());
+    fixed[4..8].copy_from_slice(&rr.ttl.to_be_bytes());
+    if rr.rdata.compressible_names().is_empty() {
+        fixed[8..10].copy_from_slice(&(wire.len() as u16).to_be_bytes());
+        out.extend_from_slice(&fixed);
+        out.extend_from_slice(wire);
+        return;
+    }
+    out.extend_from_slice(&fixed);
+    let len_at = out.len() - 2;
     let mut copied = 0;
     for &at in rr.rdata.compressible_names() {
         let at = at as usize;
@@ -535,11 +544,13 @@ fn write_header(
     if aa {
         flags |= FLAG_AA;
     }
-    out.extend_from_slice(&h.id.to_be_bytes());
-    out.extend_from_slice(&flags.to_be_bytes());
-    for c in counts {
-        out.extend_from_slice(&c.to_be_bytes());
+    let mut header = [0u8; HEADER_LEN];
+    header[0..2].copy_from_slice(&h.id.to_be_bytes());
+    header[2..4].copy_from_slice(&flags.to_be_bytes());
+    for (k, c) in counts.iter().enumerate() {
+        header[4 + 2 * k..6 + 2 * k].copy_from_slice(&c.to_be_bytes());
     }
+    out.extend_from_slice(&header);
 }
 
 /// EDNS option code of Extended DNS Errors (RFC 8914).

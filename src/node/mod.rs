@@ -14,15 +14,18 @@
 //! * [`reported`]: the weight a node reports about itself.
 //! * [`admin`]: operator overrides and drain tracking.
 //! * [`pool`]: a pool's spec joined with its nodes' state.
+//! * [`rotation`]: a pool's rotation counter, sharded by UDP worker.
 
 pub mod admin;
 pub mod failure;
 pub mod health;
 pub mod pool;
 pub mod reported;
+pub mod rotation;
 
 pub use admin::{ANSWER_SAMPLE, AdminState, NodeAdmin, SERVED_GRANULARITY_MS};
 pub use failure::{CHECK_BUCKETS, CheckTotals, FAILURE_REASONS, Failure};
 pub use health::{HISTORY_LEN, Health, NodeHealth, ProbeDetail, Transition};
 pub use pool::{Family, NodeRuntime, PoolRuntime};
 pub use reported::Reported;
+pub use rotation::{RotationCounter, set_rotation_shard};

@@ -3,10 +3,11 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::AtomicU64;
 
 use hickory_proto::rr::Name;
 
+use super::rotation::RotationCounter;
 use super::{NodeAdmin, NodeHealth};
 use crate::pool::spec::MAX_NODES;
 use crate::pool::{NodeSpec, PoolSpec};
@@ -62,7 +63,7 @@ pub struct PoolRuntime {
     pub(crate) tiers: Box<[u8]>,
     /// Per family, the bit set of nodes last answered while healthy (`last-healthy`).
     pub(crate) last_healthy: [AtomicU64; 2],
-    pub(crate) counter: AtomicU64,
+    pub(crate) counter: RotationCounter,
 }
 
 impl PoolRuntime {
@@ -97,7 +98,7 @@ impl PoolRuntime {
             nodes,
             tiers: tiers.into(),
             last_healthy: [AtomicU64::new(0), AtomicU64::new(0)],
-            counter: AtomicU64::new(0),
+            counter: RotationCounter::default(),
         }
     }
 
@@ -117,11 +118,11 @@ impl PoolRuntime {
     }
 
     /// A fresh per-pool counter value for [`SelectInput::counter`] (one relaxed atomic
-    /// add). A per-pool counter keeps each pool's rotation even however queries for
-    /// different pools interleave.
+    /// add on the calling thread's shard, see [`RotationCounter`]). A per-pool counter
+    /// keeps each pool's rotation even however queries for different pools interleave.
     #[inline]
     pub fn next_counter(&self) -> u64 {
-        self.counter.fetch_add(1, Relaxed)
+        self.counter.next()
     }
 }
 

@@ -1,0 +1,230 @@
+#!/usr/bin/env bash
+# Counts user-space instructions per answered query with valgrind's callgrind, for Roundel
+# and for gdnsd on the same zone and the same queries. Instruction counts do not depend on
+# what else runs on the machine, so this shows a change's effect on a busy box where
+# dnsperf's queries per second cannot.
+#
+#   benches/callgrind.sh [-n QUERIES] [-s SERVERS] [-o OUTFILE]
+#
+#   -n  queries per measured run (default 20000)
+#   -s  comma list of servers: roundel,gdnsd (default both)
+#   -o  also write the Markdown table to this file
+#
+# Method. Each server runs under `valgrind --tool=callgrind` (all threads, user space only:
+# callgrind does not see the kernel) with one UDP worker thread, the zone of the shared
+# anchor benchmark plus a delegation, and the pool `www` over four nodes that answer the
+# health check (healthsrv.py on 127.0.0.41-44:8080, checked once an hour so that only the
+# first check falls in the run). For every query kind the server is started, probed until
+# it answers the SOA, sent exactly N identical queries by dnsperf (`-n N`, 20 in flight,
+# no EDNS), and stopped with SIGTERM; a baseline run does the same with no queries. Then
+#
+#     instructions per query = (Ir of the run with N queries - Ir of the baseline) / N
+#
+# which removes start-up, zone load, health checks and shutdown. Queries dnsperf reports
+# as lost make the run fail. Roundel's binary is $ROUNDEL_BIN (default
+# $CARGO_TARGET_DIR or target/release/roundel); gdnsd is the Debian package's.
+# Every wait is bounded; everything listens on 127.0.0.1 only; processes started here are
+# stopped by PID.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+bench=${BENCH_DIR:-$here/../shared/bench}
+[[ -d $bench ]] || bench=/work/shared/bench
+bin=${ROUNDEL_BIN:-${CARGO_TARGET_DIR:-$here/target}/release/roundel}
+queries=20000 servers=roundel,gdnsd outfile=""
+while getopts "n:s:o:" opt; do
+    case $opt in
+        n) queries=$OPTARG ;;
+        s) servers=$OPTARG ;;
+        o) outfile=$OPTARG ;;
+        *) sed -n '2,14p' "$0"; exit 2 ;;
+    esac
+done
+for tool in valgrind dnsperf dig python3; do
+    command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
+done
+[[ ,$servers, == *,gdnsd,* ]] && { command -v gdnsd >/dev/null || { echo "missing: gdnsd" >&2; exit 1; }; }
+[[ ,$servers, == *,roundel,* ]] && { [[ -x $bin ]] || { echo "no Roundel binary at $bin (cargo build --release)" >&2; exit 1; }; }
+
+# ROUNDEL_LABEL names the binary in the run id (default: the checkout's commit).
+label=${ROUNDEL_LABEL:-$(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo nogit)}
+run_id="callgrind-$(date -u +%Y%m%dT%H%M%SZ)-$label"
+run=${CALLGRIND_RUN_DIR:-$here/benches/.run}/$run_id
+mkdir -p "$run"
+port=5390
+nodes=(127.0.0.41 127.0.0.42 127.0.0.43 127.0.0.44)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+for a in "${nodes[@]}"; do
+    python3 "$bench/lib/healthsrv.py" "$a" 8080 >/dev/null 2>&1 &
+    pids+=($!)
+done
+for a in "${nodes[@]}"; do
+    for _ in $(seq 50); do
+        python3 - "$a" <<'EOF' && break
+import socket, sys
+s = socket.socket(); s.settimeout(0.2)
+sys.exit(0 if s.connect_ex((sys.argv[1], 8080)) == 0 else 1)
+EOF
+        sleep 0.1
+    done
+done
+
+# The zone: the anchor benchmark's static part, a delegation with glue, and the pool.
+zone="$run/lb.example.zone"
+cp "$bench/templates/lb.example.static.zone" "$zone"
+cat >> "$zone" <<'EOT'
+; A delegation with glue, for the referral query.
+sub     IN NS  ns.sub.lb.example.
+ns.sub  IN A   127.0.0.1
+EOT
+mkdir -p "$run/roundel/zones" "$run/gdnsd/zones"
+if [[ ,$servers, == *,roundel,* ]]; then
+    "$bin" import "$zone" --origin lb.example. > "$run/roundel/zones/lb.example.toml"
+    cat >> "$run/roundel/zones/lb.example.toml" <<EOT
+
+[checks.health]
+http = { port = 8080, path = "/health", host = "www.lb.example" }
+interval = "1h"
+timeout = "1s"
+rise = 1
+
+[pools.www]
+check = "health"
+ttl = 30
+nodes = [$(printf '"%s", ' "${nodes[@]}" | sed 's/, $//')]
+EOT
+fi
+{ cat "$zone"; echo "www     30 DYNA multifo!www"; } > "$run/gdnsd/zones/lb.example"
+cat > "$run/gdnsd/config" <<EOT
+options => {
+  listen => [ 127.0.0.1:$port ]
+  udp_threads => 1
+  tcp_threads => 1
+  run_dir => "$run/gdnsd/run"
+  state_dir => "$run/gdnsd/state"
+}
+service_types => {
+  health => {
+    plugin => http_status
+    port => 8080
+    url_path => /health
+    vhost => www.lb.example
+    interval => 3600
+    timeout => 1
+    up_thresh => 1
+    ok_thresh => 1
+    down_thresh => 1
+  }
+}
+plugins => {
+  multifo => {
+    www => {
+      service_types => [ health ]
+      n1 => ${nodes[0]}
+      n2 => ${nodes[1]}
+      n3 => ${nodes[2]}
+      n4 => ${nodes[3]}
+    }
+  }
+}
+EOT
+
+declare -A qname=(
+    [static]="static.lb.example A"
+    [pool]="www.lb.example A"
+    [nxdomain]="nx.lb.example A"
+    [referral]="host.sub.lb.example A"
+)
+kinds=(static pool nxdomain referral)
+
+# measure SERVER KIND -> prints total Ir of the run
+measure() {
+    local srv=$1 kind=$2 out="$run/$1/callgrind.$2.out" log="$run/$1/$2.log"
+    local -a cmd
+    case $srv in
+        roundel) cmd=("$bin" serve --zones "$run/roundel/zones" --listen "127.0.0.1:$port"
+                      --udp-threads 1 --no-admin) ;;
+        gdnsd) cmd=(gdnsd -c "$run/gdnsd" start) ;;
+    esac
+    valgrind --tool=callgrind --callgrind-out-file="$out" "${cmd[@]}" > "$log" 2>&1 &
+    local pid=$!
+    pids+=("$pid")
+    local ready=""
+    for _ in $(seq 240); do
+        kill -0 "$pid" 2>/dev/null || { echo "$srv exited early, see $log" >&2; exit 1; }
+        if dig +short +tries=1 +time=1 -p "$port" @127.0.0.1 lb.example SOA 2>/dev/null | grep -q .; then
+            ready=1; break
+        fi
+        sleep 0.25
+    done
+    [[ -n $ready ]] || { echo "$srv not answering on $port, see $log" >&2; exit 1; }
+    # the pool is healthy before anything is measured (first check done)
+    for _ in $(seq 120); do
+        [[ $(dig +short +tries=1 +time=1 -p "$port" @127.0.0.1 www.lb.example A | wc -l) == 4 ]] && break
+        sleep 0.25
+    done
+    if [[ $kind != baseline ]]; then
+        # what is being measured, for the record
+        dig +norec +tries=1 +time=2 -p "$port" @127.0.0.1 ${qname[$kind]} > "$run/$srv/dig.$kind.txt" 2>&1 || true
+        echo "${qname[$kind]}" > "$run/q.$kind"
+        dnsperf -s 127.0.0.1 -p "$port" -d "$run/q.$kind" -n "$queries" -c 1 -T 1 -q 20 -t 5 \
+            > "$run/$srv/dnsperf.$kind.txt" 2>&1
+        local done_q lost
+        done_q=$(awk '/Queries completed:/ {print $3}' "$run/$srv/dnsperf.$kind.txt")
+        lost=$(awk '/Queries lost:/ {print $3}' "$run/$srv/dnsperf.$kind.txt")
+        if [[ $done_q != "$queries" || $lost != 0 ]]; then
+            echo "$srv $kind: $done_q of $queries completed, $lost lost" >&2; exit 1
+        fi
+    fi
+    kill -TERM "$pid"
+    for _ in $(seq 240); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -KILL "$pid"; echo "$srv did not stop on SIGTERM" >&2; exit 1
+    fi
+    wait "$pid" 2>/dev/null || true
+    # callgrind writes one file (all threads together); the totals line sums the events
+    awk '/^totals:/ {print $2}' "$out"
+}
+
+declare -A result
+IFS=, read -r -a srv_list <<< "$servers"
+for srv in "${srv_list[@]}"; do
+    base=$(measure "$srv" baseline)
+    result[$srv,baseline]=$base
+    echo "$srv baseline: $base Ir" >&2
+    for kind in "${kinds[@]}"; do
+        total=$(measure "$srv" "$kind")
+        result[$srv,$kind]=$(( (total - base) / queries ))
+        echo "$srv $kind: $total Ir total, ${result[$srv,$kind]} per query" >&2
+    done
+done
+
+{
+    echo "### Instructions per query (callgrind, run $run_id)"
+    echo
+    echo "User-space instructions per answered UDP query, (Ir with $queries queries - Ir with none) / $queries;"
+    echo "one UDP worker thread, dnsperf -n $queries -q 20, no EDNS. Roundel: $bin ($label)."
+    echo
+    header="| query |" sep="|---|"
+    for srv in "${srv_list[@]}"; do header+=" $srv |"; sep+="---|"; done
+    [[ ${#srv_list[@]} == 2 ]] && { header+=" ${srv_list[0]} / ${srv_list[1]} |"; sep+="---|"; }
+    echo "$header"; echo "$sep"
+    for kind in "${kinds[@]}"; do
+        row="| $kind (\`${qname[$kind]}\`) |"
+        for srv in "${srv_list[@]}"; do row+=" ${result[$srv,$kind]} |"; done
+        if [[ ${#srv_list[@]} == 2 ]]; then
+            row+=" $(python3 -c "print(f'{${result[${srv_list[0]},$kind]}/${result[${srv_list[1]},$kind]}:.2f}')") |"
+        fi
+        echo "$row"
+    done
+    echo
+    row="Baseline runs (start, load, one health check, stop; no queries), Ir:"
+    for srv in "${srv_list[@]}"; do row+=" $srv ${result[$srv,baseline]};"; done
+    echo "$row"
+} | tee "$run/results.md"
+[[ -n $outfile ]] && cp "$run/results.md" "$outfile"
+echo "run directory: $run" >&2

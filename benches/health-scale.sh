@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# Cost as checks grow: Roundel checking NODES nodes over HTTP every second, against a few
+# efficient local backends (benches/healthd.c), pointed at with check_addr / check_host.
+#
+#   benches/health-scale.sh [-n NODES] [-i INTERVAL] [-t SECONDS] [-o OUTFILE]
+#
+#   -n  nodes (default 10000), in pools of 50; each node has its own check target
+#       (check_host differs), so each is one probe: NODES checks per interval
+#   -i  check interval (default 1s)
+#   -t  seconds measured (default 30)
+#   -o  also write the Markdown table to this file
+#
+# Roundel runs pinned to CPU 0 with one UDP worker; the four backends (127.0.0.51-54:18080)
+# and dnsperf run on CPU 1. After every pool answers (first checks done) it measures, over
+# the window: Roundel's CPU (utime+stime, all threads, and per thread name), RSS, the
+# checks done (Roundel's /metrics is off; the backends' accepted connections are not
+# counted, so checks per second = NODES / interval when no check fails), and answer latency
+# of a pool name at 1000 q/s (dnsperf -v: p99 and slowest) during the checks.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+bin=${ROUNDEL_BIN:-${CARGO_TARGET_DIR:-$here/target}/release/roundel}
+nodes=10000 interval=1s seconds=30 outfile=""
+while getopts "n:i:t:o:" opt; do
+    case $opt in
+        n) nodes=$OPTARG ;;
+        i) interval=$OPTARG ;;
+        t) seconds=$OPTARG ;;
+        o) outfile=$OPTARG ;;
+        *) sed -n '2,18p' "$0"; exit 2 ;;
+    esac
+done
+for tool in dnsperf dig python3 taskset gcc; do
+    command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
+done
+[[ -x $bin ]] || { echo "no Roundel binary at $bin" >&2; exit 1; }
+
+run_id="health-scale-$nodes-$(date -u +%Y%m%dT%H%M%SZ)-$(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo nogit)"
+run=${HEALTH_SCALE_RUN_DIR:-$here/benches/.run}/$run_id
+mkdir -p "$run/zones"
+port=5396 bport=18080
+backends=(127.0.0.51 127.0.0.52 127.0.0.53 127.0.0.54)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+gcc -O2 -o "$run/healthd" "$here/benches/healthd.c"
+for a in "${backends[@]}"; do
+    taskset -c 1 "$run/healthd" "$a" "$bport" &
+    pids+=($!)
+done
+
+python3 - "$nodes" "$interval" "$bport" "${backends[@]}" > "$run/zones/hc.test.toml" <<'EOF'
+import sys
+nodes, interval, bport, backends = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4:]
+print('origin = "hc.test."\nttl = 300\n[soa]\nmname = "ns1"\nrname = "hostmaster"\n'
+      '[names."@"]\nNS = "ns1"\n[names.ns1]\nA = "192.0.2.53"\n')
+print(f'[checks.web]\nhttp = {{ port = {bport}, path = "/health" }}\ninterval = "{interval}"\n'
+      'timeout = "500ms"\n')
+per = 50
+for p in range((nodes + per - 1) // per):
+    print(f'[pools.p{p}]\ncheck = "web"\nnodes = [')
+    for i in range(p * per, min(nodes, (p + 1) * per)):
+        print(f'  {{ addr = "10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}", '
+              f'check_addr = "{backends[i % len(backends)]}", check_host = "n{i}.hc.test" }},')
+    print(']\n')
+EOF
+
+t0=$(date +%s.%N)
+taskset -c 0 "$bin" serve --zones "$run/zones" --listen "127.0.0.1:$port" --udp-threads 1 --no-admin \
+    > "$run/server.log" 2>&1 &
+spid=$!
+pids+=("$spid")
+ready=""
+for _ in $(seq 600); do
+    kill -0 "$spid" 2>/dev/null || { echo "roundel exited, see $run/server.log" >&2; exit 1; }
+    if [[ $(dig +short +tries=1 +time=1 -p "$port" @127.0.0.1 p0.hc.test A | wc -l) -ge 1 ]]; then
+        ready=1; break
+    fi
+    sleep 0.1
+done
+[[ -n $ready ]] || { echo "pools never answered" >&2; exit 1; }
+startup=$(python3 -c "import time; print(f'{time.time() - $t0:.2f}')")
+sleep 3 # let the probes spread over the interval
+
+threads() { # "name ticks" per thread of $spid
+    for t in /proc/"$spid"/task/*; do
+        awk '{sub(/^.*\) /, ""); print $12 + $13}' "$t/stat" | sed "s|^|$(tr ' ' '_' < "$t/comm") |"
+    done
+}
+threads > "$run/threads.0"
+c0=$(awk '{sub(/^.*\) /, ""); print $12 + $13}' /proc/"$spid"/stat)
+echo "$(( nodes > 0 ? nodes / 50 - 1 : 0 ))" > /dev/null
+echo "p7.hc.test A" > "$run/queries"
+taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$run/queries" -l "$seconds" -Q 1000 -c 1 -T 1 -t 5 -v \
+    > "$run/dnsperf.txt" 2>&1 || true
+c1=$(awk '{sub(/^.*\) /, ""); print $12 + $13}' /proc/"$spid"/stat)
+threads > "$run/threads.1"
+rss=$(awk '/^VmRSS:/ {print int($2 / 1024)}' /proc/"$spid"/status)
+hwm=$(awk '/^VmHWM:/ {print int($2 / 1024)}' /proc/"$spid"/status)
+nthreads=$(ls /proc/"$spid"/task | wc -l)
+hz=$(getconf CLK_TCK)
+cpu=$(python3 -c "print(f'{100 * ($c1 - $c0) / $hz / $seconds:.1f}')")
+lat=$(python3 - "$run/dnsperf.txt" <<'EOF'
+import re, sys
+lat, lost = [], 0
+for line in open(sys.argv[1], errors="replace"):
+    if line.startswith(">"):
+        m = re.search(r"([0-9.]+)\s*$", line)
+        if m:
+            lat.append(float(m.group(1)))
+    m = re.match(r"\s*Queries lost:\s+(\d+)", line)
+    if m:
+        lost = int(m.group(1))
+lat.sort()
+print(f"{lat[int(len(lat) * 0.99)] * 1000:.2f} {lat[-1] * 1000:.1f} {lost}" if lat else "nan nan nan")
+EOF
+)
+read -r p99 slowest lost <<< "$lat"
+down=$(grep -c '"down"\|node down\|went down' "$run/server.log" || true)
+by_thread=$(python3 - "$run/threads.0" "$run/threads.1" "$hz" "$seconds" <<'EOF'
+import collections, sys
+def read(p):
+    d = collections.Counter()
+    for line in open(p):
+        name, ticks = line.rsplit(" ", 1)
+        d[name.rstrip("0123456789-")] += int(ticks)
+    return d
+a, b = read(sys.argv[1]), read(sys.argv[2])
+hz, secs = int(sys.argv[3]), float(sys.argv[4])
+parts = [(n, 100 * (b[n] - a.get(n, 0)) / hz / secs) for n in b]
+print(", ".join(f"{n} {v:.1f}%" for n, v in sorted(parts, key=lambda x: -x[1]) if v >= 0.1))
+EOF
+)
+{
+    echo "### $nodes HTTP checks every $interval (run $run_id)"
+    echo
+    echo "Roundel on CPU 0 (1 UDP worker), 4 backends (benches/healthd.c) and dnsperf on CPU 1; measured over $seconds s after every pool answered."
+    echo
+    echo "| nodes | interval | Roundel CPU % of one core | RSS MiB | peak RSS MiB | threads | start until pools answer s | pool answer p99 / slowest ms at 1000 q/s | lost | node-down log lines |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
+    echo "| $nodes | $interval | $cpu | $rss | $hwm | $nthreads | $startup | $p99 / $slowest | $lost | $down |"
+    echo
+    echo "CPU by thread name: $by_thread"
+} | tee "$run/results.md"
+[[ -n $outfile ]] && cp "$run/results.md" "$outfile"
+echo "run directory: $run" >&2
