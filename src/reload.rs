@@ -255,14 +255,8 @@ pub fn watch(reloader: Arc<Reloader>, dir: &Path) -> std::io::Result<WatchGuard>
     use notify::{RecursiveMode, Watcher};
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if let Ok(event) = event {
-            let relevant = event
-                .paths
-                .iter()
-                .any(|p| p.extension().is_some_and(|e| e == "toml"));
-            if relevant && !matches!(event.kind, notify::EventKind::Access(_)) {
-                let _ = tx.send(());
-            }
+        if wants_reload(event) {
+            let _ = tx.send(());
         }
     })
     .map_err(std::io::Error::other)?;
@@ -283,6 +277,29 @@ pub fn watch(reloader: Arc<Reloader>, dir: &Path) -> std::io::Result<WatchGuard>
     })
 }
 
+/// Whether a watcher event calls for a reload: a change (not a read) of a zone file. A
+/// watcher error (an overflowed event queue, a removed directory...) means changes may
+/// have been missed: it is logged as a warning, since zone edits may now need SIGHUP or
+/// the admin API to be picked up.
+fn wants_reload(event: notify::Result<notify::Event>) -> bool {
+    match event {
+        Ok(event) => {
+            let relevant = event
+                .paths
+                .iter()
+                .any(|p| p.extension().is_some_and(|e| e == "toml"));
+            relevant && !matches!(event.kind, notify::EventKind::Access(_))
+        }
+        Err(e) => {
+            tracing::warn!(
+                error = %e,
+                "watching the zones directory failed: changes may be missed until a reload by SIGHUP or the admin API"
+            );
+            false
+        }
+    }
+}
+
 /// Keeps a zone directory watched; dropping it stops the watch.
 pub struct WatchGuard {
     _watcher: notify::RecommendedWatcher,
@@ -292,5 +309,44 @@ pub struct WatchGuard {
 impl Drop for WatchGuard {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// Collects formatted log output.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn watcher_errors_are_warnings() {
+        let out = Captured::default();
+        let writer = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let reload = tracing::subscriber::with_default(subscriber, || {
+            wants_reload(Err(notify::Error::generic("event queue overflowed")))
+        });
+        assert!(!reload);
+        let log = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert!(
+            log.contains("WARN") && log.contains("event queue overflowed"),
+            "log: {log:?}"
+        );
     }
 }
