@@ -191,9 +191,10 @@ impl Reloader {
                 return Err(errors);
             }
         };
-        let specs = snapshot.pool_specs();
+        let (keys, specs): (Vec<_>, Vec<_>) = snapshot.pools().into_iter().unzip();
+        // `reconcile` returns one runtime per spec it was given, in that order.
         let reconciled = self.monitor.reconcile(&specs).await;
-        snapshot.attach_pools(reconciled.pools);
+        snapshot.attach_pools(keys.into_iter().zip(reconciled.pools));
         for spec in &specs {
             let check = &spec.check;
             let stale = check.detection_time() + Duration::from_secs(spec.ttl.into());
