@@ -29,6 +29,14 @@ impl Family {
         }
     }
 
+    /// The record type that carries addresses of this family.
+    pub fn record_type(self) -> hickory_proto::rr::RecordType {
+        match self {
+            Family::V4 => hickory_proto::rr::RecordType::A,
+            Family::V6 => hickory_proto::rr::RecordType::AAAA,
+        }
+    }
+
     pub(crate) fn index(self) -> usize {
         match self {
             Family::V4 => 0,
@@ -116,7 +124,19 @@ impl PoolRuntime {
         &self.nodes
     }
 
-    /// A fresh per-pool counter value for [`SelectInput::counter`] (one relaxed atomic
+    /// The counter value the next [`PoolRuntime::next_counter`] will return, without
+    /// drawing it (explain shows the answer the next query would get).
+    pub fn peek_counter(&self) -> u64 {
+        self.counter.load(Relaxed)
+    }
+
+    /// The nodes last answered while healthy for `family` (a bit per node index; 0 when
+    /// none yet), for `all_down = "last-healthy"`.
+    pub fn last_healthy(&self, family: Family) -> u64 {
+        self.last_healthy[family.index()].load(Relaxed)
+    }
+
+    /// A fresh per-pool counter value for [`crate::policy::SelectInput::counter`] (one relaxed atomic
     /// add). A per-pool counter keeps each pool's rotation even however queries for
     /// different pools interleave.
     #[inline]

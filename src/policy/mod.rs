@@ -88,6 +88,9 @@ pub struct Selection {
     pub degraded: bool,
     /// No node was usable; `all_down` decided.
     pub all_down: bool,
+    /// The usable nodes of the tier that answered (a bit per node index), which
+    /// [`record`] remembers for `all_down = "last-healthy"`; 0 when all were down.
+    pub healthy: u64,
 }
 
 impl Default for Selection {
@@ -101,6 +104,7 @@ impl Default for Selection {
             tier: 0,
             degraded: false,
             all_down: false,
+            healthy: 0,
         }
     }
 }
@@ -184,28 +188,42 @@ impl Explain for Explanation {
     }
 }
 
-/// Picks the nodes for one answer into `out` (the DNS answer path: lock- and
-/// allocation-free).
+/// Picks the nodes for one answer into `out` and does the answer's bookkeeping (the DNS
+/// answer path: lock- and allocation-free): [`select_with`], then [`record`].
 #[inline]
 pub fn select(pool: &PoolRuntime, input: &SelectInput, out: &mut Selection) {
     select_with(pool, input, out, &mut ());
-    if out.outcome == Outcome::Answer {
-        // Remember when each node was last handed out, and for how long, so the admin API
-        // can tell when a drained node has left every cache (relaxed, mostly loads).
-        if let Some(first) = pool.nodes.first() {
-            let now_ms = input
-                .now
-                .saturating_duration_since(first.health.epoch())
-                .as_millis() as u64;
-            for &i in out.nodes() {
-                pool.nodes[i as usize].admin.note_served(now_ms, out.ttl);
-            }
+    record(pool, input, out);
+}
+
+/// The bookkeeping of an answer actually sent, kept apart from the decision so that the
+/// decision changes nothing and explain can run it freely: remembers the healthy set for
+/// `last-healthy`, and when each node was handed out and for how long, so the admin API
+/// can tell when a drained node has left every cache. Relaxed atomics, mostly loads:
+/// stores happen only on change, so steady traffic does not keep bouncing cache lines.
+#[inline]
+pub fn record(pool: &PoolRuntime, input: &SelectInput, sel: &Selection) {
+    if sel.healthy != 0 {
+        let lh = &pool.last_healthy[input.family.index()];
+        if lh.load(Relaxed) != sel.healthy {
+            lh.store(sel.healthy, Relaxed);
+        }
+    }
+    if sel.outcome == Outcome::Answer
+        && let Some(first) = pool.nodes.first()
+    {
+        let now_ms = input
+            .now
+            .saturating_duration_since(first.health.epoch())
+            .as_millis() as u64;
+        for &i in sel.nodes() {
+            pool.nodes[i as usize].admin.note_served(now_ms, sel.ttl);
         }
     }
 }
 
-/// [`select`] that also says why each node is in or out. Same code, other sink; it does
-/// not count as serving the nodes it picks.
+/// [`select_with`] that also says why each node is in or out. Same code, other sink; no
+/// bookkeeping: it changes nothing, so it does not count as serving the nodes it picks.
 pub fn explain(pool: &PoolRuntime, input: &SelectInput) -> Explanation {
     let mut ex = Explanation {
         selection: Selection::default(),
@@ -223,7 +241,9 @@ const RAMP_ONE: u64 = 1024;
 /// low-discrepancy sequence), which makes `weighted` smooth across answers.
 const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
 
-/// The selection itself, generic over the verdict sink.
+/// The selection itself, generic over the verdict sink: a pure decision. It reads the
+/// nodes' state and the input (counter, clock, client) and writes only `out` and `ex`;
+/// the bookkeeping of an answer sent is [`record`]'s.
 pub fn select_with<E: Explain + ?Sized>(
     pool: &PoolRuntime,
     input: &SelectInput,
@@ -322,12 +342,7 @@ pub fn select_with<E: Explain + ?Sized>(
                 }
             }
             out.tier = pool.tiers[t];
-            // Remember the healthy set for `last-healthy`; store only on change so that
-            // steady traffic does not keep bouncing the cache line between cores.
-            let lh = &pool.last_healthy[fam.index()];
-            if lh.load(Relaxed) != m {
-                lh.store(m, Relaxed);
-            }
+            out.healthy = m;
             m
         }
         None => {
@@ -346,7 +361,7 @@ pub fn select_with<E: Explain + ?Sized>(
                 }
                 AllDown::ServeAll => serveable,
                 AllDown::LastHealthy => {
-                    let last = pool.last_healthy[fam.index()].load(Relaxed) & serveable;
+                    let last = pool.last_healthy(fam) & serveable;
                     if last == 0 {
                         // Nothing was ever answered healthy (since this pool was built):
                         // fail open rather than answer nothing.
