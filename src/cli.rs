@@ -150,6 +150,13 @@ fn serve(args: ServeArgs) -> ExitCode {
     }
     opts.reload_on_sighup = true;
     opts.notify_systemd = true;
+    opts.limits = file_config.limits.clone();
+    // The soft descriptor limit is often 1,024 whatever the hard one allows; the budgets
+    // (crate::limits) are derived from what is in force after this.
+    match crate::limits::nofile::raise() {
+        Ok(n) => tracing::info!(soft = n.soft, hard = n.hard, "descriptor limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the descriptor limit"),
+    }
     if args.query_log || file_config.log.queries == Some(true) {
         crate::dns::set_query_log(true);
         tracing::info!("per-query logging is on");

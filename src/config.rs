@@ -16,6 +16,9 @@
 //! listen = "127.0.0.1:8053"      # admin API, status page, /metrics
 //! token_file = "admin.token"     # or token = "..."; or ROUNDEL_ADMIN_TOKEN
 //! state_dir = "/var/lib/roundel" # where admin overrides are kept
+//! [limits]                       # see crate::limits::config
+//! tcp_clients_per_address = 32
+//! tcp_idle_timeout = "10s"
 //! ```
 
 use std::net::SocketAddr;
@@ -31,9 +34,9 @@ use crate::source::{SourceMap, ZoneError};
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5353";
 /// Zone directory when none is configured, relative to the working directory.
 pub const DEFAULT_ZONES_DIR: &str = "zones";
-/// Log filter when none is configured. hickory-server logs every response at INFO,
-/// which costs a fifth of the throughput, so its crates are held at WARN.
-pub const DEFAULT_LOG_FILTER: &str = "info,hickory_server=warn,hickory_proto=warn,hickory_net=warn";
+/// Log filter when none is configured. hickory's crates are held at WARN: they log
+/// routine protocol events at INFO and DEBUG.
+pub const DEFAULT_LOG_FILTER: &str = "info,hickory_proto=warn";
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
@@ -104,6 +107,9 @@ pub struct ServerConfig {
     /// The admin listener.
     #[serde(default)]
     pub admin: RawAdminConfig,
+    /// Connection, timeout and size limits.
+    #[serde(default)]
+    pub limits: crate::limits::config::RawLimits,
 }
 
 /// A configuration file, validated.
@@ -119,6 +125,8 @@ pub struct Config {
     pub log: LogConfig,
     /// The admin listener.
     pub admin: AdminConfig,
+    /// Connection, timeout and size limits.
+    pub limits: crate::limits::Limits,
 }
 
 /// Reads and validates a configuration file.
@@ -206,10 +214,12 @@ pub fn load(path: &Path) -> Result<Config, Vec<ZoneError>> {
         }
         (None, None) => {}
     }
+    let limits = crate::limits::config::validate(&raw.limits, &mut map);
     if map.has_errors() {
         return Err(map.into_errors());
     }
     Ok(Config {
+        limits,
         listen,
         zones: raw.zones.map(|z| base.join(z)),
         udp_threads: raw.udp_threads,
@@ -262,6 +272,39 @@ mod tests {
         assert!(e[0].reason.contains("cannot read"), "{}", e[0]);
 
         let e = load_text("unknown", "[admin]\ntokn = \"a\"\n").unwrap_err();
+        assert_eq!(e[0].line, 2, "{}", e[0]);
+        assert!(e[0].reason.contains("unknown field"), "{}", e[0]);
+    }
+
+    #[test]
+    fn limits_table_is_checked_with_positions() {
+        let c = load_text(
+            "limits-ok",
+            "[limits]\ntcp_clients = 200\ntcp_idle_timeout = \"2s\"\nadmin_body_limit = 4096\n",
+        )
+        .unwrap();
+        assert_eq!(c.limits.tcp_clients, Some(200));
+        assert_eq!(c.limits.tcp_idle_timeout, std::time::Duration::from_secs(2));
+        assert_eq!(c.limits.admin_body_limit, 4096);
+        assert_eq!(
+            c.limits.tcp_io_timeout,
+            crate::limits::DEFAULT_TCP_IO_TIMEOUT
+        );
+
+        let e = load_text("limits-zero", "[limits]\n\ntcp_clients = 0\n").unwrap_err();
+        assert_eq!((e[0].line, e[0].key.as_str()), (3, "limits.tcp_clients"));
+        let e = load_text("limits-dur", "[limits]\ntcp_io_timeout = \"5\"\n").unwrap_err();
+        assert_eq!((e[0].line, e[0].key.as_str()), (2, "limits.tcp_io_timeout"));
+        let e = load_text(
+            "limits-per",
+            "[limits]\ntcp_clients = 10\ntcp_clients_per_address = 20\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e[0].line, e[0].key.as_str()),
+            (3, "limits.tcp_clients_per_address")
+        );
+        let e = load_text("limits-unknown", "[limits]\ntcp_client = 1\n").unwrap_err();
         assert_eq!(e[0].line, 2, "{}", e[0]);
         assert!(e[0].reason.contains("unknown field"), "{}", e[0]);
     }

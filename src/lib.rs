@@ -10,6 +10,9 @@
 //! - [`node`]: live node state, written by health checks and operators, read by
 //!   selection: each target's health, each pool node's admin overrides, and the
 //!   [`node::PoolRuntime`] that joins a pool's spec with them.
+//! - [`limits`]: the descriptor budget (probes keep their share under any client load),
+//!   connection caps and timeouts of the listeners, accept-error back-off, and the
+//!   counters of what they refused.
 //! - [`zone`]: zone files (TOML) are read and validated into an immutable
 //!   [`zone::Snapshot`] (pools carry their runtime once attached); `zone::master`
 //!   converts to and from RFC 1035 master files. [`zone::SnapshotCell`] holds the
@@ -21,7 +24,7 @@
 //! - [`answer`]: the answer engine: from (snapshot, question, client) it decides rcode,
 //!   flags and sections; pools are answered through [`policy::select`].
 //! - [`dns`]: the wire: a strict request parser and fast encoder ([`dns::wire`]), UDP
-//!   worker threads ([`dns::udp`]), the TCP listener on hickory-server ([`dns::tcp`]) and
+//!   worker threads ([`dns::udp`]), the TCP listener with its caps ([`dns::tcp`]) and
 //!   the query counters, kept per zone by [`zone::Zone::index`] ([`dns::stats`]).
 //! - [`reload`]: zone reloads on file changes, SIGHUP and the admin API, all or nothing.
 //! - [`admin`]: the operations surface on its own HTTP listener: the admin API (state,
@@ -38,6 +41,7 @@ pub mod config;
 pub mod ctl;
 pub mod dns;
 pub mod health;
+pub mod limits;
 pub mod node;
 pub mod policy;
 pub mod pool;

@@ -18,8 +18,8 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::admin::{self, Admin, Token, overrides::Overrides};
 use crate::dns::stats::DnsStats;
-use crate::dns::tcp::{TCP_IDLE_TIMEOUT, TCP_RESPONSE_QUEUE, TcpHandler};
-use crate::dns::udp;
+use crate::dns::{tcp, udp};
+use crate::limits::{Budget, Limits};
 use crate::reload::{self, Reloader, Trigger};
 use crate::zone::{Snapshot, ZoneErrors};
 
@@ -131,6 +131,8 @@ pub struct ServeOptions {
     /// Send `READY=1` / `STOPPING=1` to systemd (`sd_notify`; nothing happens without
     /// `NOTIFY_SOCKET`).
     pub notify_systemd: bool,
+    /// Connection caps, timeouts and sizes of the listeners (`[limits]`).
+    pub limits: Limits,
 }
 
 impl ServeOptions {
@@ -146,6 +148,7 @@ impl ServeOptions {
             admin_token: None,
             state_dir: None,
             notify_systemd: false,
+            limits: Limits::default(),
         }
     }
 }
@@ -159,9 +162,6 @@ pub enum ServeError {
     /// A socket could not be set up.
     #[error("socket setup failed: {0}")]
     Io(#[from] std::io::Error),
-    /// The TCP listener ended on its own.
-    #[error("the TCP listener stopped unexpectedly: {0}")]
-    TcpStopped(String),
     /// The admin state file cannot be read.
     #[error("admin state file: {0}")]
     State(#[from] admin::overrides::StateFileError),
@@ -210,18 +210,23 @@ pub async fn serve(
         tracing::info!(addr = %socket.local_addr()?, threads = opts.udp_threads, "serving DNS over UDP");
     }
 
-    // TCP has its own hickory Server, so that its end (hickory-dns issue 3725: an
-    // ECONNABORTED from accept() ends the listener) is seen and treated as fatal.
-    let mut tcp = hickory_server::Server::new(TcpHandler::new(cell.clone(), stats.clone()));
+    let budget = budget(&opts.limits);
+    let (listeners_stop, listeners_stopped) = tokio::sync::watch::channel(false);
+    let tcp_ctx = tcp::TcpContext::new(
+        cell.clone(),
+        stats.clone(),
+        &opts.limits,
+        budget.tcp_clients,
+    );
     for listener in listeners.tcp {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
-        tcp.register_listener(
+        tokio::spawn(tcp::accept_loop(
             tokio::net::TcpListener::from_std(listener)?,
-            TCP_IDLE_TIMEOUT,
-            TCP_RESPONSE_QUEUE,
-        );
-        tracing::info!(%addr, "serving DNS over TCP");
+            tcp_ctx.clone(),
+            listeners_stopped.clone(),
+        ));
+        tracing::info!(%addr, max_clients = budget.tcp_clients, "serving DNS over TCP");
     }
 
     let sighup = if opts.reload_on_sighup {
@@ -247,6 +252,8 @@ pub async fn serve(
                 overrides.clone(),
                 opts.admin_token.clone(),
             );
+            let admin_limits =
+                admin::listener::AdminLimits::new(&opts.limits, budget.admin_connections);
             let mut stopped = admin_stopped.clone();
             let stop = async move {
                 let _ = stopped.wait_for(|v| *v).await;
@@ -262,7 +269,7 @@ pub async fn serve(
                 );
             }
             Some(tokio::spawn(async move {
-                if let Err(e) = admin::run(listener, ctx, stop).await {
+                if let Err(e) = admin::run(listener, ctx, admin_limits, stop).await {
                     tracing::error!(error = %e, "the admin listener stopped");
                 }
             }))
@@ -274,10 +281,7 @@ pub async fn serve(
         notify(&[sd_notify::NotifyState::Ready]);
     }
 
-    let result = tokio::select! {
-        () = shutdown => Ok(()),
-        r = tcp.block_until_done() => Err(ServeError::TcpStopped(match r { Ok(()) => "no error".into(), Err(e) => e.to_string() })),
-    };
+    shutdown.await;
 
     if opts.notify_systemd {
         notify(&[sd_notify::NotifyState::Stopping]);
@@ -292,7 +296,8 @@ pub async fn serve(
     }
     drop(watcher);
     stop.store(true, Ordering::Relaxed);
-    let _ = tcp.shutdown_gracefully().await;
+    let _ = listeners_stop.send(true);
+    tcp_ctx.close_all();
     reloader.monitor().shutdown().await;
     let _ = tokio::task::spawn_blocking(move || {
         for w in workers {
@@ -301,7 +306,39 @@ pub async fn serve(
     })
     .await;
     tracing::info!("stopped");
-    result
+    Ok(())
+}
+
+/// The descriptor budget under the current limit, logged once.
+fn budget(limits: &Limits) -> Budget {
+    let nofile = match crate::limits::nofile::current() {
+        Ok(n) => n.soft,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the descriptor limit; assuming 1024");
+            1024
+        }
+    };
+    let b = Budget::derive(nofile, limits);
+    tracing::info!(
+        descriptors = b.nofile,
+        probe_reserve = b.probes,
+        tcp_clients = b.tcp_clients,
+        admin_connections = b.admin_connections,
+        "descriptor budget"
+    );
+    if b.lowered {
+        tracing::warn!(
+            descriptors = b.nofile,
+            "connection caps lowered to fit the descriptor limit (raise LimitNOFILE)"
+        );
+    }
+    if u64::from(b.tcp_clients) <= crate::limits::MIN_TCP_CLIENTS {
+        tracing::warn!(
+            descriptors = b.nofile,
+            "the descriptor limit is too low for a server on the internet (raise LimitNOFILE)"
+        );
+    }
+    b
 }
 
 /// Tells systemd about a state change; logs (once per call) when it cannot.

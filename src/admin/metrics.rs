@@ -16,6 +16,10 @@
 //! | `roundel_dns_udp_truncated_total` | counter | |
 //! | `roundel_dns_tcp_connections_total` | counter | |
 //! | `roundel_dns_dropped_total` | counter | |
+//! | `roundel_dns_tcp_connections_open` | gauge | |
+//! | `roundel_dns_tcp_refused_global_total`, `_refused_per_address_total`, `_evicted_total`, `_idle_timeouts_total`, `_io_timeouts_total`, `_query_cap_total`, `_accept_errors_total` | counter | |
+//! | `roundel_admin_connections_refused_total`, `roundel_admin_accept_errors_total` | counter | |
+//! | `roundel_probe_local_errors_total` | counter | |
 //! | `roundel_zone_serial` | gauge | `zone` |
 //! | `roundel_zone_names` | gauge | `zone` |
 //! | `roundel_node_state` | gauge (1 for the current state) | `pool`, `node`, `addr`, `state` |
@@ -70,6 +74,72 @@ fn counter(enc: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> Fmt {
 fn gauge(enc: &mut DescriptorEncoder, name: &str, help: &str, v: f64) -> Fmt {
     let g = ConstGauge::new(v);
     g.encode(enc.encode_descriptor(name, help, None, g.metric_type())?)
+}
+
+/// Connection caps, timeouts, accept errors and local probe errors ([`crate::limits`]).
+fn limits(enc: &mut DescriptorEncoder) -> Fmt {
+    use crate::limits::counters as c;
+    gauge(
+        enc,
+        "roundel_dns_tcp_connections_open",
+        "DNS-over-TCP connections open now",
+        c::TCP_OPEN.load(std::sync::atomic::Ordering::Relaxed) as f64,
+    )?;
+    for (name, help, v) in [
+        (
+            "roundel_dns_tcp_refused_global",
+            "TCP connections refused at the global cap (none idle)",
+            &c::TCP_REFUSED_GLOBAL,
+        ),
+        (
+            "roundel_dns_tcp_refused_per_address",
+            "TCP connections refused at the per-address cap",
+            &c::TCP_REFUSED_PER_ADDRESS,
+        ),
+        (
+            "roundel_dns_tcp_evicted",
+            "Idle TCP connections closed to make room at the global cap",
+            &c::TCP_EVICTED,
+        ),
+        (
+            "roundel_dns_tcp_idle_timeouts",
+            "TCP connections closed after the idle timeout",
+            &c::TCP_IDLE_TIMEOUTS,
+        ),
+        (
+            "roundel_dns_tcp_io_timeouts",
+            "TCP connections closed after the I/O timeout",
+            &c::TCP_IO_TIMEOUTS,
+        ),
+        (
+            "roundel_dns_tcp_query_cap",
+            "TCP connections closed after their query cap",
+            &c::TCP_QUERY_CAP,
+        ),
+        (
+            "roundel_dns_tcp_accept_errors",
+            "accept() errors on the DNS TCP listeners",
+            &c::TCP_ACCEPT_ERRORS,
+        ),
+        (
+            "roundel_admin_connections_refused",
+            "Admin connections refused at the cap",
+            &c::ADMIN_REFUSED,
+        ),
+        (
+            "roundel_admin_accept_errors",
+            "accept() errors on the admin listener",
+            &c::ADMIN_ACCEPT_ERRORS,
+        ),
+        (
+            "roundel_probe_local_errors",
+            "Health checks failed for a local reason (not counted against the node)",
+            &c::PROBE_LOCAL_ERRORS,
+        ),
+    ] {
+        counter(enc, name, help, v.get())?;
+    }
+    Ok(())
 }
 
 impl prometheus_client::collector::Collector for Collector {
@@ -180,9 +250,10 @@ impl prometheus_client::collector::Collector for Collector {
         counter(
             enc,
             "roundel_dns_tcp_connections",
-            "TCP connections that carried at least one query",
+            "TCP connections accepted (within the caps)",
             w.tcp_connections,
         )?;
+        limits(enc)?;
         counter(
             enc,
             "roundel_dns_dropped",

@@ -8,10 +8,11 @@
 //! Reads are open to whoever can reach the listener (loopback by default). Every call that
 //! changes state needs `Authorization: Bearer TOKEN` with the token from the server
 //! configuration or `ROUNDEL_ADMIN_TOKEN`; with no token configured they are refused
-//! (403). Overrides are kept in a state file ([`overrides`]) and re-applied after every
+//! (403), from the request headers before any body is read. Overrides are kept in a state file ([`overrides`]) and re-applied after every
 //! reload and at startup.
 
 pub mod api;
+pub mod listener;
 pub mod metrics;
 pub mod overrides;
 pub mod page;
@@ -124,8 +125,7 @@ impl Admin {
         let given = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
+            .and_then(bearer_credentials);
         match given {
             Some(g) if token.matches(g) => Ok(()),
             Some(_) => Err(api::ApiError::new(
@@ -140,8 +140,37 @@ impl Admin {
     }
 }
 
-/// The admin routes.
-pub fn router(admin: Arc<Admin>) -> Router {
+/// The credentials of an `Authorization` header value with the `Bearer` scheme, which
+/// is case-insensitive (RFC 7235 section 2.1; RFC 6750 section 2.1).
+fn bearer_credentials(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.trim_start().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| rest.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// Refuses a state-changing request (any method but GET, HEAD and OPTIONS) without the
+/// right token from its headers alone, before its body is read: an unauthenticated
+/// client cannot make the server buffer anything.
+async fn require_token(
+    axum::extract::State(admin): axum::extract::State<Arc<Admin>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let method = request.method();
+    if method != axum::http::Method::GET
+        && method != axum::http::Method::HEAD
+        && method != axum::http::Method::OPTIONS
+        && let Err(e) = admin.authorize(request.headers())
+    {
+        return e.into_response();
+    }
+    next.run(request).await
+}
+
+/// The admin routes, with request bodies limited to `body_limit` bytes.
+pub fn router(admin: Arc<Admin>, body_limit: usize) -> Router {
     Router::new()
         .route("/", axum::routing::get(page::status_page))
         .route("/metrics", axum::routing::get(metrics::handler))
@@ -149,16 +178,35 @@ pub fn router(admin: Arc<Admin>) -> Router {
         .fallback(|| async {
             api::error(StatusCode::NOT_FOUND, "no such endpoint").into_response()
         })
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            admin.clone(),
+            require_token,
+        ))
         .with_state(admin)
 }
 
-/// Serves the admin routes on `listener` until `shutdown` completes.
+/// Serves the admin routes on `listener` with `limits` until `shutdown` completes.
 pub async fn run(
     listener: tokio::net::TcpListener,
     admin: Arc<Admin>,
+    limits: listener::AdminLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(admin))
-        .with_graceful_shutdown(shutdown)
-        .await
+    listener::serve(listener, router(admin, limits.body_limit), limits, shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_credentials;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer_credentials("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_credentials("bearer abc"), Some("abc"));
+        assert_eq!(bearer_credentials("BEARER  abc "), Some("abc"));
+        assert_eq!(bearer_credentials("Basic abc"), None);
+        assert_eq!(bearer_credentials("Bearer"), None);
+        assert_eq!(bearer_credentials("Bearerabc"), None);
+    }
 }

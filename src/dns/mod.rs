@@ -1,12 +1,12 @@
 //! DNS transports: the wire format, the UDP workers and the TCP listener.
 //!
-//! Both transports parse requests with [`wire::parse`] and ask [`crate::answer::answer`];
-//! they differ only in how the response is encoded: UDP with Roundel's own encoder
-//! ([`wire::encode`]), TCP through hickory-server's message builder. The behaviour tests
-//! run against both, which keeps the two encoders honest with each other.
+//! Both transports parse requests with [`wire::parse`], ask [`crate::answer::answer`] and
+//! encode with [`wire::encode`] ([`respond`]); they differ in framing and in the size
+//! limit (the client's UDP payload size, or 65,535 bytes over TCP).
 
 pub mod stats;
 pub mod tcp;
+pub mod tcp_conns;
 pub mod udp;
 pub mod wire;
 
@@ -70,6 +70,37 @@ pub fn respond_udp(
     shard: usize,
     received: Instant,
 ) {
+    respond(
+        msg,
+        src,
+        snapshot,
+        out,
+        stats,
+        shard,
+        received,
+        Transport::Udp,
+    );
+}
+
+/// Largest DNS message over TCP: the two-byte length prefix (RFC 1035 section 4.2.2).
+pub const MAX_TCP_MESSAGE: usize = u16::MAX as usize;
+
+/// Computes the response to `msg` received over `transport` into `out`, like
+/// [`respond_udp`]; over TCP the size limit is [`MAX_TCP_MESSAGE`]. A message that must not
+/// be answered (a response, QR set; too short for a header) leaves `out` empty on both
+/// transports.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub fn respond(
+    msg: &[u8],
+    src: IpAddr,
+    snapshot: &Snapshot,
+    out: &mut Vec<u8>,
+    stats: &DnsStats,
+    shard: usize,
+    received: Instant,
+    transport: Transport,
+) {
     match wire::parse(msg) {
         Parsed::Drop => {
             out.clear();
@@ -91,7 +122,7 @@ pub fn respond_udp(
                 None,
                 qtype,
                 rcode,
-                Transport::Udp,
+                transport,
                 false,
                 received.elapsed(),
             );
@@ -103,10 +134,14 @@ pub fn respond_udp(
                 client: q.client(src),
             };
             let resp = answer(snapshot, &question);
-            let truncated = wire::encode(out, &q, &resp, q.udp_limit());
+            let limit = match transport {
+                Transport::Udp => q.udp_limit(),
+                Transport::Tcp => MAX_TCP_MESSAGE,
+            };
+            let truncated = wire::encode(out, &q, &resp, limit);
             if query_log() {
                 log_query(
-                    Transport::Udp,
+                    transport,
                     src,
                     question.qname,
                     q.qtype,
@@ -120,8 +155,8 @@ pub fn respond_udp(
                 zone,
                 q.qtype,
                 resp.rcode,
-                Transport::Udp,
-                truncated,
+                transport,
+                truncated && transport == Transport::Udp,
                 received.elapsed(),
             );
         }

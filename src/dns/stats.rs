@@ -5,11 +5,9 @@
 //! scrape sums the shards. Per-zone counters are kept here by [`crate::zone::Zone::index`],
 //! which a zone keeps across reloads, so they carry over by origin.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use hickory_proto::op::ResponseCode;
@@ -145,9 +143,6 @@ pub struct DnsStats {
     zones: ArcSwap<Vec<Option<Arc<ZoneStats>>>>,
     wire: Box<[WireShard]>,
     tcp_connections: AtomicU64,
-    /// Client sockets seen on TCP, with when they were last seen: a new one is a new
-    /// connection (hickory-server owns the accept loop and offers no hook).
-    tcp_clients: Mutex<HashMap<SocketAddr, Instant>>,
 }
 
 impl Default for DnsStats {
@@ -157,7 +152,6 @@ impl Default for DnsStats {
             zones: ArcSwap::from_pointee(Vec::new()),
             wire: (0..SHARDS).map(|_| WireShard::default()).collect(),
             tcp_connections: AtomicU64::new(0),
-            tcp_clients: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -263,20 +257,10 @@ impl DnsStats {
         self.wire[shard % SHARDS].dropped.fetch_add(1, Relaxed);
     }
 
-    /// Notes a TCP query from `client`; counts a connection the first time a client
-    /// socket is seen (again after it has been idle for `idle`).
-    pub fn note_tcp_client(&self, client: SocketAddr, idle: Duration) {
-        let now = Instant::now();
-        let mut clients = self.tcp_clients.lock().unwrap_or_else(|e| e.into_inner());
-        let fresh = clients
-            .insert(client, now)
-            .is_none_or(|last| now.duration_since(last) > idle);
-        if fresh {
-            self.tcp_connections.fetch_add(1, Relaxed);
-        }
-        if clients.len() > 4096 {
-            clients.retain(|_, seen| now.duration_since(*seen) <= idle);
-        }
+    /// Counts one accepted TCP connection.
+    #[inline]
+    pub fn note_tcp_connection(&self) {
+        self.tcp_connections.fetch_add(1, Relaxed);
     }
 
     /// Summed transport counters.
@@ -381,14 +365,11 @@ mod tests {
     }
 
     #[test]
-    fn tcp_connections_count_new_client_sockets() {
+    fn tcp_connections_are_counted() {
         let stats = DnsStats::default();
-        let a: SocketAddr = "127.0.0.1:40000".parse().unwrap();
-        let b: SocketAddr = "127.0.0.1:40001".parse().unwrap();
         for _ in 0..3 {
-            stats.note_tcp_client(a, Duration::from_secs(10));
+            stats.note_tcp_connection();
         }
-        stats.note_tcp_client(b, Duration::from_secs(10));
-        assert_eq!(stats.wire_totals().tcp_connections, 2);
+        assert_eq!(stats.wire_totals().tcp_connections, 3);
     }
 }

@@ -1,181 +1,235 @@
-//! TCP: hickory-server's listener (framing, idle timeouts, pipelining) with Roundel's
-//! answers.
+//! DNS over TCP (RFC 7766): Roundel's own accept loop and connections on tokio, with the
+//! same parser, answer engine and encoder as UDP ([`super::respond`]).
 //!
-//! The handler parses the raw request with the same parser as UDP and asks the same
-//! engine; only the encoding differs (hickory's message builder, no size limit).
+//! * Framing: each message is preceded by its length in two bytes (RFC 1035 section
+//!   4.2.2). Pipelined queries are read and answered one after the other, so the answers go
+//!   out in the order of the queries.
+//! * Caps ([`super::tcp_conns`]): a global cap (from the descriptor budget,
+//!   [`crate::limits::Budget`]) and a per-address cap; at the global cap the longest idle
+//!   connection is closed to make room, or the new one is refused when none is idle.
+//! * Timeouts: a connection waiting for its next query is closed after the idle timeout;
+//!   once the first byte of a message arrived the rest must follow within the I/O timeout,
+//!   and a response must be written within it too (a client that stops reading cannot hold
+//!   a slot). After the per-connection query cap the connection is closed after the last
+//!   answer.
+//! * A message that is not to be answered (QR set, shorter than a header) gets no reply,
+//!   as over UDP; the connection stays open.
+//! * accept() errors: see [`crate::limits::accept`] (back off on EMFILE instead of
+//!   spinning).
+//!
+//! Per connection: one task and three buffers that grow to the largest message seen;
+//! nothing is allocated per query.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
-
-use hickory_server::net::runtime::Time;
-use hickory_server::proto::op::{Edns, Header, HeaderCounts, Metadata, ResponseCode};
-use hickory_server::proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
-use hickory_server::proto::rr::{Name, Record, RecordType};
-use hickory_server::proto::serialize::binary::BinDecoder;
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
-
-use super::stats::{DnsStats, Transport};
-use super::wire::{self, MAX_UDP_PAYLOAD, Parsed};
-use crate::answer::{Owner, Question, Response, Section, answer};
-use crate::zone::SnapshotCell;
 use std::time::{Duration, Instant};
 
-/// How long an idle TCP connection is kept open (RFC 7766 section 6.2.3 suggests seconds).
-pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Responses queued per TCP connection (hickory-dns uses the same).
-pub const TCP_RESPONSE_QUEUE: usize = 32;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 
-/// Answers DNS over TCP from the current snapshot.
-pub struct TcpHandler {
+use super::stats::{DnsStats, Transport};
+use super::tcp_conns::{Admission, ConnGuard, ConnTable};
+use crate::limits::accept::{AcceptErrors, Next};
+use crate::limits::{Limits, counters};
+use crate::zone::SnapshotCell;
+
+/// Rounds of 1 ms the accept loop waits for evicted connections to close.
+const EVICTION_WAIT_ROUNDS: u32 = 50;
+
+/// Everything the connections of one server share.
+#[derive(Debug)]
+pub struct TcpContext {
     cell: Arc<SnapshotCell>,
     stats: Arc<DnsStats>,
+    table: Arc<ConnTable>,
+    idle_timeout: Duration,
+    io_timeout: Duration,
+    queries_per_connection: u32,
 }
 
-impl TcpHandler {
-    /// A handler reading from `cell`.
-    pub fn new(cell: Arc<SnapshotCell>, stats: Arc<DnsStats>) -> Self {
-        Self { cell, stats }
+impl TcpContext {
+    /// Connections answering from `cell`, at most `max_clients` at once, with the caps and
+    /// timeouts of `limits`.
+    pub fn new(
+        cell: Arc<SnapshotCell>,
+        stats: Arc<DnsStats>,
+        limits: &Limits,
+        max_clients: u32,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            cell,
+            stats,
+            table: ConnTable::new(max_clients as usize, limits.tcp_clients_per_address),
+            idle_timeout: limits.tcp_idle_timeout,
+            io_timeout: limits.tcp_io_timeout,
+            queries_per_connection: limits.tcp_queries_per_connection.max(1),
+        })
+    }
+
+    /// Connections open now.
+    pub fn open_connections(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Closes every connection (the server stops).
+    pub fn close_all(&self) {
+        self.table.close_all();
     }
 }
 
-fn records(section: &Section<'_>, qname: &Name) -> Vec<Record> {
-    section
-        .iter()
-        .map(|rr| {
-            let owner = match rr.owner {
-                Owner::Query => qname.clone(),
-                Owner::Name(name, _) => name.clone(),
-            };
-            Record::from_rdata(owner, rr.ttl, rr.rdata.data.clone())
-        })
-        .collect()
+/// Accepts connections on `listener` until `stop` turns true.
+pub async fn accept_loop(
+    listener: TcpListener,
+    ctx: Arc<TcpContext>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut errors = AcceptErrors::new("dns-tcp", &counters::TCP_ACCEPT_ERRORS);
+    loop {
+        // Under a burst of new connections at the cap, let the evicted ones close before
+        // taking more: the newcomers wait in the kernel's backlog instead of being refused.
+        for _ in 0..EVICTION_WAIT_ROUNDS {
+            if !ctx.table.evictions_full() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                errors.accepted();
+                match ctx.table.admit(peer.ip()) {
+                    Admission::Admitted(guard) => {
+                        ctx.stats.note_tcp_connection();
+                        tokio::spawn(connection(stream, peer, ctx.clone(), guard));
+                    }
+                    // Dropping the stream closes it: the client sees the end at once
+                    // rather than waiting in the backlog.
+                    Admission::RefusedGlobal => counters::TCP_REFUSED_GLOBAL.inc(),
+                    Admission::RefusedPerAddress => counters::TCP_REFUSED_PER_ADDRESS.inc(),
+                }
+            }
+            Err(e) => match errors.failed(&e) {
+                Next::Retry => {}
+                Next::Sleep(d) => {
+                    tokio::select! {
+                        () = tokio::time::sleep(d) => {}
+                        _ = stop.wait_for(|s| *s) => return,
+                    }
+                }
+            },
+        }
+    }
 }
 
-#[async_trait::async_trait]
-impl RequestHandler for TcpHandler {
-    async fn handle_request<R: ResponseHandler, T: Time>(
-        &self,
-        request: &Request,
-        mut response_handle: R,
-    ) -> ResponseInfo {
-        let received = Instant::now();
-        let src = request.src();
-        self.stats.note_tcp_client(src, TCP_IDLE_TIMEOUT);
-        let snapshot = self.cell.load_full();
-        let mut metadata = Metadata::response_from_request(&request.metadata);
-        let qname = request
-            .queries
-            .queries()
-            .first()
-            .map(|q| q.original().name().clone())
-            .unwrap_or_else(Name::root);
-        let mut qtype = request
-            .queries
-            .queries()
-            .first()
-            .map_or(RecordType::Unknown(0), |q| q.query_type());
-        let mut echo_question = true;
-        let (resp, edns) = match wire::parse(request.as_slice()) {
-            // hickory-server drops these before calling us; nothing to send either way.
-            Parsed::Drop => {
-                return ResponseInfo::from(Header {
-                    metadata,
-                    counts: HeaderCounts::default(),
-                });
-            }
-            Parsed::Reject {
-                rcode,
-                edns,
-                question,
-                ..
-            } => {
-                echo_question = question.is_some();
-                (Response::with_rcode(rcode), edns)
-            }
-            Parsed::Query(q) => {
-                let question = Question {
-                    qname: q.qname(),
-                    qtype: q.qtype,
-                    client: q.client(src.ip()),
-                };
-                qtype = q.qtype;
-                (answer(&snapshot, &question), q.edns)
-            }
-        };
-        metadata.authoritative = resp.authoritative;
-        metadata.response_code = resp.rcode;
-        let answers = records(&resp.answer, &qname);
-        let authorities = records(&resp.authority, &qname);
-        let additionals = records(&resp.additional, &qname);
-        let edns_out = edns.map(|e| {
-            let mut out = Edns::new();
-            out.set_max_payload(MAX_UDP_PAYLOAD);
-            out.set_version(0);
-            out.set_dnssec_ok(e.dnssec_ok);
-            if let Some(code) = resp.ede {
-                out.options_mut()
-                    .insert(EdnsOption::Unknown(15, code.to_be_bytes().to_vec()));
-            }
-            if let Some(ecs) = e.ecs {
-                let scope = resp.ecs_scope.min(ecs.source_prefix);
-                out.options_mut()
-                    .insert(EdnsOption::Subnet(ClientSubnet::new(
-                        ecs.addr,
-                        ecs.source_prefix,
-                        scope,
-                    )));
-            }
-            out
-        });
-        // A message rejected before its question was understood echoes none (as UDP does).
-        let no_queries =
-            Queries::read(&mut BinDecoder::new(&[]), 0).expect("reading no questions cannot fail");
-        let queries = if echo_question {
-            &request.queries
-        } else {
-            &no_queries
-        };
-        let builder = MessageResponseBuilder::new(queries, edns_out.as_ref());
-        let response = builder.build(
-            metadata,
-            answers.iter(),
-            authorities.iter(),
-            std::iter::empty(),
-            additionals.iter(),
-        );
-        if super::query_log() {
-            super::log_query(
-                Transport::Tcp,
-                src.ip(),
-                &crate::zone::name::key_of(&qname),
-                qtype,
-                resp.rcode,
-                resp.answer.len(),
-            );
-        }
-        let zone = resp.zone.map(|z| z.index);
-        // Shards by client port: TCP handlers run on any runtime thread at once.
-        let shard = src.port() as usize;
-        self.stats.record(
+/// Why a connection ended early.
+enum End {
+    /// The client closed, or the connection failed.
+    Closed,
+    /// The idle timeout, or evicted / stopped.
+    Idle,
+    /// The I/O timeout.
+    Io,
+}
+
+async fn connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    ctx: Arc<TcpContext>,
+    guard: ConnGuard,
+) {
+    // Responses go out as soon as they are written: a client waits for each one.
+    let _ = stream.set_nodelay(true);
+    let mut msg = Vec::new();
+    let mut out = Vec::new();
+    let mut frame = Vec::new();
+    // Statistics shards by client port: connections run on any runtime thread at once.
+    let shard = peer.port() as usize;
+    for _ in 0..ctx.queries_per_connection {
+        match one_query(
+            &mut stream,
+            peer,
+            &ctx,
+            &guard,
             shard,
-            zone,
-            qtype,
-            resp.rcode,
-            Transport::Tcp,
-            false,
-            received.elapsed(),
-        );
-        match response_handle.send_response(response).await {
-            Ok(info) => info,
-            Err(e) => {
-                tracing::debug!(error = %e, "TCP response not sent");
-                let mut metadata = Metadata::response_from_request(&request.metadata);
-                metadata.response_code = ResponseCode::ServFail;
-                ResponseInfo::from(Header {
-                    metadata,
-                    counts: HeaderCounts::default(),
-                })
+            [&mut msg, &mut out, &mut frame],
+        )
+        .await
+        {
+            Ok(()) => {}
+            Err(End::Closed) => return,
+            Err(End::Idle) => return,
+            Err(End::Io) => {
+                counters::TCP_IO_TIMEOUTS.inc();
+                return;
             }
         }
+    }
+    counters::TCP_QUERY_CAP.inc();
+    let _ = tokio::time::timeout(ctx.io_timeout, stream.shutdown()).await;
+}
+
+async fn one_query(
+    stream: &mut TcpStream,
+    peer: SocketAddr,
+    ctx: &TcpContext,
+    guard: &ConnGuard,
+    shard: usize,
+    [msg, out, frame]: [&mut Vec<u8>; 3],
+) -> Result<(), End> {
+    guard.idle();
+    let mut len = [0u8; 2];
+    let first = tokio::select! {
+        r = tokio::time::timeout(ctx.idle_timeout, stream.read(&mut len)) => r,
+        () = guard.state().kill.notified() => return Err(End::Idle),
+    };
+    let got = match first {
+        Err(_) => {
+            counters::TCP_IDLE_TIMEOUTS.inc();
+            return Err(End::Idle);
+        }
+        Ok(Ok(0) | Err(_)) => return Err(End::Closed),
+        Ok(Ok(n)) => n,
+    };
+    guard.busy();
+    let read_rest = async {
+        if got == 1 {
+            stream.read_exact(&mut len[1..]).await?;
+        }
+        msg.resize(u16::from_be_bytes(len) as usize, 0);
+        stream.read_exact(msg).await.map(|_| ())
+    };
+    match tokio::time::timeout(ctx.io_timeout, read_rest).await {
+        Err(_) => return Err(End::Io),
+        Ok(Err(_)) => return Err(End::Closed),
+        Ok(Ok(())) => {}
+    }
+    let received = Instant::now();
+    {
+        let snapshot = ctx.cell.load();
+        super::respond(
+            msg,
+            peer.ip(),
+            &snapshot,
+            out,
+            &ctx.stats,
+            shard,
+            received,
+            Transport::Tcp,
+        );
+    }
+    if out.is_empty() {
+        return Ok(());
+    }
+    frame.clear();
+    frame.extend_from_slice(&(out.len() as u16).to_be_bytes());
+    frame.extend_from_slice(out);
+    match tokio::time::timeout(ctx.io_timeout, stream.write_all(frame)).await {
+        Err(_) => Err(End::Io),
+        Ok(Err(_)) => Err(End::Closed),
+        Ok(Ok(())) => Ok(()),
     }
 }

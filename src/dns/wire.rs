@@ -151,10 +151,17 @@ pub fn parse(msg: &[u8]) -> Parsed<'_> {
     if flags & FLAG_QR != 0 {
         return Parsed::Drop;
     }
+    let opcode = ((flags >> 11) & 0xF) as u8;
     let header = RequestHeader {
         id: u16::from_be_bytes([msg[0], msg[1]]),
-        opcode: ((flags >> 11) & 0xF) as u8,
-        echoed_flags: flags & (FLAG_RD | FLAG_CD),
+        opcode,
+        // RD and CD are defined for QUERY only; a response to any other opcode has AA, RD,
+        // RA, AD and CD clear (RFC 1035 section 4.1.1, RFC 6895 section 2.2).
+        echoed_flags: if opcode == 0 {
+            flags & (FLAG_RD | FLAG_CD)
+        } else {
+            0
+        },
     };
     let reject = |rcode, question, edns| Parsed::Reject {
         header,
@@ -345,6 +352,13 @@ fn parse_ecs(data: &[u8]) -> Option<Ecs> {
     if source_prefix > max_prefix
         || scope_prefix != 0
         || addr_bytes.len() != (source_prefix as usize).div_ceil(8)
+    {
+        return None;
+    }
+    // Address bits beyond the source prefix must be zero (RFC 7871 section 6: FORMERR).
+    if let Some(&last) = addr_bytes.last()
+        && source_prefix % 8 != 0
+        && last & (0xFF >> (source_prefix % 8)) != 0
     {
         return None;
     }
@@ -648,6 +662,44 @@ mod tests {
         assert_eq!(e.ecs.unwrap().addr, IpAddr::V4(Ipv4Addr::new(192, 0, 2, 0)));
         assert_eq!(e.ecs.unwrap().source_prefix, 24);
         assert_eq!(q.udp_limit(), 1232);
+    }
+
+    #[test]
+    fn client_subnet_bits_beyond_the_prefix_are_formerr() {
+        let ecs = |prefix: u8, addr: &[u8]| {
+            let mut o = vec![
+                0, 0, 41, 0x10, 0x00, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 1, prefix, 0,
+            ];
+            o.extend_from_slice(addr);
+            o[14] = 4 + addr.len() as u8;
+            o[10] = 8 + addr.len() as u8;
+            query(b"\x01a\x00", 1, &o, 1)
+        };
+        assert!(matches!(parse(&ecs(23, &[192, 0, 2])), Parsed::Query(_)));
+        assert!(matches!(
+            parse(&ecs(23, &[192, 0, 3])),
+            Parsed::Reject {
+                rcode: ResponseCode::FormErr,
+                ..
+            }
+        ));
+        assert!(matches!(parse(&ecs(24, &[192, 0, 3])), Parsed::Query(_)));
+        assert!(matches!(parse(&ecs(0, &[])), Parsed::Query(_)));
+    }
+
+    #[test]
+    fn flags_are_echoed_for_query_only() {
+        let mut m = query(b"\x00", 1, &[], 0);
+        m[3] |= 0x10; // CD
+        m[2] |= 2 << 3; // opcode STATUS
+        let Parsed::Reject { header, .. } = parse(&m) else {
+            panic!("not a rejection")
+        };
+        assert_eq!(header.echoed_flags, 0);
+        let mut out = Vec::new();
+        encode_reject(&mut out, &header, ResponseCode::NotImp, None, None);
+        assert_eq!(out[2] & 0x07, 0, "AA, TC, RD clear");
+        assert_eq!(out[3] & 0xF0, 0, "RA, Z, AD, CD clear");
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //!   [`crate::node`], where selection reads it.
 //! * [`probe`]: one HTTP(S) or TCP check, hard-bounded by its timeout.
 //! * [`monitor`]: [`HealthMonitor`], one tokio task per distinct (target, check).
+//! * [`local`]: checks that failed for a reason on this host, which change no state.
 
 pub mod hysteresis;
+pub mod local;
 pub mod monitor;
 pub mod probe;
 mod tls;

@@ -312,6 +312,11 @@ async fn run_probe(
 /// Applies one result: RTT, reported weight, state machine, details, and one log line
 /// per state change.
 fn record(key: &ProbeKey, health: &NodeHealth, machine: &mut Hysteresis, r: CheckResult) {
+    if let Some(e) = &r.local_error {
+        // Not evidence against the backend: no state, counter or detail changes.
+        super::local::note(&key.target.addr, key.target.port, e);
+        return;
+    }
     let ok = r.outcome.is_ok();
     health.observe_check(r.rtt, r.outcome.as_ref().err());
     if let Ok(reported) = &r.outcome {

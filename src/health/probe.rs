@@ -20,6 +20,10 @@ pub struct CheckResult {
     pub weight_error: Option<String>,
     /// Time the check took.
     pub rtt: Duration,
+    /// The check could not be made for a reason on this host (no descriptor, no memory,
+    /// no local address): an error of the checker, not evidence against the target. The
+    /// outcome is then not to be counted ([`super::local`]).
+    pub local_error: Option<String>,
 }
 
 /// A ready-to-run check for one target: the HTTP client is built once, not per check.
@@ -61,6 +65,7 @@ impl Prober {
     pub async fn run(&self, timeout: Duration) -> CheckResult {
         let start = Instant::now();
         let mut weight_error = None;
+        let mut local_error = None;
         let fut = async {
             match self {
                 Prober::None => Ok(None),
@@ -70,9 +75,14 @@ impl Prober {
                     Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
                         Err(Failure::Refused)
                     }
-                    Err(e) => Err(Failure::Connect(e.to_string())),
+                    Err(e) => {
+                        if super::local::is_local(&e) {
+                            local_error = Some(e.to_string());
+                        }
+                        Err(Failure::Connect(e.to_string()))
+                    }
                 },
-                Prober::Http(h) => h.run(&mut weight_error).await,
+                Prober::Http(h) => h.run(&mut weight_error, &mut local_error).await,
             }
         };
         // The hard bound: whatever the client does, a check ends at `timeout`.
@@ -84,6 +94,7 @@ impl Prober {
             outcome,
             weight_error,
             rtt: start.elapsed(),
+            local_error,
         }
     }
 }
@@ -163,14 +174,21 @@ impl HttpProber {
         })
     }
 
-    async fn run(&self, weight_error: &mut Option<String>) -> Result<Option<Reported>, Failure> {
+    async fn run(
+        &self,
+        weight_error: &mut Option<String>,
+        local_error: &mut Option<String>,
+    ) -> Result<Option<Reported>, Failure> {
         let mut resp = self
             .client
             .request(self.method.clone(), &self.url)
             .headers(self.headers.clone())
             .send()
             .await
-            .map_err(classify)?;
+            .map_err(|e| {
+                *local_error = super::local::local_cause(&e);
+                classify(e)
+            })?;
         let status = resp.status().as_u16();
         if !self.check.expect.iter().any(|r| r.contains(status)) {
             return Err(Failure::Status(status));

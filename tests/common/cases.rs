@@ -595,6 +595,15 @@ pub fn protocol() -> Vec<Case> {
         )
         .rcode("NOTIMP"),
         case(
+            "opcode STATUS with RD, CD and AD: NOTIMP with AA, RD, RA, AD, CD clear",
+            q("example.test.", ty::SOA).opcode(2).rd().cd().ad(),
+        )
+        .rcode("NOTIMP")
+        .with(|n| n.set_flag("rd", false))
+        .reference_differs(Kind::Knot, "Knot copies RD into a NOTIMP answer", |n| {
+            n.set_flag("rd", true)
+        }),
+        case(
             "QDCOUNT 0: FORMERR",
             Q::raw("QDCOUNT 0, no EDNS", wire::header(0, 0, 0, 0, 0, 0)),
         )
@@ -697,6 +706,25 @@ pub fn edns() -> Vec<Case> {
         )
         .aa()
         .ans(&ns1),
+        case(
+            "client subnet with address bits beyond the source prefix: FORMERR (RFC 7871 6)",
+            // 192.0.3.0/23: the last bit of the third byte is beyond the prefix.
+            q("ns1.example.test.", ty::A).option(8, &[0, 1, 23, 0, 192, 0, 3]),
+        )
+        .rcode("FORMERR")
+        .no_question()
+        .edns(None)
+        .reference_differs(
+            Kind::Knot,
+            "Knot without its ECS module ignores the option and answers",
+            |n| {
+                n.rcode = "NOERROR".into();
+                n.set_flag("aa", true);
+                n.question = vec!["ns1.example.test. IN A".into()];
+                n.edns = Some("version=0 payload=1232 do=0 options=[]".into());
+                n.answer = vec!["ns1.example.test. 300 IN A 192.0.2.53".into()];
+            },
+        ),
         case(
             "EDNS version 1: BADVERS, OPT version 0, no answer",
             q("ns1.example.test.", ty::A).edns_version(1),
@@ -872,6 +900,17 @@ pub fn malformed() -> Vec<Case> {
             Q::raw("QR=1", {
                 let mut m = wire::header(0, 0x8000, 1, 0, 0, 0);
                 m.extend(&good_q);
+                m
+            }),
+        )
+        .drop(),
+    );
+    cases.push(
+        case(
+            "a malformed response (QR=1, garbage) is ignored, over TCP too",
+            Q::raw("QR=1 garbage", {
+                let mut m = wire::header(0, 0x8000, 1, 1, 1, 1);
+                m.extend((0..40u32).map(|i| (i.wrapping_mul(2654435761) >> 11) as u8));
                 m
             }),
         )

@@ -81,6 +81,8 @@ pub struct Opts {
     pub token: Option<String>,
     pub state_dir: Option<PathBuf>,
     pub watch: bool,
+    /// Connection caps and timeouts (default: the built-in ones).
+    pub limits: Option<roundel::limits::Limits>,
 }
 
 /// Roundel in-process on its own thread and runtime: DNS on 127.0.0.1:0 (UDP and TCP),
@@ -111,6 +113,9 @@ impl Server {
         opts.watch_zones = o.watch;
         opts.admin_token = o.token.as_deref().and_then(Token::new);
         opts.state_dir = o.state_dir.clone();
+        if let Some(l) = &o.limits {
+            opts.limits = l.clone();
+        }
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("roundel-ops-server".into())
