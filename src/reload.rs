@@ -70,7 +70,7 @@ pub struct ReloadStatus {
 /// Called after the health monitor has built the pools of a new snapshot and before the
 /// snapshot is served: the place to re-apply persisted admin overrides, so that a node an
 /// operator put in maintenance is never served, not even for one query.
-pub type ReloadHook = Box<dyn Fn(&Snapshot, &HealthMonitor) + Send + Sync>;
+pub type ReloadHook = Box<dyn Fn(&Snapshot) + Send + Sync>;
 
 /// Replaces the served snapshot with freshly loaded zones, all or nothing.
 ///
@@ -152,13 +152,9 @@ impl Reloader {
         &self.monitor
     }
 
-    /// Re-reads every zone file. On success the new snapshot is served from the next
-    /// query on; on failure the old one stays and the errors are returned (and logged).
-    pub async fn reload(&self) -> Result<Arc<Snapshot>, ZoneErrors> {
-        self.reload_by(Trigger::Api).await
-    }
-
-    /// [`reload`](Self::reload), recording what started it.
+    /// Re-reads every zone file, recording what started the reload. On success the new
+    /// snapshot is served from the next query on; on failure the old one stays and the
+    /// errors are returned (and logged).
     pub async fn reload_by(&self, trigger: Trigger) -> Result<Arc<Snapshot>, ZoneErrors> {
         let _guard = self.lock.lock().await;
         let previous = self.cell.load_full();
@@ -213,7 +209,7 @@ impl Reloader {
         }
         let hook = self.hook.lock().unwrap_or_else(|e| e.into_inner()).clone();
         if let Some(hook) = hook {
-            hook(&snapshot, &self.monitor);
+            hook(&snapshot);
         }
         let snapshot = Arc::new(snapshot);
         self.cell.store(snapshot.clone());

@@ -58,11 +58,6 @@ impl Listeners {
         Ok(bound)
     }
 
-    /// Local address of the admin listener.
-    pub fn admin_addr(&self) -> Option<SocketAddr> {
-        self.admin.as_ref().and_then(|l| l.local_addr().ok())
-    }
-
     /// Local addresses of the UDP sockets.
     pub fn udp_addrs(&self) -> Vec<SocketAddr> {
         self.udp
@@ -189,7 +184,7 @@ pub async fn serve(
     {
         let o = overrides.clone();
         let s = stats.clone();
-        reloader.set_hook(Box::new(move |snapshot, _| {
+        reloader.set_hook(Box::new(move |snapshot| {
             s.track(snapshot);
             o.apply(snapshot);
         }));

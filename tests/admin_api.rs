@@ -93,6 +93,7 @@ async fn reads_drain_maint_ready_weight_and_persistence() {
         token: Some(TOKEN.into()),
         state_dir: Some(state.0.clone()),
         watch: false,
+        limits: None,
     };
     let s = Server::start(zones.path(), opts.clone());
     let c = client();

@@ -253,11 +253,6 @@ impl HealthMonitor {
             .collect()
     }
 
-    /// The admin override slots of a node, if the pool has it.
-    pub fn admin(&self, pool: &Name, addr: IpAddr) -> Option<Arc<NodeAdmin>> {
-        self.registry().admin.get(&(pool.clone(), addr)).cloned()
-    }
-
     /// Stops every probe and waits (bounded) for the tasks to end.
     pub async fn shutdown(&self) {
         let _serial = self.reconcile_lock.lock().await;
