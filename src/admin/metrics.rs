@@ -222,9 +222,8 @@ impl prometheus_client::collector::Collector for Collector {
         }
         {
             let count: u64 = w.latency.iter().sum();
-            let buckets: Vec<(f64, u64)> = LATENCY_BUCKETS
-                .iter()
-                .copied()
+            let buckets: Vec<(f64, u64)> = (0..LATENCY_BUCKETS.len())
+                .map(stats::latency_bound_seconds)
                 .chain([f64::INFINITY])
                 .zip(w.latency.iter().copied())
                 .collect();

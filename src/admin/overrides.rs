@@ -19,7 +19,8 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::node::AdminState;
+use super::time::unix;
+use crate::node::{AdminState, NodeKey};
 use crate::zone::Snapshot;
 
 /// File name of the state file inside the state directory.
@@ -82,24 +83,11 @@ struct File {
     nodes: Vec<Entry>,
 }
 
-/// Key of an override: the pool's absolute name (lowercase, with the final dot) and the
-/// node address.
-pub type Key = (String, IpAddr);
-
 /// The overrides in force, and where they are saved.
 #[derive(Debug, Default)]
 pub struct Overrides {
-    map: Mutex<BTreeMap<Key, Override>>,
+    map: Mutex<BTreeMap<NodeKey, Override>>,
     file: Option<PathBuf>,
-}
-
-/// Canonical form of a pool name for keys: lowercase, absolute.
-pub fn pool_key(name: &str) -> String {
-    let mut s = name.trim().to_ascii_lowercase();
-    if !s.ends_with('.') {
-        s.push('.');
-    }
-    s
 }
 
 /// Name of an admin state in files, the API and logs.
@@ -118,11 +106,6 @@ fn parse_state(s: &str) -> Option<AdminState> {
         "maint" => Some(AdminState::Maint),
         _ => None,
     }
-}
-
-fn unix(t: SystemTime) -> f64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 impl Overrides {
@@ -150,17 +133,17 @@ impl Overrides {
         self.file.as_deref()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Key, Override>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<NodeKey, Override>> {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Every override.
-    pub fn all(&self) -> BTreeMap<Key, Override> {
+    pub fn all(&self) -> BTreeMap<NodeKey, Override> {
         self.lock().clone()
     }
 
     /// The override of one node.
-    pub fn get(&self, key: &Key) -> Option<Override> {
+    pub fn get(&self, key: &NodeKey) -> Option<Override> {
         self.lock().get(key).copied()
     }
 
@@ -168,7 +151,7 @@ impl Overrides {
     /// `ready` without a weight is removed. On a write error nothing changes.
     pub fn update(
         &self,
-        key: Key,
+        key: NodeKey,
         f: impl FnOnce(&mut Override),
     ) -> Result<Override, StateFileError> {
         let mut map = self.lock();
@@ -199,9 +182,8 @@ impl Overrides {
         for zone in snapshot.zones.values() {
             for pool in &zone.pools {
                 let Some(rt) = &pool.runtime else { continue };
-                let name = pool_key(&rt.name().to_ascii());
                 for node in rt.nodes() {
-                    let o = map.get(&(name.clone(), node.spec.addr));
+                    let o = map.get(&NodeKey::new(rt.name(), node.spec.addr));
                     node.admin
                         .set_state(o.map_or(AdminState::Ready, |o| o.state));
                     node.admin.set_weight(o.and_then(|o| o.weight));
@@ -211,7 +193,7 @@ impl Overrides {
     }
 }
 
-fn parse(path: &Path, text: &str) -> Result<BTreeMap<Key, Override>, StateFileError> {
+fn parse(path: &Path, text: &str) -> Result<BTreeMap<NodeKey, Override>, StateFileError> {
     let invalid = |line: usize, column: usize, reason: String| StateFileError::Invalid {
         path: path.to_path_buf(),
         line,
@@ -242,7 +224,7 @@ fn parse(path: &Path, text: &str) -> Result<BTreeMap<Key, Override>, StateFileEr
         let since = SystemTime::UNIX_EPOCH
             + std::time::Duration::try_from_secs_f64(e.since.max(0.0)).unwrap_or_default();
         map.insert(
-            (pool_key(&e.pool), e.addr),
+            NodeKey::of(&e.pool, e.addr),
             Override {
                 state,
                 weight: e.weight,
@@ -253,12 +235,12 @@ fn parse(path: &Path, text: &str) -> Result<BTreeMap<Key, Override>, StateFileEr
     Ok(map)
 }
 
-fn render(map: &BTreeMap<Key, Override>) -> String {
+fn render(map: &BTreeMap<NodeKey, Override>) -> String {
     let file = File {
         version: 1,
         nodes: map
             .iter()
-            .map(|((pool, addr), o)| Entry {
+            .map(|(NodeKey { pool, addr }, o)| Entry {
                 pool: pool.clone(),
                 addr: *addr,
                 state: state_name(o.state).to_owned(),
@@ -304,17 +286,17 @@ mod tests {
         let o = Overrides::open(&dir).unwrap();
         let a: IpAddr = "192.0.2.10".parse().unwrap();
         let b: IpAddr = "2001:db8::1".parse().unwrap();
-        o.update((pool_key("Web.Example.Test"), a), |o| {
+        o.update(NodeKey::of("Web.Example.Test", a), |o| {
             o.state = AdminState::Drain
         })
         .unwrap();
-        o.update((pool_key("web.example.test."), b), |o| o.weight = Some(5))
+        o.update(NodeKey::of("web.example.test.", b), |o| o.weight = Some(5))
             .unwrap();
         let again = Overrides::open(&dir).unwrap().all();
         assert_eq!(again.len(), 2);
-        let k = ("web.example.test.".to_owned(), a);
+        let k = NodeKey::of("web.example.test.", a);
         assert_eq!(again[&k].state, AdminState::Drain);
-        assert_eq!(again[&("web.example.test.".to_owned(), b)].weight, Some(5));
+        assert_eq!(again[&NodeKey::of("web.example.test.", b)].weight, Some(5));
         o.update(k.clone(), |o| o.state = AdminState::Ready)
             .unwrap();
         assert!(!Overrides::open(&dir).unwrap().all().contains_key(&k));

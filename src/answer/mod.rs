@@ -127,16 +127,31 @@ impl<'a> Response<'a> {
     }
 }
 
+/// What one pool answer asks of a selection.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolQuestion {
+    /// A or AAAA.
+    pub family: Family,
+    /// Who asks, for `client-hash`.
+    pub client: ClientKey,
+}
+
+impl PoolQuestion {
+    /// The selection input for this question with `counter` and the clock at `now`.
+    pub fn input(self, counter: u64, now: std::time::Instant) -> SelectInput {
+        SelectInput {
+            counter,
+            family: self.family,
+            client: self.client,
+            now,
+        }
+    }
+}
+
 /// Picks the nodes of one pool answer: where the decision meets live state.
 pub trait Selector<'a> {
-    /// Picks the nodes of `pool` for an answer of `family` to `client` into `out`.
-    fn select(
-        &mut self,
-        pool: &'a PoolRuntime,
-        family: Family,
-        client: ClientKey,
-        out: &mut Selection,
-    );
+    /// Picks the nodes of `pool` for `q` into `out`.
+    fn select(&mut self, pool: &'a PoolRuntime, q: PoolQuestion, out: &mut Selection);
 }
 
 /// The selector of answers actually sent: draws the pool's rotation counter, reads the
@@ -146,19 +161,8 @@ pub struct Live;
 
 impl Selector<'_> for Live {
     #[inline]
-    fn select(
-        &mut self,
-        pool: &PoolRuntime,
-        family: Family,
-        client: ClientKey,
-        out: &mut Selection,
-    ) {
-        let input = SelectInput {
-            counter: pool.next_counter(),
-            family,
-            client,
-            now: std::time::Instant::now(),
-        };
+    fn select(&mut self, pool: &PoolRuntime, q: PoolQuestion, out: &mut Selection) {
+        let input = q.input(pool.next_counter(), std::time::Instant::now());
         policy::select(pool, &input, out);
     }
 }
@@ -361,7 +365,11 @@ impl<'a, S: Selector<'a>> Lookup<'a, '_, S> {
             return Step::Done;
         };
         let mut sel = Selection::default();
-        self.selector.select(runtime, family, self.client, &mut sel);
+        let q = PoolQuestion {
+            family,
+            client: self.client,
+        };
+        self.selector.select(runtime, q, &mut sel);
         self.resp.ecs_scope = sel.scope_prefix;
         match sel.outcome {
             Outcome::Answer => {

@@ -4,18 +4,16 @@
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use hickory_proto::rr::Name;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::hysteresis::Hysteresis;
 use super::probe::{CheckResult, Prober};
 use crate::node::{
-    HISTORY_LEN, Health, NodeAdmin, NodeHealth, PoolRuntime, ProbeDetail, Transition,
+    HISTORY_LEN, Health, NodeAdmin, NodeHealth, NodeKey, PoolRuntime, ProbeDetail, Transition,
 };
 use crate::pool::{CheckKind, CheckSpec, PoolSpec, ProbeTarget};
 
@@ -37,7 +35,7 @@ struct ProbeEntry {
 #[derive(Default)]
 struct Registry {
     probes: HashMap<ProbeKey, ProbeEntry>,
-    admin: HashMap<(Name, IpAddr), Arc<NodeAdmin>>,
+    admin: HashMap<NodeKey, Arc<NodeAdmin>>,
 }
 
 /// What one [`HealthMonitor::reconcile`] did.
@@ -157,7 +155,7 @@ impl HealthMonitor {
                         h
                     };
                     healths.push(health);
-                    let akey = (pool.name.clone(), node.addr);
+                    let akey = NodeKey::new(&pool.name, node.addr);
                     let admin = match reg.admin.get(&akey) {
                         Some(a) => a.clone(),
                         None => {

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use hickory_proto::rr::Name;
 
-use super::{NodeAdmin, NodeHealth};
+use super::{AdminState, NodeAdmin, NodeHealth};
 use crate::pool::spec::MAX_NODES;
 use crate::pool::{NodeSpec, PoolSpec};
 
@@ -58,6 +58,36 @@ pub struct NodeRuntime {
     pub(crate) tier_idx: u8,
     /// Stable per-address hash for rendezvous hashing and slow-start thinning.
     pub(crate) seed: u64,
+}
+
+impl NodeRuntime {
+    /// Out of service: `maint = true` in the zone file, or an admin maint.
+    #[inline]
+    pub fn in_maint(&self) -> bool {
+        self.spec.maint || self.admin.state() == AdminState::Maint
+    }
+
+    /// The weight before slow start: the admin override, else the weight the node
+    /// reported, else the configured one.
+    #[inline]
+    pub fn base_weight(&self) -> u32 {
+        self.admin.weight().unwrap_or_else(|| {
+            self.health
+                .reported()
+                .map_or(self.spec.weight, |r| r.apply(self.spec.weight))
+        })
+    }
+
+    /// The node's state as operators see it: `maint`, `drain`, else its health.
+    pub fn state_name(&self) -> &'static str {
+        if self.in_maint() {
+            "maint"
+        } else if self.admin.state() == AdminState::Drain {
+            "drain"
+        } else {
+            self.health.health().as_str()
+        }
+    }
 }
 
 /// A pool ready to answer from: its spec plus the live state of its nodes. Built by

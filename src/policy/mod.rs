@@ -276,7 +276,7 @@ pub fn select_with<E: Explain + ?Sized>(
         total[node.tier_idx as usize] += 1;
         let admin = node.admin.state();
         let health = node.health.health();
-        if node.spec.maint || admin == AdminState::Maint {
+        if node.in_maint() {
             ex.note(i, Verdict::Maint);
             continue;
         }
@@ -292,11 +292,7 @@ pub fn select_with<E: Explain + ?Sized>(
             ex.note(i, Verdict::Down);
             continue;
         }
-        let base = node.admin.weight().unwrap_or_else(|| {
-            node.health
-                .reported()
-                .map_or(node.spec.weight, |r| r.apply(node.spec.weight))
-        });
+        let base = node.base_weight();
         if base == 0 {
             ex.note(i, Verdict::WeightZero);
             continue;

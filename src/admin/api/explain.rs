@@ -12,9 +12,9 @@ use hickory_proto::rr::{Name, RecordType};
 use serde::Serialize;
 
 use crate::admin::Admin;
-use crate::answer::{self, Client, Owner, Question, Rr, Selector};
+use crate::answer::{self, Client, Owner, PoolQuestion, Question, Rr, Selector};
 use crate::node::{Family, PoolRuntime};
-use crate::policy::{self, ClientKey, Explanation, Outcome, SelectInput, Selection, Verdict};
+use crate::policy::{self, Explanation, Outcome, Selection, Verdict};
 
 use super::views::*;
 use super::{Ctx, error, json};
@@ -194,22 +194,10 @@ struct Explaining<'a> {
 }
 
 impl<'a> Selector<'a> for Explaining<'a> {
-    fn select(
-        &mut self,
-        pool: &'a PoolRuntime,
-        family: Family,
-        client: ClientKey,
-        out: &mut Selection,
-    ) {
-        let input = SelectInput {
-            counter: pool.peek_counter(),
-            family,
-            client,
-            now: self.now,
-        };
-        let ex = policy::explain(pool, &input);
+    fn select(&mut self, pool: &'a PoolRuntime, q: PoolQuestion, out: &mut Selection) {
+        let ex = policy::explain(pool, &q.input(pool.peek_counter(), self.now));
         *out = ex.selection;
-        self.pools.push((pool, family, ex));
+        self.pools.push((pool, q.family, ex));
     }
 }
 

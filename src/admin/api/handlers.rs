@@ -9,9 +9,10 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::admin::Admin;
-use crate::admin::overrides::{pool_key, state_name};
+use crate::admin::overrides::state_name;
 use crate::admin::time::rfc3339;
 use crate::node::AdminState;
+use crate::node::NodeKey;
 use crate::reload::Trigger;
 
 use super::lookup::*;
@@ -91,7 +92,7 @@ pub(super) fn change(
         Ok(x) => x,
         Err(e) => return e.into_response(),
     };
-    let key = (pool_key(&p.name().to_ascii()), n.spec.addr);
+    let key = NodeKey::new(p.name(), n.spec.addr);
     let saved = admin.overrides.update(key, |o| match what {
         Change::State(s) => o.state = s,
         Change::Weight(w) => o.weight = w,
