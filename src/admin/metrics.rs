@@ -30,6 +30,8 @@
 //! | `roundel_check_duration_seconds` | histogram | `target`, `check` |
 //! | `roundel_check_failures_total` | counter | `target`, `check`, `reason` |
 //! | `roundel_check_transitions_total` | counter | `target`, `check` |
+//! | `roundel_probe_panics_total` | counter | |
+//! | `roundel_probe_tasks` | gauge | |
 //! | `roundel_reloads_total` | counter | |
 //! | `roundel_reloads_failed_total` | counter | |
 //! | `roundel_reload_last_success_timestamp_seconds` | gauge | |
@@ -481,6 +483,19 @@ impl prometheus_client::collector::Collector for Collector {
         }
 
         // Reloads.
+        let monitor = admin.reloader.monitor();
+        counter(
+            enc,
+            "roundel_probe_panics",
+            "Probe tasks restarted after a panic",
+            monitor.probe_panics(),
+        )?;
+        gauge(
+            enc,
+            "roundel_probe_tasks",
+            "Probe tasks running (none checks need none)",
+            monitor.probe_tasks() as f64,
+        )?;
         let r = admin.reloader.status();
         counter(
             enc,
