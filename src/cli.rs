@@ -57,6 +57,9 @@ struct ServeArgs {
     /// Server configuration file (TOML); command-line options override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Do not watch the zones directory; reload with SIGHUP or the admin API only.
+    #[arg(long)]
+    no_watch: bool,
     /// UDP worker threads per address, at least 1 [default: one per CPU]
     #[arg(long, value_name = "N", value_parser = parse_udp_threads)]
     udp_threads: Option<usize>,
@@ -149,6 +152,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         opts.udp_threads = n;
     }
     opts.reload_on_sighup = true;
+    opts.watch_zones = !args.no_watch;
     opts.notify_systemd = true;
     opts.limits = file_config.limits.clone();
     // The soft descriptor limit is often 1,024 whatever the hard one allows; the budgets
