@@ -211,7 +211,11 @@ async fn body_beyond_max_body_is_not_read() {
             "",
         )))
         .await;
-    assert_eq!(health(&full.pools[0], 0).health(), Health::Up);
+    // The edited check takes over from the node's state: up once `rise` checks pass.
+    let h = health(&full.pools[0], 0);
+    wait_for(Duration::from_secs(5), || h.health() == Health::Up)
+        .await
+        .expect("the whole body is read: up");
     mon.shutdown().await;
 }
 
@@ -337,7 +341,10 @@ nodes = ["{}"]
 
     let r = mon.reconcile(&pools(&zone(false))).await;
     let h = health(&r.pools[0], 0);
-    assert_eq!(h.health(), Health::Up, "{:?}", h.detail().last_failure);
+    // The edited check takes over from the node's state: up once `rise` checks pass.
+    wait_for(Duration::from_secs(5), || h.health() == Health::Up)
+        .await
+        .unwrap_or_else(|| panic!("{:?}", h.detail().last_failure));
     let seen = a.seen();
     let last = seen.last().unwrap();
     assert_eq!(last.sni.as_deref(), Some("backend.test"), "SNI name sent");

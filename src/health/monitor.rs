@@ -122,6 +122,13 @@ impl HealthMonitor {
     /// a dead node is already down. Returns one [`PoolRuntime`] per pool, in order.
     pub async fn reconcile(&self, pools: &[PoolSpec]) -> Reconciled {
         let _serial = self.reconcile_lock.lock().await;
+        if pools
+            .iter()
+            .any(|p| matches!(p.check.kind, CheckKind::Http(_)))
+        {
+            // Every HTTP check needs a TLS configuration (HTTPS or not, see probe.rs).
+            super::tls::warm().await;
+        }
         let mut waits = Vec::new();
         // Every probe this reconcile needs: an old probe that is one of them is kept as it
         // is, the others may hand their state to a changed check of their target.
