@@ -57,11 +57,18 @@ nodes = [{{ addr = "{ip}", weight = 5 }}, "192.0.2.1"]
         &r.pools[1].nodes()[0].admin
     ));
 
-    // The backend sees one check per interval, not two.
+    // The backend sees one check per interval, not two: ten checks take about ten
+    // intervals (two probes would take five). A busy machine only makes it slower.
     let h0 = a.hits();
-    tokio::time::sleep(Duration::from_millis(INTERVAL_MS * 10)).await;
-    let n = a.hits() - h0;
-    assert!((8..=12).contains(&n), "{n} checks in 10 intervals");
+    let took = wait_for(Duration::from_millis(INTERVAL_MS * 40), || {
+        a.hits() >= h0 + 10
+    })
+    .await
+    .expect("ten checks");
+    assert!(
+        took >= Duration::from_millis(INTERVAL_MS * 8),
+        "ten checks in {took:?}: more than one probe"
+    );
     mon.shutdown().await;
 }
 
@@ -126,19 +133,20 @@ async fn reconcile_keeps_unchanged_probes_and_stops_removed_ones() {
     );
     assert_eq!(mon.probe_count(), 2);
 
-    // b's probe is stopped: no more requests (one in flight at most).
-    let hb = b.hits();
-    tokio::time::sleep(Duration::from_millis(INTERVAL_MS * 4)).await;
+    // b's probe is stopped: no more requests (one in flight at most) while a, which
+    // keeps being checked, is checked four more times.
+    let (ha, hb) = (a.hits(), b.hits());
+    wait_for(Duration::from_millis(INTERVAL_MS * 20), || {
+        a.hits() >= ha + 4
+    })
+    .await
+    .expect("a keeps being checked");
     assert!(
         b.hits() <= hb + 1,
         "removed probe still running: {} -> {}",
         hb,
         b.hits()
     );
-    // a keeps being checked.
-    let ha = a.hits();
-    tokio::time::sleep(Duration::from_millis(INTERVAL_MS * 3)).await;
-    assert!(a.hits() > ha);
 
     // A check whose timing changed runs anew, but the nodes keep their state.
     let changed = pools(
@@ -238,10 +246,27 @@ async fn shutdown_stops_every_probe() {
     )))
     .await;
     mon.shutdown().await;
-    let h = a.hits();
-    tokio::time::sleep(Duration::from_millis(INTERVAL_MS * 3)).await;
-    assert_eq!(a.hits(), h);
+    assert_eq!(mon.probe_tasks(), 0, "a probe task outlived shutdown");
     assert_eq!(mon.probe_count(), 0);
+    // And no request arrives while another monitor's probe, a clock, checks three times.
+    let h = a.hits();
+    let clock = Backend::http("127.0.0.63", Mode::ok()).await;
+    let other = HealthMonitor::new();
+    other
+        .reconcile(&pools(&format!(
+            "[pools.c]\ncheck = {}\nnodes = [\"{}\"]\n",
+            check(clock.port()),
+            clock.addr.ip()
+        )))
+        .await;
+    let c0 = clock.hits();
+    wait_for(Duration::from_millis(INTERVAL_MS * 20), || {
+        clock.hits() >= c0 + 3
+    })
+    .await
+    .expect("the clock probe runs");
+    assert_eq!(a.hits(), h);
+    other.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
