@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use crate::health::HealthMonitor;
+use crate::shutdown::Stopping;
 use crate::zone::{self, Snapshot, SnapshotCell, ZoneErrors};
 
 /// Quiet time after the last file event before reloading.
@@ -228,13 +229,20 @@ impl Reloader {
     }
 }
 
-/// Reloads on every SIGHUP until the returned task is aborted.
+/// Reloads on every SIGHUP until the server stops.
 #[cfg(unix)]
-pub fn spawn_sighup(reloader: Arc<Reloader>) -> std::io::Result<tokio::task::JoinHandle<()>> {
+pub fn spawn_sighup(
+    reloader: Arc<Reloader>,
+    mut stop: Stopping,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hup = signal(SignalKind::hangup())?;
     Ok(tokio::spawn(async move {
-        while hup.recv().await.is_some() {
+        loop {
+            tokio::select! {
+                got = hup.recv() => if got.is_none() { return },
+                () = stop.wait() => return,
+            }
             tracing::info!("SIGHUP: reloading zones");
             let _ = reloader.reload_by(Trigger::Signal).await;
         }
@@ -242,13 +250,20 @@ pub fn spawn_sighup(reloader: Arc<Reloader>) -> std::io::Result<tokio::task::Joi
 }
 
 #[cfg(not(unix))]
-pub fn spawn_sighup(_reloader: Arc<Reloader>) -> std::io::Result<tokio::task::JoinHandle<()>> {
+pub fn spawn_sighup(
+    _reloader: Arc<Reloader>,
+    _stop: Stopping,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
     Ok(tokio::spawn(async {}))
 }
 
-/// Watches `dir` and reloads after changes to its zone files. Watching stops when the
-/// returned guard is dropped.
-pub fn watch(reloader: Arc<Reloader>, dir: &Path) -> std::io::Result<WatchGuard> {
+/// Watches `dir` and reloads after changes to its zone files until the server stops; the
+/// returned task ends then (and with it the watch).
+pub fn watch(
+    reloader: Arc<Reloader>,
+    dir: &Path,
+    mut stop: Stopping,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
     use notify::{RecursiveMode, Watcher};
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
@@ -260,18 +275,21 @@ pub fn watch(reloader: Arc<Reloader>, dir: &Path) -> std::io::Result<WatchGuard>
     watcher
         .watch(dir, RecursiveMode::NonRecursive)
         .map_err(std::io::Error::other)?;
-    let task = tokio::spawn(async move {
-        while rx.recv().await.is_some() {
+    Ok(tokio::spawn(async move {
+        // The watcher lives as long as this task: it is dropped, and the watch ends, when
+        // the server stops.
+        let _watcher = watcher;
+        loop {
+            tokio::select! {
+                got = rx.recv() => if got.is_none() { return },
+                () = stop.wait() => return,
+            }
             // Debounce: wait until the directory has been quiet for a moment.
             while let Ok(Some(())) = tokio::time::timeout(WATCH_DEBOUNCE, rx.recv()).await {}
             tracing::info!("zone files changed: reloading");
             let _ = reloader.reload_by(Trigger::Watch).await;
         }
-    });
-    Ok(WatchGuard {
-        _watcher: watcher,
-        task,
-    })
+    }))
 }
 
 /// Whether a watcher event calls for a reload: a change (not a read) of a zone file. A
@@ -294,18 +312,6 @@ fn wants_reload(event: notify::Result<notify::Event>) -> bool {
             );
             false
         }
-    }
-}
-
-/// Keeps a zone directory watched; dropping it stops the watch.
-pub struct WatchGuard {
-    _watcher: notify::RecommendedWatcher,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for WatchGuard {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 

@@ -10,7 +10,6 @@ use std::future::Future;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -21,6 +20,7 @@ use crate::dns::stats::DnsStats;
 use crate::dns::{tcp, udp};
 use crate::limits::{Budget, Limits};
 use crate::reload::{self, Reloader, Trigger};
+use crate::shutdown::Shutdown;
 use crate::zone::{Snapshot, ZoneErrors};
 
 /// Sockets to serve on, bound before the server starts.
@@ -191,7 +191,9 @@ pub async fn serve(
     }
     reloader.reload_by(Trigger::Startup).await?;
 
-    let stop = Arc::new(AtomicBool::new(false));
+    // The one shutdown signal, passed down to every thread and task that runs until the
+    // server stops.
+    let stopping = Shutdown::new();
     let mut workers = Vec::new();
     for socket in &listeners.udp {
         workers.extend(udp::spawn_workers(
@@ -200,13 +202,12 @@ pub async fn serve(
             workers.len(),
             cell.clone(),
             stats.clone(),
-            stop.clone(),
+            stopping.stopping(),
         )?);
         tracing::info!(addr = %socket.local_addr()?, threads = opts.udp_threads, "serving DNS over UDP");
     }
 
     let budget = budget(&opts.limits);
-    let (listeners_stop, listeners_stopped) = tokio::sync::watch::channel(false);
     let tcp_ctx = tcp::TcpContext::new(
         cell.clone(),
         stats.clone(),
@@ -219,23 +220,26 @@ pub async fn serve(
         tokio::spawn(tcp::accept_loop(
             tokio::net::TcpListener::from_std(listener)?,
             tcp_ctx.clone(),
-            listeners_stopped.clone(),
+            stopping.stopping(),
         ));
         tracing::info!(%addr, max_clients = budget.tcp_clients, "serving DNS over TCP");
     }
 
     let sighup = if opts.reload_on_sighup {
-        Some(reload::spawn_sighup(reloader.clone())?)
+        Some(reload::spawn_sighup(reloader.clone(), stopping.stopping())?)
     } else {
         None
     };
     let watcher = if opts.watch_zones {
-        Some(reload::watch(reloader.clone(), &opts.zones_dir)?)
+        Some(reload::watch(
+            reloader.clone(),
+            &opts.zones_dir,
+            stopping.stopping(),
+        )?)
     } else {
         None
     };
 
-    let (admin_stop, admin_stopped) = tokio::sync::watch::channel(false);
     let admin_task = match listeners.admin.take() {
         Some(listener) => {
             listener.set_nonblocking(true)?;
@@ -249,10 +253,7 @@ pub async fn serve(
             );
             let admin_limits =
                 admin::listener::AdminLimits::new(&opts.limits, budget.admin_connections);
-            let mut stopped = admin_stopped.clone();
-            let stop = async move {
-                let _ = stopped.wait_for(|v| *v).await;
-            };
+            let stop = stopping.stopping().stopped();
             tracing::info!(
                 %addr,
                 writable = opts.admin_token.is_some(),
@@ -281,17 +282,15 @@ pub async fn serve(
     if opts.notify_systemd {
         notify(&[sd_notify::NotifyState::Stopping]);
     }
-    let _ = admin_stop.send(true);
+    stopping.trigger();
     if let Some(t) = admin_task {
         // Graceful: open requests finish; bounded so a hung client cannot hold us up.
         let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
     }
-    if let Some(h) = sighup {
-        h.abort();
+    // The reload tasks end at the signal; a reload under way finishes first (bounded).
+    for t in [sighup, watcher].into_iter().flatten() {
+        let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
     }
-    drop(watcher);
-    stop.store(true, Ordering::Relaxed);
-    let _ = listeners_stop.send(true);
     tcp_ctx.close_all();
     reloader.monitor().shutdown().await;
     let _ = tokio::task::spawn_blocking(move || {

@@ -7,7 +7,6 @@
 use std::io::ErrorKind;
 use std::net::UdpSocket;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -15,6 +14,7 @@ use arc_swap::Cache;
 
 use super::respond_udp;
 use super::stats::DnsStats;
+use crate::shutdown::Stopping;
 use crate::zone::SnapshotCell;
 
 /// How often an idle worker wakes up to check for shutdown.
@@ -22,8 +22,8 @@ pub const SHUTDOWN_POLL: Duration = Duration::from_millis(100);
 /// Largest datagram accepted.
 const RECV_BUFFER: usize = 65_535;
 
-/// Starts `threads` workers on `socket`. They stop within [`SHUTDOWN_POLL`] of `stop`
-/// being set. Worker `i` counts into statistics shard `first_shard + i`, so that no two
+/// Starts `threads` workers on `socket`. They stop within [`SHUTDOWN_POLL`] of the
+/// server stopping. Worker `i` counts into statistics shard `first_shard + i`, so that no two
 /// workers write the same cache line.
 pub fn spawn_workers(
     socket: &UdpSocket,
@@ -31,7 +31,7 @@ pub fn spawn_workers(
     first_shard: usize,
     cell: Arc<SnapshotCell>,
     stats: Arc<DnsStats>,
-    stop: Arc<AtomicBool>,
+    stop: Stopping,
 ) -> std::io::Result<Vec<JoinHandle<()>>> {
     socket.set_nonblocking(false)?;
     socket.set_read_timeout(Some(SHUTDOWN_POLL))?;
@@ -49,18 +49,12 @@ pub fn spawn_workers(
         .collect()
 }
 
-fn worker(
-    socket: UdpSocket,
-    cell: &SnapshotCell,
-    stats: &DnsStats,
-    shard: usize,
-    stop: &AtomicBool,
-) {
+fn worker(socket: UdpSocket, cell: &SnapshotCell, stats: &DnsStats, shard: usize, stop: &Stopping) {
     let mut cache = Cache::new(cell);
     let mut buf = vec![0u8; RECV_BUFFER];
     let mut out = Vec::with_capacity(super::wire::MAX_UDP_PAYLOAD as usize);
     let mut error_logged = false;
-    while !stop.load(Ordering::Relaxed) {
+    while !stop.is_set() {
         let (len, src) = match socket.recv_from(&mut buf) {
             Ok(r) => r,
             Err(e) => {
