@@ -332,10 +332,10 @@ impl<'a, S: Selector<'a>> Lookup<'a, '_, S> {
             });
             return Step::Follow(rdata);
         }
-        if let Some(i) = node.pool {
-            if let Some(family) = pool_family(qtype, node) {
-                return self.pool_answer(&self.zone.pools[i], owner, family);
-            }
+        if let Some(i) = node.pool
+            && let Some(family) = pool_family(qtype, node)
+        {
+            return self.pool_answer(&self.zone.pools[i], owner, family);
         }
         // RFC 8482 section 4.2: ANY gets one RRset rather than all of them; like Knot, the
         // one with the lowest type code.
