@@ -53,7 +53,7 @@ impl QueryEngine {
             roundel::zone::snapshot_from_files(&files, None).expect("fuzz zones load");
         let epoch = Instant::now();
         let (mut health, mut admin, mut runtimes) = (Vec::new(), Vec::new(), Vec::new());
-        for spec in snapshot.pool_specs() {
+        for (key, spec) in snapshot.pools() {
             let h: Vec<_> = spec
                 .nodes
                 .iter()
@@ -66,7 +66,7 @@ impl QueryEngine {
                 .collect();
             health.extend(h.iter().cloned());
             admin.extend(a.iter().cloned());
-            runtimes.push(Arc::new(PoolRuntime::new(spec, h, a)));
+            runtimes.push((key, Arc::new(PoolRuntime::new(spec, h, a))));
         }
         assert!(runtimes.len() >= 6, "the fuzz zones have pools");
         snapshot.attach_pools(runtimes);

@@ -62,8 +62,11 @@ struct ServeArgs {
     /// Server configuration file (TOML); command-line options override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// UDP worker threads per address [default: one per CPU]
-    #[arg(long, value_name = "N")]
+    /// Do not watch the zones directory; reload with SIGHUP or the admin API only.
+    #[arg(long)]
+    no_watch: bool,
+    /// UDP worker threads per address, at least 1 [default: one per CPU]
+    #[arg(long, value_name = "N", value_parser = parse_udp_threads)]
     udp_threads: Option<usize>,
     /// Log format.
     #[arg(long, value_enum)]
@@ -151,13 +154,14 @@ fn serve(args: ServeArgs) -> ExitCode {
         .unwrap_or_else(|| PathBuf::from(config::DEFAULT_ZONES_DIR));
     let mut opts = ServeOptions::new(zones);
     if let Some(n) = args.udp_threads.or(file_config.udp_threads) {
-        opts.udp_threads = n.max(1);
+        opts.udp_threads = n;
     }
     opts.probe_limits = file_config.probe_limits;
     opts.read_access = file_config.admin.read_access.clone();
     opts.reload_on_sighup = true;
     opts.rrl = file_config.rrl.clone();
     opts.cookies = file_config.cookies.clone();
+    opts.watch_zones = !args.no_watch;
     opts.notify_systemd = true;
     opts.limits = file_config.limits.clone();
     // The soft descriptor limit is often 1,024 whatever the hard one allows; the budgets
@@ -405,5 +409,15 @@ fn export(file: &Path) -> ExitCode {
             }
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `--udp-threads`: a count of at least 1, refused like the configuration file's
+/// `udp_threads = 0` rather than quietly raised.
+fn parse_udp_threads(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1 (0 would leave UDP unanswered)".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("not a thread count: {e}")),
     }
 }

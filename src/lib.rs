@@ -3,6 +3,7 @@
 //! Data flows one way, and the modules follow it: each module below imports only modules
 //! listed above it (no two modules import each other).
 //!
+//! - [`shutdown`]: the one shutdown signal passed down to every task and thread.
 //! - [`source`]: the base: errors pinned to file, line and column, and the source map
 //!   that pins them; `config`, `pool` and `zone` report through it.
 //! - [`pool`]: the `[checks.*]` and `[pools.*]` tables of zone files, validated into
@@ -55,5 +56,6 @@ pub mod pool;
 pub mod reclaim;
 pub mod reload;
 pub mod server;
+pub mod shutdown;
 pub mod source;
 pub mod zone;

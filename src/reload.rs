@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::health::HealthMonitor;
 use crate::pool::limits::ProbeLimits;
+use crate::shutdown::Stopping;
 use crate::zone::{self, Snapshot, SnapshotCell, ZoneErrors};
 
 /// Quiet time after the last file event before reloading.
@@ -72,7 +73,7 @@ pub struct ReloadStatus {
 /// Called after the health monitor has built the pools of a new snapshot and before the
 /// snapshot is served: the place to re-apply persisted admin overrides, so that a node an
 /// operator put in maintenance is never served, not even for one query.
-pub type ReloadHook = Box<dyn Fn(&Snapshot, &HealthMonitor) + Send + Sync>;
+pub type ReloadHook = Box<dyn Fn(&Snapshot) + Send + Sync>;
 
 /// Replaces the served snapshot with freshly loaded zones, all or nothing.
 ///
@@ -163,13 +164,9 @@ impl Reloader {
         &self.monitor
     }
 
-    /// Re-reads every zone file. On success the new snapshot is served from the next
-    /// query on; on failure the old one stays and the errors are returned (and logged).
-    pub async fn reload(&self) -> Result<Arc<Snapshot>, ZoneErrors> {
-        self.reload_by(Trigger::Api).await
-    }
-
-    /// [`reload`](Self::reload), recording what started it.
+    /// Re-reads every zone file, recording what started the reload. On success the new
+    /// snapshot is served from the next query on; on failure the old one stays and the
+    /// errors are returned (and logged).
     pub async fn reload_by(&self, trigger: Trigger) -> Result<Arc<Snapshot>, ZoneErrors> {
         let _guard = self.lock.lock().await;
         let previous = self.cell.load_full();
@@ -217,9 +214,10 @@ impl Reloader {
                 return Err(errors);
             }
         };
-        let specs = snapshot.pool_specs();
+        let (keys, specs): (Vec<_>, Vec<_>) = snapshot.pools().into_iter().unzip();
+        // `reconcile` returns one runtime per spec it was given, in that order.
         let reconciled = self.monitor.reconcile(&specs).await;
-        snapshot.attach_pools(reconciled.pools);
+        snapshot.attach_pools(keys.into_iter().zip(reconciled.pools));
         for spec in &specs {
             let check = &spec.check;
             let stale = check.detection_time() + Duration::from_secs(spec.ttl.into());
@@ -238,7 +236,7 @@ impl Reloader {
         }
         let hook = self.hook.lock().unwrap_or_else(|e| e.into_inner()).clone();
         if let Some(hook) = hook {
-            hook(&snapshot, &self.monitor);
+            hook(&snapshot);
         }
         let snapshot = Arc::new(snapshot);
         self.cell.store(snapshot.clone());
@@ -260,13 +258,20 @@ impl Reloader {
     }
 }
 
-/// Reloads on every SIGHUP until the returned task is aborted.
+/// Reloads on every SIGHUP until the server stops.
 #[cfg(unix)]
-pub fn spawn_sighup(reloader: Arc<Reloader>) -> std::io::Result<tokio::task::JoinHandle<()>> {
+pub fn spawn_sighup(
+    reloader: Arc<Reloader>,
+    mut stop: Stopping,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hup = signal(SignalKind::hangup())?;
     Ok(tokio::spawn(async move {
-        while hup.recv().await.is_some() {
+        loop {
+            tokio::select! {
+                got = hup.recv() => if got.is_none() { return },
+                () = stop.wait() => return,
+            }
             tracing::info!("SIGHUP: reloading zones");
             let _ = reloader.reload_by(Trigger::Signal).await;
         }
@@ -274,24 +279,25 @@ pub fn spawn_sighup(reloader: Arc<Reloader>) -> std::io::Result<tokio::task::Joi
 }
 
 #[cfg(not(unix))]
-pub fn spawn_sighup(_reloader: Arc<Reloader>) -> std::io::Result<tokio::task::JoinHandle<()>> {
+pub fn spawn_sighup(
+    _reloader: Arc<Reloader>,
+    _stop: Stopping,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
     Ok(tokio::spawn(async {}))
 }
 
-/// Watches `dir` and reloads after changes to its zone files. Watching stops when the
-/// returned guard is dropped.
-pub fn watch(reloader: Arc<Reloader>, dir: &Path) -> std::io::Result<WatchGuard> {
+/// Watches `dir` and reloads after changes to its zone files until the server stops; the
+/// returned task ends then (and with it the watch).
+pub fn watch(
+    reloader: Arc<Reloader>,
+    dir: &Path,
+    mut stop: Stopping,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
     use notify::{RecursiveMode, Watcher};
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if let Ok(event) = event {
-            let relevant = event
-                .paths
-                .iter()
-                .any(|p| p.extension().is_some_and(|e| e == "toml"));
-            if relevant && !matches!(event.kind, notify::EventKind::Access(_)) {
-                let _ = tx.send(());
-            }
+        if wants_reload(event) {
+            let _ = tx.send(());
         }
     })
     .map_err(std::io::Error::other)?;
@@ -299,8 +305,15 @@ pub fn watch(reloader: Arc<Reloader>, dir: &Path) -> std::io::Result<WatchGuard>
         .watch(dir, RecursiveMode::NonRecursive)
         .map_err(std::io::Error::other)?;
     let dir = dir.to_path_buf();
-    let task = tokio::spawn(async move {
-        while rx.recv().await.is_some() {
+    Ok(tokio::spawn(async move {
+        // The watcher lives as long as this task: it is dropped, and the watch ends, when
+        // the server stops.
+        let _watcher = watcher;
+        loop {
+            tokio::select! {
+                got = rx.recv() => if got.is_none() { return },
+                () = stop.wait() => return,
+            }
             // Debounce: wait until the directory has been quiet for a moment.
             while let Ok(Some(())) = tokio::time::timeout(WATCH_DEBOUNCE, rx.recv()).await {}
             if !settled(&dir).await {
@@ -314,11 +327,7 @@ pub fn watch(reloader: Arc<Reloader>, dir: &Path) -> std::io::Result<WatchGuard>
             tracing::info!("zone files changed: reloading");
             let _ = reloader.reload_by(Trigger::Watch).await;
         }
-    });
-    Ok(WatchGuard {
-        _watcher: watcher,
-        task,
-    })
+    }))
 }
 
 /// Waits until the zone files of `dir` have not changed (size, modification time) for
@@ -339,14 +348,64 @@ async fn settled(dir: &Path) -> bool {
     false
 }
 
-/// Keeps a zone directory watched; dropping it stops the watch.
-pub struct WatchGuard {
-    _watcher: notify::RecommendedWatcher,
-    task: tokio::task::JoinHandle<()>,
+/// Whether a watcher event calls for a reload: a change (not a read) of a zone file. A
+/// watcher error (an overflowed event queue, a removed directory...) means changes may
+/// have been missed: it is logged as a warning, since zone edits may now need SIGHUP or
+/// the admin API to be picked up.
+fn wants_reload(event: notify::Result<notify::Event>) -> bool {
+    match event {
+        Ok(event) => {
+            let relevant = event
+                .paths
+                .iter()
+                .any(|p| p.extension().is_some_and(|e| e == "toml"));
+            relevant && !matches!(event.kind, notify::EventKind::Access(_))
+        }
+        Err(e) => {
+            tracing::warn!(
+                error = %e,
+                "watching the zones directory failed: changes may be missed until a reload by SIGHUP or the admin API"
+            );
+            false
+        }
+    }
 }
 
-impl Drop for WatchGuard {
-    fn drop(&mut self) {
-        self.task.abort();
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// Collects formatted log output.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn watcher_errors_are_warnings() {
+        let out = Captured::default();
+        let writer = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let reload = tracing::subscriber::with_default(subscriber, || {
+            wants_reload(Err(notify::Error::generic("event queue overflowed")))
+        });
+        assert!(!reload);
+        let log = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert!(
+            log.contains("WARN") && log.contains("event queue overflowed"),
+            "log: {log:?}"
+        );
     }
 }

@@ -10,7 +10,6 @@ use std::future::Future;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -24,6 +23,7 @@ use crate::dns::stats::DnsStats;
 use crate::dns::{tcp, udp};
 use crate::limits::{Budget, Limits};
 use crate::reload::{self, Reloader, Trigger};
+use crate::shutdown::Shutdown;
 use crate::zone::{Snapshot, ZoneErrors};
 
 /// Sockets to serve on, bound before the server starts.
@@ -59,11 +59,6 @@ impl Listeners {
         let bound = l.local_addr()?;
         self.admin = Some(l);
         Ok(bound)
-    }
-
-    /// Local address of the admin listener.
-    pub fn admin_addr(&self) -> Option<SocketAddr> {
-        self.admin.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// Local addresses of the UDP sockets.
@@ -239,7 +234,7 @@ pub async fn serve(
     {
         let o = overrides.clone();
         let s = stats.clone();
-        reloader.set_hook(Box::new(move |snapshot, _| {
+        reloader.set_hook(Box::new(move |snapshot| {
             s.track(snapshot);
             o.apply(snapshot);
         }));
@@ -252,7 +247,9 @@ pub async fn serve(
     let shield = Arc::new(Shield::new(&opts.rrl, &opts.cookies)?);
     log_shield(&opts);
 
-    let stop = Arc::new(AtomicBool::new(false));
+    // The one shutdown signal, passed down to every thread and task that runs until the
+    // server stops.
+    let stopping = Shutdown::new();
     let mut workers = Vec::new();
     for socket in &listeners.udp {
         workers.extend(udp::spawn_workers(
@@ -262,12 +259,11 @@ pub async fn serve(
             cell.clone(),
             stats.clone(),
             shield.clone(),
-            stop.clone(),
+            stopping.stopping(),
         )?);
         tracing::info!(addr = %socket.local_addr()?, threads = opts.udp_threads, "serving DNS over UDP");
     }
 
-    let (listeners_stop, listeners_stopped) = tokio::sync::watch::channel(false);
     let tcp_ctx = tcp::TcpContext::new(
         cell.clone(),
         stats.clone(),
@@ -281,13 +277,13 @@ pub async fn serve(
         tokio::spawn(tcp::accept_loop(
             tokio::net::TcpListener::from_std(listener)?,
             tcp_ctx.clone(),
-            listeners_stopped.clone(),
+            stopping.stopping(),
         ));
         tracing::info!(%addr, max_clients = budget.tcp_clients, "serving DNS over TCP");
     }
 
     let sighup = if opts.reload_on_sighup {
-        Some(reload::spawn_sighup(reloader.clone())?)
+        Some(reload::spawn_sighup(reloader.clone(), stopping.stopping())?)
     } else {
         None
     };
@@ -296,12 +292,15 @@ pub async fn serve(
         _ => None,
     };
     let watcher = if opts.watch_zones {
-        Some(reload::watch(reloader.clone(), &opts.zones_dir)?)
+        Some(reload::watch(
+            reloader.clone(),
+            &opts.zones_dir,
+            stopping.stopping(),
+        )?)
     } else {
         None
     };
 
-    let (admin_stop, admin_stopped) = tokio::sync::watch::channel(false);
     let admin_task = match listeners.admin.take() {
         Some(listener) => {
             listener.set_nonblocking(true)?;
@@ -325,10 +324,7 @@ pub async fn serve(
                     "the admin listener is not on loopback and reads are open: set [admin] read_token or require_token_for_reads = true"
                 );
             }
-            let mut stopped = admin_stopped.clone();
-            let stop = async move {
-                let _ = stopped.wait_for(|v| *v).await;
-            };
+            let stop = stopping.stopping().stopped();
             tracing::info!(
                 %addr,
                 writable = opts.admin_token.is_some(),
@@ -357,20 +353,18 @@ pub async fn serve(
     if opts.notify_systemd {
         notify(&[sd_notify::NotifyState::Stopping]);
     }
-    let _ = admin_stop.send(true);
+    stopping.trigger();
     if let Some(t) = admin_task {
         // Graceful: open requests finish; bounded so a hung client cannot hold us up.
         let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
     }
-    if let Some(h) = sighup {
-        h.abort();
+    // The reload tasks end at the signal; a reload under way finishes first (bounded).
+    for t in [sighup, watcher].into_iter().flatten() {
+        let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
     }
     if let Some(h) = secret_reload {
         h.abort();
     }
-    drop(watcher);
-    stop.store(true, Ordering::Relaxed);
-    let _ = listeners_stop.send(true);
     tcp_ctx.close_all();
     if let Some(c) = &cluster {
         c.stop().await;
@@ -492,7 +486,7 @@ fn served_nodes(snapshot: &Snapshot) -> Vec<crate::cluster::ServedNode> {
     let now = std::time::SystemTime::now();
     let mut out = Vec::new();
     for (_, pool) in admin::api::all_pools(snapshot) {
-        let name = admin::overrides::pool_key(&pool.name().to_ascii());
+        let name = crate::node::pool_key(&pool.name().to_ascii());
         for node in pool.nodes() {
             if let Some(off) = node.admin.cached_until() {
                 let until = admin::time::wall(node.health.epoch() + off);

@@ -388,8 +388,22 @@ async fn a_rejected_reload_is_reported_with_file_line_and_reason() {
     let first_success = metric(&m, "roundel_reload_last_success_timestamp_seconds", &[]).unwrap();
     assert!(first_success > 1e9);
 
-    // Fixed: accepted, served, the timestamp moves.
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    // Fixed: accepted, served, the timestamp moves (wait, bounded, until the clock has
+    // moved past the first success).
+    let moved = || {
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+            > first_success + 0.002
+    };
+    for _ in 0..1000 {
+        if moved() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert!(moved(), "the clock did not move");
     write_atomic(&file, &good.replace("192.0.2.1\"", "192.0.2.2\""));
     let (code, body) = post(&c, &s, "/api/v1/reload", Some(TOKEN)).await;
     assert_eq!(code, 200, "{body}");

@@ -57,11 +57,18 @@ nodes = [{{ addr = "{ip}", weight = 5 }}, "192.0.2.1"]
         &r.pools[1].nodes()[0].admin
     ));
 
-    // The backend sees one check per interval, not two.
+    // The backend sees one check per interval, not two: ten checks take about ten
+    // intervals (two probes would take five). A busy machine only makes it slower.
     let h0 = a.hits();
-    tokio::time::sleep(Duration::from_millis(INTERVAL_MS * 10)).await;
-    let n = a.hits() - h0;
-    assert!((8..=12).contains(&n), "{n} checks in 10 intervals");
+    let took = wait_for(Duration::from_millis(INTERVAL_MS * 40), || {
+        a.hits() >= h0 + 10
+    })
+    .await
+    .expect("ten checks");
+    assert!(
+        took >= Duration::from_millis(INTERVAL_MS * 8),
+        "ten checks in {took:?}: more than one probe"
+    );
     mon.shutdown().await;
 }
 
@@ -126,26 +133,32 @@ async fn reconcile_keeps_unchanged_probes_and_stops_removed_ones() {
     );
     assert_eq!(mon.probe_count(), 2);
 
-    // b's probe is stopped: no more requests (one in flight at most).
-    let hb = b.hits();
-    tokio::time::sleep(Duration::from_millis(INTERVAL_MS * 4)).await;
+    // b's probe is stopped: no more requests (one in flight at most) while a, which
+    // keeps being checked, is checked four more times.
+    let (ha, hb) = (a.hits(), b.hits());
+    wait_for(Duration::from_millis(INTERVAL_MS * 20), || {
+        a.hits() >= ha + 4
+    })
+    .await
+    .expect("a keeps being checked");
     assert!(
         b.hits() <= hb + 1,
         "removed probe still running: {} -> {}",
         hb,
         b.hits()
     );
-    // a keeps being checked.
-    let ha = a.hits();
-    tokio::time::sleep(Duration::from_millis(INTERVAL_MS * 3)).await;
-    assert!(a.hits() > ha);
 
-    // A changed check is a different probe: restarted.
+    // A check whose timing changed runs anew, but the nodes keep their state.
     let changed = pools(
         &zone(&[a.addr.ip(), c.addr.ip()]).replace("timeout = \"100ms\"", "timeout = \"150ms\""),
     );
     let r3 = mon.reconcile(&changed).await;
-    assert_eq!((r3.started, r3.kept, r3.stopped), (2, 0, 2));
+    assert_eq!((r3.started, r3.kept, r3.carried, r3.stopped), (0, 0, 2, 0));
+    assert!(Arc::ptr_eq(
+        &pool2.nodes()[0].health,
+        &r3.pools[0].nodes()[0].health
+    ));
+    assert_eq!(mon.probe_count(), 2);
     mon.shutdown().await;
 }
 
@@ -216,6 +229,8 @@ async fn none_checks_need_no_probe_task_and_are_up() {
             .all(|n| n.health.health() == Health::Up)
     );
     assert_eq!(r.started, 2);
+    assert_eq!(mon.probe_count(), 2);
+    assert_eq!(mon.probe_tasks(), 0, "a none check started a probe task");
     mon.shutdown().await;
     assert_eq!(mon.probe_count(), 0);
 }
@@ -231,10 +246,27 @@ async fn shutdown_stops_every_probe() {
     )))
     .await;
     mon.shutdown().await;
-    let h = a.hits();
-    tokio::time::sleep(Duration::from_millis(INTERVAL_MS * 3)).await;
-    assert_eq!(a.hits(), h);
+    assert_eq!(mon.probe_tasks(), 0, "a probe task outlived shutdown");
     assert_eq!(mon.probe_count(), 0);
+    // And no request arrives while another monitor's probe, a clock, checks three times.
+    let h = a.hits();
+    let clock = Backend::http("127.0.0.63", Mode::ok()).await;
+    let other = HealthMonitor::new();
+    other
+        .reconcile(&pools(&format!(
+            "[pools.c]\ncheck = {}\nnodes = [\"{}\"]\n",
+            check(clock.port()),
+            clock.addr.ip()
+        )))
+        .await;
+    let c0 = clock.hits();
+    wait_for(Duration::from_millis(INTERVAL_MS * 20), || {
+        clock.hits() >= c0 + 3
+    })
+    .await
+    .expect("the clock probe runs");
+    assert_eq!(a.hits(), h);
+    other.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -254,5 +286,78 @@ async fn probes_snapshot_reports_state_and_counters() {
     assert!(s[0].srtt.is_some());
     assert!(s[0].detail.checks >= 1);
     assert_eq!(s[0].detail.transitions, 1);
+    mon.shutdown().await;
+}
+
+/// Editing only a check's timing or thresholds keeps each node's state, history and
+/// counters: no node goes back to unknown, none comes up on one success.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timing_edits_keep_node_state() {
+    let a = Backend::http("127.0.0.61", Mode::ok()).await;
+    let zone = |interval: &str, rise: u32| {
+        format!(
+            "[pools.w]\ncheck = {{ http = {{ port = {} }}, interval = \"{interval}\", timeout = \"100ms\", rise = {rise} }}\nnodes = [\"{}\"]\n",
+            a.port(),
+            a.addr.ip()
+        )
+    };
+    let mon = HealthMonitor::new();
+    let r1 = mon.reconcile(&pools(&zone("200ms", 2))).await;
+    let node = r1.pools[0].nodes()[0].health.clone();
+    assert_eq!(node.health(), Health::Up);
+    wait_for(Duration::from_secs(3), || node.detail().checks >= 3)
+        .await
+        .expect("checks run");
+    let before = node.detail();
+
+    let r2 = mon.reconcile(&pools(&zone("300ms", 3))).await;
+    assert_eq!((r2.started, r2.carried, r2.stopped), (0, 1, 0));
+    let after = &r2.pools[0].nodes()[0].health;
+    assert!(Arc::ptr_eq(&node, after), "state replaced");
+    assert_eq!(after.health(), Health::Up);
+    let d = after.detail();
+    assert!(d.checks >= before.checks, "counters reset");
+    assert_eq!(d.transitions, before.transitions, "history rewritten");
+    assert_eq!(mon.probe_tasks(), 1, "the old task still runs");
+    // The new timing is in force: checks go on.
+    wait_for(Duration::from_secs(3), || {
+        after.detail().checks >= d.checks + 2
+    })
+    .await
+    .expect("the new check runs");
+    mon.shutdown().await;
+}
+
+/// When the probe itself changes (another port), the node keeps its state and the new
+/// check takes over with `rise`: a node that was down does not come up on one success,
+/// and when it comes up it gets its slow start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_changes_apply_rise_and_slow_start() {
+    let up = Backend::http("127.0.0.62", Mode::ok()).await;
+    let dead = dead_addr("127.0.0.62").await;
+    let zone = |port: u16| {
+        format!(
+            "[pools.w]\ncheck = {{ http = {{ port = {port} }}, interval = \"200ms\", timeout = \"100ms\", rise = 3, fall = 1 }}\n\
+             slow_start = \"10s\"\nnodes = [\"127.0.0.62\"]\n"
+        )
+    };
+    let mon = HealthMonitor::new();
+    let r1 = mon.reconcile(&pools(&zone(dead.port()))).await;
+    assert_eq!(r1.pools[0].nodes()[0].health.health(), Health::Down);
+
+    // The new check passes, but one success is not rise = 3.
+    let r2 = mon.reconcile(&pools(&zone(up.port()))).await;
+    assert_eq!((r2.started, r2.carried, r2.stopped), (0, 1, 0));
+    let node = r2.pools[0].nodes()[0].health.clone();
+    assert_eq!(node.health(), Health::Down, "came up without rise");
+    let took = wait_for(Duration::from_secs(5), || node.health() == Health::Up)
+        .await
+        .expect("comes up after rise successes");
+    assert!(
+        node.detail().ok_run >= 3,
+        "up after {} successes ({took:?})",
+        node.detail().ok_run
+    );
+    assert!(node.up_since().is_some(), "no slow start after coming back");
     mon.shutdown().await;
 }

@@ -1,15 +1,47 @@
 //! No input makes the query path panic: 200,000 mutated queries (bit flips, truncation,
 //! splices, random counts and lengths, a deterministic generator so failures reproduce)
-//! go through the UDP path against the shipped zones. Every reply must be a well-formed
-//! response header echoing the query ID, and never larger than the UDP limit.
+//! go through the UDP path against the shipped zones, their pools attached to live node
+//! state (some nodes up, some down) so that pool names reach the selection code. Every
+//! reply must parse as a DNS message, be a response echoing the query ID, and never be
+//! larger than the UDP limit.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 use std::time::Instant;
 
+use hickory_proto::op::{Message, MessageType};
 use roundel::dns::respond_udp;
 use roundel::dns::rrl_config::{CookieConfig, RrlConfig};
 use roundel::dns::shield::Shield;
 use roundel::dns::stats::DnsStats;
+use roundel::node::{Health, NodeAdmin, NodeHealth, PoolRuntime};
+
+/// Attaches a runtime to every pool, node `i` up unless `i % 3 == 2`: no probe runs (the
+/// shipped zones' nodes are not on loopback), the policies see mixed states.
+fn attach_runtimes(snapshot: &mut roundel::zone::Snapshot) -> usize {
+    let epoch = Instant::now();
+    let runtimes: Vec<_> = snapshot
+        .pools()
+        .into_iter()
+        .map(|(key, spec)| {
+            let health = (0..spec.nodes.len())
+                .map(|i| {
+                    let h = Arc::new(NodeHealth::new(epoch));
+                    let state = if i % 3 == 2 { Health::Down } else { Health::Up };
+                    h.force(state, None, None);
+                    h
+                })
+                .collect();
+            let admin = (0..spec.nodes.len())
+                .map(|_| Arc::new(NodeAdmin::default()))
+                .collect();
+            (key, Arc::new(PoolRuntime::new(spec, health, admin)))
+        })
+        .collect();
+    let n = runtimes.len();
+    snapshot.attach_pools(runtimes);
+    n
+}
 
 /// xorshift64*: small, deterministic, good enough to mutate bytes.
 struct Rng(u64);
@@ -62,7 +94,11 @@ fn seeds() -> Vec<Vec<u8>> {
 #[test]
 fn mutated_queries_never_panic_and_replies_are_well_formed() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("zones");
-    let snapshot = roundel::zone::load_snapshot(&dir, None).expect("shipped zones load");
+    let mut snapshot = roundel::zone::load_snapshot(&dir, None).expect("shipped zones load");
+    assert!(
+        attach_runtimes(&mut snapshot) > 0,
+        "the shipped zones have pools"
+    );
     let stats = DnsStats::default();
     // Cookies on (their parsing and verification are fuzzed too), rate limiting off (it
     // would drop most replies of one source and hide the checks below).
@@ -71,7 +107,7 @@ fn mutated_queries_never_panic_and_replies_are_well_formed() {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let seeds = seeds();
     let mut out = Vec::new();
-    let (mut answered, mut dropped) = (0u32, 0u32);
+    let (mut answered, mut dropped, mut pool_answers) = (0u32, 0u32, 0u32);
     let start = Instant::now();
     for i in 0..200_000u32 {
         let mut m = seeds[rng.below(seeds.len())].clone();
@@ -129,11 +165,28 @@ fn mutated_queries_never_panic_and_replies_are_well_formed() {
         );
         assert!(out.len() <= 1232, "case {i}: reply of {} bytes", out.len());
         assert_eq!(out[..2], m[..2], "case {i}: ID not echoed");
-        assert!(out[2] & 0x80 != 0, "case {i}: QR not set");
+        let reply = Message::from_vec(&out)
+            .unwrap_or_else(|e| panic!("case {i}: reply does not parse ({e}): {out:02x?}"));
+        assert_eq!(
+            reply.metadata.message_type,
+            MessageType::Response,
+            "case {i}"
+        );
+        if reply
+            .answers
+            .iter()
+            .any(|r| r.name.to_ascii().ends_with("lb.test.") && r.record_type().is_ip_addr())
+        {
+            pool_answers += 1;
+        }
     }
     println!(
-        "{answered} answered, {dropped} dropped, in {:?}",
+        "{answered} answered ({pool_answers} with pool addresses), {dropped} dropped, in {:?}",
         start.elapsed()
+    );
+    assert!(
+        pool_answers > 100,
+        "pool names must reach the selection code"
     );
     assert!(
         answered > 1000 && dropped > 100,

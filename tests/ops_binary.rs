@@ -4,22 +4,62 @@
 
 mod ops_support;
 
-use std::io::Read;
+use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ops_support::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_roundel");
 
-/// A free UDP+TCP port on 127.0.0.1 (bound with port 0 and released).
+/// A port on 127.0.0.1 where nothing listens (bound with port 0 and released), for a
+/// client that must find no server. Servers bind port 0 themselves and log the address.
 fn free_port() -> u16 {
     let l = roundel::server::Listeners::bind(&["127.0.0.1:0".parse().unwrap()]).unwrap();
     l.udp_addrs()[0].port()
 }
 
-struct Proc(Child);
+/// The server process, its stderr collected line by line as it runs; killed and reaped
+/// on drop.
+struct Proc(Child, Arc<Mutex<Vec<String>>>);
+
+impl Proc {
+    fn spawn(cmd: &mut Command) -> Proc {
+        let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let lines = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        });
+        Proc(child, log)
+    }
+
+    /// The UDP address the server reports binding (it is started on port 0), waiting for
+    /// the log line at most 15 s.
+    fn dns_addr(&self) -> std::net::SocketAddr {
+        let start = Instant::now();
+        for _ in 0..1500 {
+            let found = self.1.lock().unwrap().iter().find_map(|l| {
+                let rest = &l[l.find("serving DNS over UDP")?..];
+                let rest = &rest[rest.find("addr=")? + 5..];
+                rest.split_whitespace().next()?.parse().ok()
+            });
+            if let Some(a) = found {
+                return a;
+            }
+            if start.elapsed() > Duration::from_secs(15) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("no address logged: {:#?}", self.1.lock().unwrap());
+    }
+}
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -41,9 +81,14 @@ fn wait_exit(mut p: Proc, bound: Duration) -> String {
     let start = Instant::now();
     for _ in 0..(bound.as_millis() / 20 + 1) {
         if p.0.try_wait().unwrap().is_some() {
-            let mut err = String::new();
-            p.0.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-            return err;
+            // The reader thread ends with the pipe; give it a moment to take the rest.
+            for _ in 0..100 {
+                if Arc::strong_count(&p.1) == 1 {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            return p.1.lock().unwrap().join("\n");
         }
         if start.elapsed() > bound {
             break;
@@ -86,30 +131,23 @@ fn tells_systemd_when_ready_and_when_stopping() {
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    let port = free_port();
-    let p = Proc(
+    let p = Proc::spawn(
         Command::new(BIN)
             .args(["serve", "--no-admin", "--zones"])
             .arg(zones.path())
-            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--listen", "127.0.0.1:0"])
             .env("NOTIFY_SOCKET", &sock_path)
+            .env("RUST_LOG", "info")
             .env_remove("ROUNDEL_ADMIN_TOKEN")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
+            .stdout(Stdio::null()),
     );
     let mut buf = [0u8; 512];
     let n = sock.recv(&mut buf).expect("READY=1 within 20 s");
     let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
     assert!(msg.lines().any(|l| l == "READY=1"), "{msg:?}");
     // Ready means ready: the first query is answered.
-    let m = query(
-        format!("127.0.0.1:{port}").parse().unwrap(),
-        "www.bin.test.",
-        A,
-    );
+    let m = query(p.dns_addr(), "www.bin.test.", A);
     assert_eq!(addrs(&m), ["192.0.2.80"]);
     sigterm(&p);
     let got = sock.recv(&mut buf);
@@ -122,23 +160,19 @@ fn tells_systemd_when_ready_and_when_stopping() {
 
 fn serve_and_query(extra: &[&str], tag: &str) -> String {
     let zones = zone_dir(tag);
-    let port = free_port();
-    let p = Proc(
+    let p = Proc::spawn(
         Command::new(BIN)
             .args(["serve", "--no-admin", "--udp-threads", "1", "--zones"])
             .arg(zones.path())
-            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--listen", "127.0.0.1:0"])
             .args(extra)
             .env_remove("RUST_LOG")
             .env_remove("NOTIFY_SOCKET")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
+            .stdout(Stdio::null()),
     );
-    wait_dns(port);
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let addr = p.dns_addr();
+    wait_dns(addr.port());
     for _ in 0..3 {
         query(addr, "www.bin.test.", A);
     }

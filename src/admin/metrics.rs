@@ -34,6 +34,8 @@
 //! | `roundel_check_duration_seconds` | histogram | `target`, `check` |
 //! | `roundel_check_failures_total` | counter | `target`, `check`, `reason` |
 //! | `roundel_check_transitions_total` | counter | `target`, `check` |
+//! | `roundel_probe_panics_total` | counter | |
+//! | `roundel_probe_tasks` | gauge | |
 //! | `roundel_reloads_total` | counter | |
 //! | `roundel_reloads_failed_total` | counter | |
 //! | `roundel_reload_last_success_timestamp_seconds` | gauge | |
@@ -230,9 +232,8 @@ impl prometheus_client::collector::Collector for Collector {
         }
         {
             let count: u64 = w.latency.iter().sum();
-            let buckets: Vec<(f64, u64)> = LATENCY_BUCKETS
-                .iter()
-                .copied()
+            let buckets: Vec<(f64, u64)> = (0..LATENCY_BUCKETS.len())
+                .map(stats::latency_bound_seconds)
                 .chain([f64::INFINITY])
                 .zip(w.latency.iter().copied())
                 .collect();
@@ -551,6 +552,19 @@ impl prometheus_client::collector::Collector for Collector {
         }
 
         // Reloads.
+        let monitor = admin.reloader.monitor();
+        counter(
+            enc,
+            "roundel_probe_panics",
+            "Probe tasks restarted after a panic",
+            monitor.probe_panics(),
+        )?;
+        gauge(
+            enc,
+            "roundel_probe_tasks",
+            "Probe tasks running (none checks need none)",
+            monitor.probe_tasks() as f64,
+        )?;
         let r = admin.reloader.status();
         counter(
             enc,

@@ -22,8 +22,9 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use super::time::unix;
 use crate::cluster::{AdminStore, StoredOverride};
-use crate::node::AdminState;
+use crate::node::{AdminState, NodeKey, pool_key};
 use crate::pool::spec::MAX_WEIGHT;
 use crate::zone::Snapshot;
 
@@ -87,14 +88,10 @@ struct File {
     nodes: Vec<Entry>,
 }
 
-/// Key of an override: the pool's absolute name (lowercase, with the final dot) and the
-/// node address.
-pub type Key = (String, IpAddr);
-
 /// The overrides in force, and where they are saved.
 #[derive(Debug, Default)]
 pub struct Overrides {
-    map: Mutex<BTreeMap<Key, Override>>,
+    map: Mutex<BTreeMap<NodeKey, Override>>,
     file: Option<PathBuf>,
     cluster: std::sync::OnceLock<std::sync::Arc<AdminStore>>,
 }
@@ -105,15 +102,6 @@ fn from_stored(o: StoredOverride) -> Override {
         weight: o.weight,
         since: o.since,
     }
-}
-
-/// Canonical form of a pool name for keys: lowercase, absolute.
-pub fn pool_key(name: &str) -> String {
-    let mut s = name.trim().to_ascii_lowercase();
-    if !s.ends_with('.') {
-        s.push('.');
-    }
-    s
 }
 
 /// Name of an admin state in files, the API and logs.
@@ -132,11 +120,6 @@ fn parse_state(s: &str) -> Option<AdminState> {
         "maint" => Some(AdminState::Maint),
         _ => None,
     }
-}
-
-fn unix(t: SystemTime) -> f64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 impl Overrides {
@@ -189,24 +172,24 @@ impl Overrides {
         self.file.as_deref()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Key, Override>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<NodeKey, Override>> {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Every override.
-    pub fn all(&self) -> BTreeMap<Key, Override> {
+    pub fn all(&self) -> BTreeMap<NodeKey, Override> {
         if let Some(c) = self.cluster.get() {
             return c
                 .all()
                 .into_iter()
-                .map(|(k, o)| (k, from_stored(o)))
+                .map(|((pool, addr), o)| (NodeKey { pool, addr }, from_stored(o)))
                 .collect();
         }
         self.lock().clone()
     }
 
     /// The override of one node.
-    pub fn get(&self, key: &Key) -> Option<Override> {
+    pub fn get(&self, key: &NodeKey) -> Option<Override> {
         if self.cluster.get().is_some() {
             return self.all().get(key).copied();
         }
@@ -217,7 +200,7 @@ impl Overrides {
     /// `ready` without a weight is removed. On a write error nothing changes.
     pub fn update(
         &self,
-        key: Key,
+        key: NodeKey,
         f: impl FnOnce(&mut Override),
     ) -> Result<Override, StateFileError> {
         if let Some(c) = self.cluster.get() {
@@ -234,7 +217,7 @@ impl Overrides {
                     weight: o.weight,
                     since: o.since,
                 });
-            c.put(key, stored);
+            c.put((key.pool, key.addr), stored);
             return Ok(o);
         }
         let mut map = self.lock();
@@ -268,9 +251,8 @@ impl Overrides {
         for zone in snapshot.zones.values() {
             for pool in &zone.pools {
                 let Some(rt) = &pool.runtime else { continue };
-                let name = pool_key(&rt.name().to_ascii());
                 for node in rt.nodes() {
-                    let o = map.get(&(name.clone(), node.spec.addr));
+                    let o = map.get(&NodeKey::new(rt.name(), node.spec.addr));
                     node.admin
                         .set_state(o.map_or(AdminState::Ready, |o| o.state));
                     node.admin.set_weight(o.and_then(|o| o.weight));
@@ -335,7 +317,7 @@ fn move_aside(path: &Path, why: &StateFileError) {
     }
 }
 
-fn parse(path: &Path, text: &str) -> Result<BTreeMap<Key, Override>, StateFileError> {
+fn parse(path: &Path, text: &str) -> Result<BTreeMap<NodeKey, Override>, StateFileError> {
     let invalid = |line: usize, column: usize, reason: String| StateFileError::Invalid {
         path: path.to_path_buf(),
         line,
@@ -393,7 +375,7 @@ fn parse(path: &Path, text: &str) -> Result<BTreeMap<Key, Override>, StateFileEr
         let since = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs_f64(e.since);
         if map
             .insert(
-                (pool, e.addr),
+                NodeKey { pool, addr: e.addr },
                 Override {
                     state,
                     weight: e.weight,
@@ -412,12 +394,12 @@ fn parse(path: &Path, text: &str) -> Result<BTreeMap<Key, Override>, StateFileEr
     Ok(map)
 }
 
-fn render(map: &BTreeMap<Key, Override>) -> String {
+fn render(map: &BTreeMap<NodeKey, Override>) -> String {
     let file = File {
         version: 1,
         nodes: map
             .iter()
-            .map(|((pool, addr), o)| Entry {
+            .map(|(NodeKey { pool, addr }, o)| Entry {
                 pool: pool.clone(),
                 addr: *addr,
                 state: state_name(o.state).to_owned(),
@@ -463,17 +445,17 @@ mod tests {
         let o = Overrides::open(&dir);
         let a: IpAddr = "192.0.2.10".parse().unwrap();
         let b: IpAddr = "2001:db8::1".parse().unwrap();
-        o.update((pool_key("Web.Example.Test"), a), |o| {
+        o.update(NodeKey::of("Web.Example.Test", a), |o| {
             o.state = AdminState::Drain
         })
         .unwrap();
-        o.update((pool_key("web.example.test."), b), |o| o.weight = Some(5))
+        o.update(NodeKey::of("web.example.test.", b), |o| o.weight = Some(5))
             .unwrap();
         let again = Overrides::open(&dir).all();
         assert_eq!(again.len(), 2);
-        let k = ("web.example.test.".to_owned(), a);
+        let k = NodeKey::of("web.example.test.", a);
         assert_eq!(again[&k].state, AdminState::Drain);
-        assert_eq!(again[&("web.example.test.".to_owned(), b)].weight, Some(5));
+        assert_eq!(again[&NodeKey::of("web.example.test.", b)].weight, Some(5));
         o.update(k.clone(), |o| o.state = AdminState::Ready)
             .unwrap();
         assert!(!Overrides::open(&dir).all().contains_key(&k));

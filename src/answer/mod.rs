@@ -1,8 +1,12 @@
 //! The answer engine: what to say to one question, independent of any socket.
 //!
-//! [`answer`] is a function of the zone snapshot, the parsed question and the client. It
+//! [`answer_with`] is the decision: a function of the zone snapshot, the parsed question,
+//! the client and, for pools, what a [`Selector`] picks. It changes nothing itself. It
 //! fills a [`Response`] with references into the snapshot (no record is copied, nothing is
-//! allocated for ordinary answers), and the transports encode it. It follows RFC 1034
+//! allocated for ordinary answers), and the transports encode it. [`answer`] is the
+//! decision with the [`Live`] selector, which draws each pool's rotation counter, reads
+//! the clock and does the bookkeeping of an answer sent ([`policy::record`]: served
+//! times, last-healthy); explain uses a selector that draws and records nothing. It follows RFC 1034
 //! section 4.3.2 (delegations, CNAME restarts, NXDOMAIN vs NODATA), RFC 4592 (wildcards),
 //! RFC 2308 (negative answers) and RFC 8482 (ANY).
 
@@ -13,7 +17,7 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RecordType};
 use smallvec::SmallVec;
 
-use crate::node::Family;
+use crate::node::{Family, PoolRuntime};
 use crate::policy::{self, ClientKey, Outcome, SelectInput, Selection};
 use crate::zone::model::ZonePool;
 use crate::zone::name::{is_within, label_starts, parent};
@@ -126,10 +130,77 @@ impl<'a> Response<'a> {
     }
 }
 
-/// Computes the response to `q` from `snapshot`.
+/// What one pool answer asks of a selection.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolQuestion {
+    /// A or AAAA.
+    pub family: Family,
+    /// Who asks, for `client-hash`.
+    pub client: ClientKey,
+    /// When the question arrived, if the transport knows (a UDP batch reads the clock
+    /// once); else the live selector reads the clock.
+    pub arrived: Option<Instant>,
+}
+
+impl PoolQuestion {
+    /// The selection input for this question with `counter` and the clock at `now`.
+    pub fn input(self, counter: u64, now: std::time::Instant) -> SelectInput {
+        SelectInput {
+            counter,
+            family: self.family,
+            client: self.client,
+            now,
+        }
+    }
+}
+
+/// Picks the nodes of one pool answer: where the decision meets live state.
+pub trait Selector<'a> {
+    /// Picks the nodes of `pool` for `q` into `out`.
+    fn select(&mut self, pool: &'a PoolRuntime, q: PoolQuestion, out: &mut Selection);
+}
+
+/// The selector of answers actually sent: draws the pool's rotation counter, reads the
+/// clock, and does the bookkeeping ([`policy::select`]).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Live;
+
+impl Selector<'_> for Live {
+    #[inline]
+    fn select(&mut self, pool: &PoolRuntime, q: PoolQuestion, out: &mut Selection) {
+        let input = q.input(pool.next_counter(), q.arrived.unwrap_or_else(Instant::now));
+        policy::select(pool, &input, out);
+    }
+}
+
+/// Computes the response to `q` from `snapshot` and does the bookkeeping of sending it:
+/// [`answer_with`] and the [`Live`] selector.
+#[inline]
 pub fn answer<'a>(snapshot: &'a Snapshot, q: &Question<'_>) -> Response<'a> {
+    answer_with(snapshot, q, &mut Live)
+}
+
+/// The address family a pool answers a question of `qtype` with at a name holding
+/// `node`, if any: A gives IPv4 nodes, AAAA IPv6 ones, and ANY (RFC 8482: one RRset will
+/// do; a pool's addresses are the point of the name) IPv4 when the name has no other data.
+pub fn pool_family(qtype: RecordType, node: &Node) -> Option<Family> {
+    match qtype {
+        RecordType::A => Some(Family::V4),
+        RecordType::AAAA => Some(Family::V6),
+        RecordType::ANY if node.rrsets.is_empty() => Some(Family::V4),
+        _ => None,
+    }
+}
+
+/// Computes the response to `q` from `snapshot`, pools answered by `selector`. Changes
+/// nothing itself: with a selector that changes nothing, it is free of side effects.
+pub fn answer_with<'a>(
+    snapshot: &'a Snapshot,
+    q: &Question<'_>,
+    selector: &mut impl Selector<'a>,
+) -> Response<'a> {
     let mut resp = Response::default();
-    answer_with_clock(snapshot, q, None, &mut resp);
+    answer_with_clock(snapshot, q, None, &mut resp, selector);
     resp
 }
 
@@ -144,7 +215,7 @@ pub fn answer_at<'a>(
     now: Instant,
     resp: &mut Response<'a>,
 ) {
-    answer_with_clock(snapshot, q, Some(now), resp);
+    answer_with_clock(snapshot, q, Some(now), resp, &mut Live);
 }
 
 fn answer_with_clock<'a>(
@@ -152,6 +223,7 @@ fn answer_with_clock<'a>(
     q: &Question<'_>,
     now: Option<Instant>,
     resp: &mut Response<'a>,
+    selector: &mut impl Selector<'a>,
 ) {
     if matches!(q.qtype, RecordType::AXFR | RecordType::IXFR) {
         // Zone transfers are not offered (yet): refuse as NSD and Knot do without an ACL.
@@ -173,6 +245,7 @@ fn answer_with_clock<'a>(
         qtype: q.qtype,
         client: q.client.key(),
         now,
+        selector,
     };
     let mut key: &[u8] = q.qname;
     let mut owner = Owner::Query;
@@ -203,7 +276,7 @@ enum Step<'a> {
     Follow(&'a Rdata),
 }
 
-struct Lookup<'a, 'r> {
+struct Lookup<'a, 'r, S> {
     zone: &'a Zone,
     resp: &'r mut Response<'a>,
     qtype: RecordType,
@@ -211,9 +284,10 @@ struct Lookup<'a, 'r> {
     /// When the question arrived, if the transport knows; else the clock is read when a
     /// pool needs it.
     now: Option<Instant>,
+    selector: &'r mut S,
 }
 
-impl<'a> Lookup<'a, '_> {
+impl<'a, S: Selector<'a>> Lookup<'a, '_, S> {
     /// One pass of RFC 1034 section 4.3.2 step 3 for `key`.
     fn step(&mut self, key: &[u8], owner: Owner<'a>) -> Step<'a> {
         let zone = self.zone;
@@ -293,17 +367,10 @@ impl<'a> Lookup<'a, '_> {
             });
             return Step::Follow(rdata);
         }
-        if let Some(i) = node.pool {
-            let family = match qtype {
-                RecordType::A => Some(Family::V4),
-                RecordType::AAAA => Some(Family::V6),
-                // RFC 8482: one RRset will do; a pool's addresses are the point of the name.
-                RecordType::ANY if node.rrsets.is_empty() => Some(Family::V4),
-                _ => None,
-            };
-            if let Some(family) = family {
-                return self.pool_answer(&self.zone.pools[i], owner, family);
-            }
+        if let Some(i) = node.pool
+            && let Some(family) = pool_family(qtype, node)
+        {
+            return self.pool_answer(&self.zone.pools[i], owner, family);
         }
         // RFC 8482 section 4.2: ANY gets one RRset rather than all of them; like Knot, the
         // one with the lowest type code.
@@ -333,20 +400,16 @@ impl<'a> Lookup<'a, '_> {
             return Step::Done;
         };
         let mut sel = Selection::default();
-        let input = SelectInput {
-            counter: runtime.next_counter(),
+        let q = PoolQuestion {
             family,
             client: self.client,
-            now: self.now.unwrap_or_else(Instant::now),
+            arrived: self.now,
         };
-        policy::select(runtime, &input, &mut sel);
+        self.selector.select(runtime, q, &mut sel);
         self.resp.ecs_scope = sel.scope_prefix;
         match sel.outcome {
             Outcome::Answer => {
-                let rtype = match family {
-                    Family::V4 => RecordType::A,
-                    Family::V6 => RecordType::AAAA,
-                };
+                let rtype = family.record_type();
                 for &i in sel.nodes() {
                     self.resp.answer.push(Rr {
                         owner,

@@ -47,15 +47,19 @@ pub const RCODES: [ResponseCode; 7] = [
 ];
 const RCODE_SLOTS: usize = RCODES.len() + 1;
 
-/// Upper bounds (seconds) of the answer-latency histogram buckets: the time from a
-/// request's arrival to its encoded response, microseconds to milliseconds.
-pub const LATENCY_BUCKETS: [f64; 12] = [
-    1e-6, 2e-6, 5e-6, 10e-6, 20e-6, 50e-6, 100e-6, 200e-6, 500e-6, 1e-3, 5e-3, 20e-3,
-];
-const LATENCY_NANOS: [u64; 12] = [
+/// Upper bounds (nanoseconds) of the answer-latency histogram buckets: the time from a
+/// request's arrival to its encoded response, microseconds to milliseconds. Integers, so
+/// the hot path compares without converting; [`latency_bound_seconds`] gives the bounds
+/// metrics export.
+pub const LATENCY_BUCKETS: [u64; 12] = [
     1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000, 500_000, 1_000_000, 5_000_000,
     20_000_000,
 ];
+
+/// Upper bound of latency bucket `i`, in seconds.
+pub fn latency_bound_seconds(i: usize) -> f64 {
+    LATENCY_BUCKETS[i] as f64 / 1e9
+}
 
 fn qtype_slot(t: RecordType) -> usize {
     QTYPES.iter().position(|&q| q == t).unwrap_or(QTYPES.len())
@@ -278,10 +282,10 @@ impl DnsStats {
         }
         let w = &self.wire[shard % SHARDS];
         let ns = elapsed.as_nanos().min(u64::MAX as u128) as u64;
-        let bucket = LATENCY_NANOS
+        let bucket = LATENCY_BUCKETS
             .iter()
             .position(|&b| ns <= b)
-            .unwrap_or(LATENCY_NANOS.len());
+            .unwrap_or(LATENCY_BUCKETS.len());
         w.latency[bucket].fetch_add(count, Relaxed);
         w.latency_sum_ns
             .fetch_add(ns.saturating_mul(count), Relaxed);

@@ -26,13 +26,13 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 
 use super::shield::Shield;
 use super::stats::{DnsStats, Transport};
 use super::tcp_conns::{Admission, ConnGuard, ConnTable};
 use crate::limits::accept::{AcceptErrors, Next};
 use crate::limits::{Limits, counters};
+use crate::shutdown::Stopping;
 use crate::zone::SnapshotCell;
 
 /// Rounds of 1 ms the accept loop waits for evicted connections to close.
@@ -82,12 +82,8 @@ impl TcpContext {
     }
 }
 
-/// Accepts connections on `listener` until `stop` turns true.
-pub async fn accept_loop(
-    listener: TcpListener,
-    ctx: Arc<TcpContext>,
-    mut stop: watch::Receiver<bool>,
-) {
+/// Accepts connections on `listener` until the server stops.
+pub async fn accept_loop(listener: TcpListener, ctx: Arc<TcpContext>, mut stop: Stopping) {
     let mut errors = AcceptErrors::new("dns-tcp", &counters::TCP_ACCEPT_ERRORS);
     loop {
         // Under a burst of new connections at the cap, let the evicted ones close before
@@ -100,7 +96,7 @@ pub async fn accept_loop(
         }
         let accepted = tokio::select! {
             r = listener.accept() => r,
-            _ = stop.wait_for(|s| *s) => return,
+            () = stop.wait() => return,
         };
         match accepted {
             Ok((stream, peer)) => {
@@ -121,7 +117,7 @@ pub async fn accept_loop(
                 Next::Sleep(d) => {
                     tokio::select! {
                         () = tokio::time::sleep(d) => {}
-                        _ = stop.wait_for(|s| *s) => return,
+                        () = stop.wait() => return,
                     }
                 }
             },

@@ -12,7 +12,6 @@
 use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -23,13 +22,14 @@ use super::mmsg::{self, Batch};
 use super::respond_udp;
 use super::shield::Shield;
 use super::stats::{DnsStats, Transport};
+use crate::shutdown::Stopping;
 use crate::zone::SnapshotCell;
 
 /// How often an idle worker wakes up to check for shutdown.
 pub const SHUTDOWN_POLL: Duration = Duration::from_millis(100);
 
 /// Starts `threads` workers on `socket`'s address. They stop within [`SHUTDOWN_POLL`] of
-/// `stop` being set. Worker `i` counts into statistics shard `first_shard + i`, so that no
+/// the server stopping. Worker `i` counts into statistics shard `first_shard + i`, so that no
 /// two workers write the same cache line. `shield` answers cookies and limits response
 /// rates.
 ///
@@ -43,7 +43,7 @@ pub fn spawn_workers(
     cell: Arc<SnapshotCell>,
     stats: Arc<DnsStats>,
     shield: Arc<Shield>,
-    stop: Arc<AtomicBool>,
+    stop: Stopping,
 ) -> std::io::Result<Vec<JoinHandle<()>>> {
     socket.set_nonblocking(false)?;
     socket.set_read_timeout(Some(SHUTDOWN_POLL))?;
@@ -85,13 +85,13 @@ fn worker(
     stats: &DnsStats,
     shield: &Shield,
     shard: usize,
-    stop: &AtomicBool,
+    stop: &Stopping,
 ) {
     crate::node::set_rotation_shard(shard);
     let mut cache = Cache::new(cell);
     let mut batch = Batch::new();
     let mut error_logged = false;
-    while !stop.load(Ordering::Relaxed) {
+    while !stop.is_set() {
         let n = match batch.recv(&socket) {
             Ok(n) => n,
             Err(e) => {

@@ -138,8 +138,6 @@ pub struct Query<'b> {
     qname_len: u8,
     /// Question type.
     pub qtype: RecordType,
-    /// Question class.
-    pub qclass: u16,
     /// EDNS data, if the request had an OPT record.
     pub edns: Option<Edns>,
 }
@@ -331,7 +329,6 @@ pub fn parse(msg: &[u8]) -> Parsed<'_> {
         qname,
         qname_len: n as u8,
         qtype,
-        qclass,
         edns,
     })
 }

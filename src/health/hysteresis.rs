@@ -28,6 +28,20 @@ impl Hysteresis {
         }
     }
 
+    /// A machine that continues from `current`, the state a previous check of the same
+    /// target decided: a known state is not decided again by one result, so `rise` and
+    /// `fall` apply from the first result on (a node coming back up then gets its slow
+    /// start). With `Unknown` it is [`Hysteresis::new`].
+    pub fn resume(rise: u32, fall: u32, current: Health) -> Self {
+        let mut m = Self::new(rise, fall);
+        m.up = match current {
+            Health::Unknown => None,
+            Health::Up => Some(true),
+            Health::Down => Some(false),
+        };
+        m
+    }
+
     /// Records one result; returns `(from, to)` when the state changes.
     pub fn record(&mut self, ok: bool) -> Option<(Health, Health)> {
         if ok {
@@ -84,5 +98,14 @@ mod tests {
 
         let mut h = Hysteresis::new(2, 2);
         assert_eq!(h.record(true), Some((Health::Unknown, Health::Up)));
+
+        // Resumed from a known state, one result decides nothing.
+        let mut h = Hysteresis::resume(3, 2, Health::Down);
+        assert_eq!(h.record(true), None);
+        assert_eq!(h.record(true), None);
+        assert_eq!(h.record(true), Some((Health::Down, Health::Up)));
+        let mut h = Hysteresis::resume(3, 2, Health::Up);
+        assert_eq!(h.record(false), None);
+        assert_eq!(h.record(false), Some((Health::Up, Health::Down)));
     }
 }

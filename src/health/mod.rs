@@ -5,6 +5,7 @@
 //! * [`probe`]: one HTTP(S) or TCP check, hard-bounded by its timeout.
 //! * [`hook`]: [`ProbeHook`], through which cluster mode shares out the probes.
 //! * [`monitor`]: [`HealthMonitor`], one tokio task per distinct (target, check).
+//! * [`supervise`]: probe tasks restarted (and counted) when they panic.
 //! * [`local`]: checks that failed for a reason on this host, which change no state.
 
 pub mod hook;
@@ -12,6 +13,7 @@ pub mod hysteresis;
 pub mod local;
 pub mod monitor;
 pub mod probe;
+pub mod supervise;
 mod tls;
 
 pub use hook::{LocalObservation, ProbeHook};

@@ -1,22 +1,22 @@
 //! [`HealthMonitor`]: runs one probe task per distinct (target, check) and turns pool specs
 //! into [`PoolRuntime`]s wired to the probes' state.
 
-use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
-use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use hickory_proto::rr::Name;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
 use super::hook::{LocalObservation, ProbeHook};
 use super::hysteresis::Hysteresis;
 use super::probe::{CheckResult, Prober};
+use super::supervise::supervise;
 use crate::node::{
-    HISTORY_LEN, Health, NodeAdmin, NodeHealth, PoolRuntime, ProbeDetail, Transition,
+    HISTORY_LEN, Health, NodeAdmin, NodeHealth, NodeKey, PoolRuntime, ProbeDetail, Transition,
 };
 use crate::pool::{CheckKind, CheckSpec, PoolSpec, ProbeTarget};
 
@@ -38,7 +38,7 @@ struct ProbeEntry {
 #[derive(Default)]
 struct Registry {
     probes: HashMap<ProbeKey, ProbeEntry>,
-    admin: HashMap<(Name, IpAddr), Arc<NodeAdmin>>,
+    admin: HashMap<NodeKey, Arc<NodeAdmin>>,
 }
 
 /// What one [`HealthMonitor::reconcile`] did.
@@ -50,6 +50,10 @@ pub struct Reconciled {
     pub started: usize,
     /// Probes kept running with their state.
     pub kept: usize,
+    /// Probes whose check changed for a target that was already probed: the node keeps
+    /// its state, history and counters, and the new check continues from that state
+    /// (`rise` and `fall` apply from its first result, slow start when it comes back).
+    pub carried: usize,
     /// Probes stopped.
     pub stopped: usize,
     /// New probes whose first result did not arrive in time (they count as down).
@@ -87,6 +91,8 @@ pub struct HealthMonitor {
     hook: std::sync::OnceLock<Arc<dyn ProbeHook>>,
     /// One permit per check in flight ([`crate::pool::limits::MAX_PROBES_IN_FLIGHT`]).
     in_flight: Arc<Semaphore>,
+    /// Probe tasks restarted after a panic, since start.
+    panics: Arc<AtomicU64>,
 }
 
 impl Default for HealthMonitor {
@@ -111,6 +117,7 @@ impl HealthMonitor {
             jitter: RandomState::new(),
             hook: std::sync::OnceLock::new(),
             in_flight: Arc::new(Semaphore::new(max.clamp(1, Semaphore::MAX_PERMITS))),
+            panics: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -135,21 +142,40 @@ impl HealthMonitor {
     }
 
     /// Makes the running probes match `pools` (all pools of all zones): probes whose
-    /// (target, check) is unchanged keep running with their state; new ones start; the
-    /// rest stop. Admin overrides are kept per (pool name, node address).
+    /// (target, check) is unchanged keep running with their state; a target whose check
+    /// changed keeps its state under the new check (see [`Reconciled::carried`]); new ones
+    /// start; the rest stop. Admin overrides are kept per (pool name, node address).
     ///
     /// Resolves once every new probe has its first result (each bounded by its check
     /// timeout plus a small slack), so the returned runtimes answer right from the start:
     /// a dead node is already down. Returns one [`PoolRuntime`] per pool, in order.
     pub async fn reconcile(&self, pools: &[PoolSpec]) -> Reconciled {
         let _serial = self.reconcile_lock.lock().await;
+        if pools
+            .iter()
+            .any(|p| matches!(p.check.kind, CheckKind::Http(_)))
+        {
+            // Every HTTP check needs a TLS configuration (HTTPS or not, see probe.rs).
+            super::tls::warm().await;
+        }
         let mut waits = Vec::new();
-        let (runtimes, started, kept, stopped) = {
+        // Every probe this reconcile needs: an old probe that is one of them is kept as it
+        // is, the others may hand their state to a changed check of their target.
+        let wanted: HashSet<ProbeKey> = pools
+            .iter()
+            .flat_map(|p| {
+                p.nodes.iter().map(|n| ProbeKey {
+                    target: n.probe.clone(),
+                    check: p.check.clone(),
+                })
+            })
+            .collect();
+        let (runtimes, started, kept, carried, stopped) = {
             let mut reg = self.registry();
             let mut old = std::mem::take(&mut reg.probes);
             let mut old_admin = std::mem::take(&mut reg.admin);
             let mut users: HashMap<ProbeKey, Vec<String>> = HashMap::new();
-            let (mut started, mut kept) = (0, 0);
+            let (mut started, mut kept, mut carried) = (0, 0, 0);
             let mut runtimes = Vec::with_capacity(pools.len());
             for pool in pools {
                 let mut healths = Vec::with_capacity(pool.nodes.len());
@@ -172,12 +198,23 @@ impl HealthMonitor {
                                 e
                             }
                             None => {
-                                started += 1;
-                                let e = self.start(&key);
-                                waits.push((
-                                    e.first.clone(),
-                                    key.check.timeout + FIRST_RESULT_SLACK,
-                                ));
+                                let e = match predecessor(&mut old, &wanted, &key) {
+                                    Some((old_key, prev)) => {
+                                        carried += 1;
+                                        self.carry(&key, &old_key, prev)
+                                    }
+                                    None => {
+                                        started += 1;
+                                        self.start(&key, Arc::new(NodeHealth::new(self.epoch)))
+                                    }
+                                };
+                                if !*e.first.borrow() {
+                                    waits.push((
+                                        e.first.clone(),
+                                        key.check.timeout + FIRST_RESULT_SLACK,
+                                        key.clone(),
+                                    ));
+                                }
                                 e
                             }
                         };
@@ -186,7 +223,7 @@ impl HealthMonitor {
                         h
                     };
                     healths.push(health);
-                    let akey = (pool.name.clone(), node.addr);
+                    let akey = NodeKey::new(&pool.name, node.addr);
                     let admin = match reg.admin.get(&akey) {
                         Some(a) => a.clone(),
                         None => {
@@ -217,32 +254,82 @@ impl HealthMonitor {
                     "probe stopped: no pool uses it any more"
                 );
             }
-            (runtimes, started, kept, stopped)
+            (runtimes, started, kept, carried, stopped)
         };
         // The probes run in their own tasks; waiting one after the other costs the
         // slowest first check, not the sum.
         let mut late = 0;
-        for (mut rx, bound) in waits {
-            let got = tokio::time::timeout(bound, rx.wait_for(|v| *v)).await;
-            if !matches!(got, Ok(Ok(_))) {
+        for (mut rx, bound, key) in waits {
+            let arrived = matches!(
+                tokio::time::timeout(bound, rx.wait_for(|v| *v)).await,
+                Ok(Ok(_))
+            );
+            if !arrived {
                 late += 1;
+                // Counted as down until then; say when the first result does arrive.
+                tokio::spawn(async move {
+                    if rx.wait_for(|v| *v).await.is_ok() {
+                        tracing::info!(
+                            target: "roundel::health",
+                            node = %key.target.addr,
+                            port = key.target.port,
+                            check = key.check.kind.name(),
+                            bound = ?bound,
+                            "first check result arrived after the startup bound"
+                        );
+                    }
+                });
             }
         }
         Reconciled {
             pools: runtimes,
             started,
             kept,
+            carried,
             stopped,
             late,
         }
     }
 
-    fn start(&self, key: &ProbeKey) -> ProbeEntry {
-        let health = Arc::new(NodeHealth::new(self.epoch));
+    /// The probe of `key` taking over `prev`, the probe of the same target under the
+    /// check `old_key` had: same state, history and counters; the old task stops.
+    fn carry(&self, key: &ProbeKey, old_key: &ProbeKey, prev: ProbeEntry) -> ProbeEntry {
+        if let Some(t) = prev.task {
+            t.abort();
+        }
+        let same_probe = same_probe(old_key, key);
+        if !same_probe {
+            // What the node reported was an answer to the old check.
+            prev.health.set_reported(None);
+        }
+        tracing::info!(
+            target: "roundel::health",
+            node = %key.target.addr,
+            port = key.target.port,
+            check = key.check.kind.name(),
+            state = %prev.health.health(),
+            "{}",
+            if same_probe {
+                "check timing or thresholds changed: node state kept"
+            } else {
+                "check changed: node state kept, the new check takes over with rise and fall"
+            }
+        );
+        self.start(key, prev.health)
+    }
+
+    /// Starts the probe of `key` on `health`: from scratch when it has no state yet
+    /// (the first result decides), else continuing from its state.
+    fn start(&self, key: &ProbeKey, health: Arc<NodeHealth>) -> ProbeEntry {
         let (tx, rx) = watch::channel(false);
+        let current = health.health();
         if key.check.kind == CheckKind::None {
-            // Nothing to probe: up from the start, no task.
-            health.set_health(Health::Up, None);
+            // Nothing to probe: up from the start, no task. A node that was down comes
+            // back up with its slow start.
+            let came_back = (current == Health::Down).then(Instant::now);
+            if current != Health::Up {
+                health.set_health(Health::Up, came_back);
+            }
             let _ = tx.send(true);
             return ProbeEntry {
                 health,
@@ -250,25 +337,56 @@ impl HealthMonitor {
                 first: rx,
             };
         }
+        if current != Health::Unknown {
+            let _ = tx.send(true);
+        }
         // A random phase in [0, interval) spreads the checks of many targets over the
         // interval instead of firing them together on every tick.
         let interval = key.check.interval;
         let phase =
             Duration::from_nanos(self.jitter.hash_one(key) % (interval.as_nanos().max(1) as u64));
         let hook = self.hook.get().cloned();
-        let task = tokio::spawn(run_probe(
-            key.clone(),
-            health.clone(),
-            tx,
-            phase,
-            self.in_flight.clone(),
-            hook,
-        ));
+        let in_flight = self.in_flight.clone();
+        let what = format!(
+            "{} {}:{}",
+            key.check.kind.name(),
+            key.target.addr,
+            key.target.port
+        );
+        let (k, h) = (key.clone(), health.clone());
+        let mut first = Some(tx);
+        let task = supervise(what, self.panics.clone(), move |_restarts| {
+            // A restarted probe continues from the state the node has now.
+            let machine = Hysteresis::resume(k.check.rise, k.check.fall, h.health());
+            run_probe(
+                k.clone(),
+                h.clone(),
+                machine,
+                first.take(),
+                phase,
+                in_flight.clone(),
+                hook.clone(),
+            )
+        });
         ProbeEntry {
             health,
             task: Some(task),
             first: rx,
         }
+    }
+
+    /// Probe tasks restarted after a panic, since start.
+    pub fn probe_panics(&self) -> u64 {
+        self.panics.load(Relaxed)
+    }
+
+    /// Probe tasks running now (`none` checks have none).
+    pub fn probe_tasks(&self) -> usize {
+        self.registry()
+            .probes
+            .values()
+            .filter(|e| e.task.as_ref().is_some_and(|t| !t.is_finished()))
+            .count()
     }
 
     /// Number of running probes (targets with `none` checks included).
@@ -288,11 +406,6 @@ impl HealthMonitor {
                 detail: e.health.detail(),
             })
             .collect()
-    }
-
-    /// The admin override slots of a node, if the pool has it.
-    pub fn admin(&self, pool: &Name, addr: IpAddr) -> Option<Arc<NodeAdmin>> {
-        self.registry().admin.get(&(pool.clone(), addr)).cloned()
     }
 
     /// Stops every probe and waits (bounded) for the tasks to end.
@@ -322,19 +435,44 @@ impl Drop for HealthMonitor {
     }
 }
 
-/// The life of one probe: check at once (the first result decides the initial state),
-/// then every `interval` after a random `phase`, until aborted.
+/// The old probe of the node `key` checks (same address) that `key` may take over: one
+/// no pool needs any more, preferring the same probe (same target and kind of check:
+/// only timing or thresholds changed).
+fn predecessor(
+    old: &mut HashMap<ProbeKey, ProbeEntry>,
+    wanted: &HashSet<ProbeKey>,
+    key: &ProbeKey,
+) -> Option<(ProbeKey, ProbeEntry)> {
+    let candidates = || {
+        old.keys()
+            .filter(|k| k.target.addr == key.target.addr && !wanted.contains(*k))
+    };
+    let found = candidates()
+        .find(|k| same_probe(k, key))
+        .or_else(|| candidates().next())
+        .cloned()?;
+    old.remove_entry(&found)
+}
+
+/// Whether two keys probe the same way (target and kind of check), whatever their
+/// timing and thresholds.
+fn same_probe(a: &ProbeKey, b: &ProbeKey) -> bool {
+    a.target == b.target && a.check.kind == b.check.kind
+}
+
+/// The life of one probe: check at once (with a fresh machine the first result decides
+/// the initial state), then every `interval` after a random `phase`, until aborted.
 async fn run_probe(
     key: ProbeKey,
     health: Arc<NodeHealth>,
-    first: watch::Sender<bool>,
+    mut machine: Hysteresis,
+    first: Option<watch::Sender<bool>>,
     phase: Duration,
     in_flight: Arc<Semaphore>,
     hook: Option<Arc<dyn ProbeHook>>,
 ) {
     let spec = key.check.clone();
     let prober = Prober::with_source(&spec, &key.target, hook.as_ref().and_then(|h| h.source()));
-    let mut machine = Hysteresis::new(spec.rise, spec.fall);
     let mut local = Local::default();
     // A check runs only with a permit of the in-flight cap, so that many probes cannot
     // open more sockets at once than the cap; the timeout covers the check, not the wait.
@@ -353,7 +491,9 @@ async fn run_probe(
         &mut local,
         true,
     );
-    let _ = first.send(true);
+    if let Some(first) = first {
+        let _ = first.send(true);
+    }
     let mut active = true;
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + phase, spec.interval);
     // After a stall, keep the spacing rather than firing a burst of catch-up checks.

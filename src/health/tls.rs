@@ -19,6 +19,17 @@ fn finish(mut c: ClientConfig) -> ClientConfig {
     c
 }
 
+/// Builds both configurations now, off the async runtime: loading the system trust store
+/// reads files, which must not stall a runtime thread (or a probe's first check). Later
+/// calls find them built.
+pub async fn warm() {
+    let _ = tokio::task::spawn_blocking(|| {
+        let _ = verifying();
+        let _ = insecure();
+    })
+    .await;
+}
+
 /// The config that verifies certificates against the system trust store.
 pub fn verifying() -> Result<ClientConfig, String> {
     static CONFIG: OnceLock<Result<ClientConfig, String>> = OnceLock::new();

@@ -95,7 +95,7 @@ impl NodeAdmin {
     }
 
     /// Notes that the node was put into an answer with `ttl`, `now_ms` milliseconds after
-    /// the monitor's epoch (the answer path: two relaxed loads, and stores at most once per
+    /// the monitor's epoch (the answer path: two relaxed loads, and atomic maxima at most once per
     /// [`SERVED_GRANULARITY_MS`] or when the expiry moves by more than that).
     #[inline]
     pub fn note_served(&self, now_ms: u64, ttl: u32) {
@@ -103,13 +103,16 @@ impl NodeAdmin {
         let expires = served + ttl as u64 * 1000;
         // 0 means "never": the first serve is always recorded, even within the first
         // granule after start.
+        // The loads keep steady traffic from writing the line; the writes are atomic
+        // maxima, so two workers racing with different TTLs (or clocks a little apart)
+        // can never move either time backwards.
         let last = self.served_ms.load(Relaxed);
         if last == 0 || served >= last + SERVED_GRANULARITY_MS {
-            self.served_ms.store(served, Relaxed);
+            self.served_ms.fetch_max(served, Relaxed);
         }
         let last = self.expires_ms.load(Relaxed);
         if last == 0 || expires >= last + SERVED_GRANULARITY_MS {
-            self.expires_ms.store(expires, Relaxed);
+            self.expires_ms.fetch_max(expires, Relaxed);
         }
     }
 
@@ -178,6 +181,58 @@ mod tests {
         assert_eq!(
             a.cached_until(),
             Some(Duration::from_millis(23_000 + SERVED_GRANULARITY_MS))
+        );
+    }
+
+    /// Two workers answering at once with different TTLs: whichever stores last, the
+    /// expiry must be the later one, or "safe to stop" turns true too early. The threads
+    /// meet at a spin barrier before each round so that their calls overlap.
+    #[test]
+    fn concurrent_serves_never_move_the_expiry_back() {
+        use std::sync::Arc;
+        use std::sync::atomic::AtomicBool;
+        const ROUNDS: u64 = 100_000;
+        let a = Arc::new(NodeAdmin::default());
+        let arrived = Arc::new(AtomicU64::new(0));
+        let backwards = Arc::new(AtomicBool::new(false));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let threads: Vec<_> = [300u32, 5]
+            .into_iter()
+            .map(|ttl| {
+                let (a, arrived, backwards) = (a.clone(), arrived.clone(), backwards.clone());
+                std::thread::spawn(move || {
+                    for round in 0..ROUNDS {
+                        arrived.fetch_add(1, Relaxed);
+                        while arrived.load(Relaxed) < 2 * (round + 1) {
+                            if std::time::Instant::now() > deadline {
+                                return;
+                            }
+                            std::hint::spin_loop();
+                        }
+                        // Rounds a long way apart, so both calls of a round pass the
+                        // granularity test against the previous round's expiry.
+                        let now = round * 1_000_000;
+                        a.note_served(now, ttl);
+                        let own = Duration::from_millis(now + u64::from(ttl) * 1000);
+                        if a.cached_until().is_none_or(|c| c < own) {
+                            backwards.store(true, Relaxed);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        // On a very busy machine the deadline may cut the rounds short; enough must run
+        // for the test to mean something.
+        assert!(
+            arrived.load(Relaxed) >= 2 * 1_000,
+            "too few rounds ran before the deadline"
+        );
+        assert!(
+            !backwards.load(Relaxed),
+            "a shorter TTL overwrote a longer one: the expiry moved back"
         );
     }
 

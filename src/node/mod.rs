@@ -12,13 +12,15 @@
 //! * [`health`]: up/down, smoothed RTT, slow-start time, details and history of a target.
 //! * [`failure`]: why a check failed, and the check counters.
 //! * [`reported`]: the weight a node reports about itself.
-//! * [`admin`]: operator overrides and drain tracking.
+//! * [`admin`]: operator overrides and drain tracking; [`key`]: how a pool node is named
+//!   across reloads.
 //! * [`pool`]: a pool's spec joined with its nodes' state.
 //! * [`rotation`]: a pool's rotation counter, sharded by UDP worker.
 
 pub mod admin;
 pub mod failure;
 pub mod health;
+pub mod key;
 pub mod pool;
 pub mod reported;
 pub mod rotation;
@@ -26,6 +28,7 @@ pub mod rotation;
 pub use admin::{ANSWER_SAMPLE, AdminState, NodeAdmin, SERVED_GRANULARITY_MS};
 pub use failure::{CHECK_BUCKETS, CheckTotals, FAILURE_REASONS, Failure};
 pub use health::{HISTORY_LEN, Health, NodeHealth, ProbeDetail, Transition};
+pub use key::{NodeKey, pool_key};
 pub use pool::{Family, NodeRuntime, PoolRuntime};
 pub use reported::Reported;
 pub use rotation::{RotationCounter, set_rotation_shard};

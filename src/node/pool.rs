@@ -3,12 +3,12 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use hickory_proto::rr::Name;
 
 use super::rotation::RotationCounter;
-use super::{NodeAdmin, NodeHealth};
+use super::{AdminState, NodeAdmin, NodeHealth};
 use crate::pool::spec::MAX_NODES;
 use crate::pool::{NodeSpec, PoolSpec};
 
@@ -27,6 +27,14 @@ impl Family {
         match addr {
             IpAddr::V4(_) => Family::V4,
             IpAddr::V6(_) => Family::V6,
+        }
+    }
+
+    /// The record type that carries addresses of this family.
+    pub fn record_type(self) -> hickory_proto::rr::RecordType {
+        match self {
+            Family::V4 => hickory_proto::rr::RecordType::A,
+            Family::V6 => hickory_proto::rr::RecordType::AAAA,
         }
     }
 
@@ -51,6 +59,36 @@ pub struct NodeRuntime {
     pub(crate) tier_idx: u8,
     /// Stable per-address hash for rendezvous hashing and slow-start thinning.
     pub(crate) seed: u64,
+}
+
+impl NodeRuntime {
+    /// Out of service: `maint = true` in the zone file, or an admin maint.
+    #[inline]
+    pub fn in_maint(&self) -> bool {
+        self.spec.maint || self.admin.state() == AdminState::Maint
+    }
+
+    /// The weight before slow start: the admin override, else the weight the node
+    /// reported, else the configured one.
+    #[inline]
+    pub fn base_weight(&self) -> u32 {
+        self.admin.weight().unwrap_or_else(|| {
+            self.health
+                .reported()
+                .map_or(self.spec.weight, |r| r.apply(self.spec.weight))
+        })
+    }
+
+    /// The node's state as operators see it: `maint`, `drain`, else its health.
+    pub fn state_name(&self) -> &'static str {
+        if self.in_maint() {
+            "maint"
+        } else if self.admin.state() == AdminState::Drain {
+            "drain"
+        } else {
+            self.health.health().as_str()
+        }
+    }
 }
 
 /// A pool ready to answer from: its spec plus the live state of its nodes. Built by
@@ -115,6 +153,18 @@ impl PoolRuntime {
     /// The nodes, in configuration order (selection indices point here).
     pub fn nodes(&self) -> &[NodeRuntime] {
         &self.nodes
+    }
+
+    /// The counter value the next [`PoolRuntime::next_counter`] will return, without
+    /// drawing it (explain shows the answer the next query would get).
+    pub fn peek_counter(&self) -> u64 {
+        self.counter.peek()
+    }
+
+    /// The nodes last answered while healthy for `family` (a bit per node index; 0 when
+    /// none yet), for `all_down = "last-healthy"`.
+    pub fn last_healthy(&self, family: Family) -> u64 {
+        self.last_healthy[family.index()].load(Relaxed)
     }
 
     /// A fresh per-pool counter value for [`SelectInput::counter`] (one relaxed atomic

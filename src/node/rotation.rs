@@ -55,6 +55,14 @@ impl RotationCounter {
             .fetch_add(1, Relaxed)
             .wrapping_add(shard as u64)
     }
+
+    /// The value [`RotationCounter::next`] would return on the calling thread, without
+    /// drawing it (explain shows the answer the calling thread's next query would get).
+    #[inline]
+    pub fn peek(&self) -> u64 {
+        let shard = SHARD.with(Cell::get);
+        self.lines[shard].0.load(Relaxed).wrapping_add(shard as u64)
+    }
 }
 
 #[cfg(test)]

@@ -88,6 +88,9 @@ pub struct Selection {
     pub degraded: bool,
     /// No node was usable; `all_down` decided.
     pub all_down: bool,
+    /// The usable nodes of the tier that answered (a bit per node index), which
+    /// [`record`] remembers for `all_down = "last-healthy"`; 0 when all were down.
+    pub healthy: u64,
 }
 
 impl Default for Selection {
@@ -101,6 +104,7 @@ impl Default for Selection {
             tier: 0,
             degraded: false,
             all_down: false,
+            healthy: 0,
         }
     }
 }
@@ -184,34 +188,48 @@ impl Explain for Explanation {
     }
 }
 
-/// Picks the nodes for one answer into `out` (the DNS answer path: lock- and
-/// allocation-free).
+/// Picks the nodes for one answer into `out` and does the answer's bookkeeping (the DNS
+/// answer path: lock- and allocation-free): [`select_with`], then [`record`].
 #[inline]
 pub fn select(pool: &PoolRuntime, input: &SelectInput, out: &mut Selection) {
     select_with(pool, input, out, &mut ());
-    if out.outcome == Outcome::Answer {
-        // Remember when each node was last handed out, and for how long, so the admin API
-        // can tell when a drained node has left every cache (relaxed, mostly loads).
-        if let Some(first) = pool.nodes.first() {
-            let now_ms = input
-                .now
-                .saturating_duration_since(first.health.epoch())
-                .as_millis() as u64;
-            // One answer in ANSWER_SAMPLE also counts towards each node's share.
-            let sample = input.counter.is_multiple_of(crate::node::ANSWER_SAMPLE);
-            for &i in out.nodes() {
-                let admin = &pool.nodes[i as usize].admin;
-                admin.note_served(now_ms, out.ttl);
-                if sample {
-                    admin.note_sampled();
-                }
+    record(pool, input, out);
+}
+
+/// The bookkeeping of an answer actually sent, kept apart from the decision so that the
+/// decision changes nothing and explain can run it freely: remembers the healthy set for
+/// `last-healthy`, and when each node was handed out and for how long, so the admin API
+/// can tell when a drained node has left every cache. Relaxed atomics, mostly loads:
+/// stores happen only on change, so steady traffic does not keep bouncing cache lines.
+#[inline]
+pub fn record(pool: &PoolRuntime, input: &SelectInput, sel: &Selection) {
+    if sel.healthy != 0 {
+        let lh = &pool.last_healthy[input.family.index()];
+        if lh.load(Relaxed) != sel.healthy {
+            lh.store(sel.healthy, Relaxed);
+        }
+    }
+    if sel.outcome == Outcome::Answer
+        && let Some(first) = pool.nodes.first()
+    {
+        let now_ms = input
+            .now
+            .saturating_duration_since(first.health.epoch())
+            .as_millis() as u64;
+        // One answer in ANSWER_SAMPLE also counts towards each node's share.
+        let sample = input.counter.is_multiple_of(crate::node::ANSWER_SAMPLE);
+        for &i in sel.nodes() {
+            let admin = &pool.nodes[i as usize].admin;
+            admin.note_served(now_ms, sel.ttl);
+            if sample {
+                admin.note_sampled();
             }
         }
     }
 }
 
-/// [`select`] that also says why each node is in or out. Same code, other sink; it does
-/// not count as serving the nodes it picks.
+/// [`select_with`] that also says why each node is in or out. Same code, other sink; no
+/// bookkeeping: it changes nothing, so it does not count as serving the nodes it picks.
 pub fn explain(pool: &PoolRuntime, input: &SelectInput) -> Explanation {
     let mut ex = Explanation {
         selection: Selection::default(),
@@ -229,7 +247,9 @@ const RAMP_ONE: u64 = 1024;
 /// low-discrepancy sequence), which makes `weighted` smooth across answers.
 const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
 
-/// The selection itself, generic over the verdict sink.
+/// The selection itself, generic over the verdict sink: a pure decision. It reads the
+/// nodes' state and the input (counter, clock, client) and writes only `out` and `ex`;
+/// the bookkeeping of an answer sent is [`record`]'s.
 pub fn select_with<E: Explain + ?Sized>(
     pool: &PoolRuntime,
     input: &SelectInput,
@@ -262,7 +282,7 @@ pub fn select_with<E: Explain + ?Sized>(
         total[node.tier_idx as usize] += 1;
         let admin = node.admin.state();
         let health = node.health.health();
-        if node.spec.maint || admin == AdminState::Maint {
+        if node.in_maint() {
             ex.note(i, Verdict::Maint);
             continue;
         }
@@ -278,11 +298,7 @@ pub fn select_with<E: Explain + ?Sized>(
             ex.note(i, Verdict::Down);
             continue;
         }
-        let base = node.admin.weight().unwrap_or_else(|| {
-            node.health
-                .reported()
-                .map_or(node.spec.weight, |r| r.apply(node.spec.weight))
-        });
+        let base = node.base_weight();
         if base == 0 {
             ex.note(i, Verdict::WeightZero);
             continue;
@@ -328,12 +344,7 @@ pub fn select_with<E: Explain + ?Sized>(
                 }
             }
             out.tier = pool.tiers[t];
-            // Remember the healthy set for `last-healthy`; store only on change so that
-            // steady traffic does not keep bouncing the cache line between cores.
-            let lh = &pool.last_healthy[fam.index()];
-            if lh.load(Relaxed) != m {
-                lh.store(m, Relaxed);
-            }
+            out.healthy = m;
             m
         }
         None => {
@@ -352,7 +363,7 @@ pub fn select_with<E: Explain + ?Sized>(
                 }
                 AllDown::ServeAll => serveable,
                 AllDown::LastHealthy => {
-                    let last = pool.last_healthy[fam.index()].load(Relaxed) & serveable;
+                    let last = pool.last_healthy(fam) & serveable;
                     if last == 0 {
                         // Nothing was ever answered healthy (since this pool was built):
                         // fail open rather than answer nothing.

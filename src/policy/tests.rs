@@ -655,3 +655,22 @@ fn explain_gives_every_reason() {
     let addrs: Vec<IpAddr> = ex.selection.addrs(&p).collect();
     assert_eq!(addrs, ["192.0.2.1".parse::<IpAddr>().unwrap()]);
 }
+
+/// explain is a pure decision: it draws no counter, records no serve and does not move
+/// the last-healthy set, whatever it finds.
+#[test]
+fn explain_changes_no_state() {
+    let p = pool(Policy::RoundRobin, &four());
+    let ex = explain(&p, &input(0));
+    assert_eq!(ex.selection.outcome, Outcome::Answer);
+    assert_eq!(p.last_healthy(Family::V4), 0, "explain stored last-healthy");
+    assert_eq!(p.peek_counter(), 0);
+    for n in p.nodes() {
+        assert_eq!(n.admin.last_served(), None, "explain recorded a serve");
+    }
+    // A real selection does all three (the counter is drawn by its caller).
+    let mut s = Selection::default();
+    select(&p, &input(p.next_counter()), &mut s);
+    assert_eq!(p.last_healthy(Family::V4), 0b1111);
+    assert!(p.nodes().iter().all(|n| n.admin.last_served().is_some()));
+}

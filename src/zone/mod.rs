@@ -100,6 +100,53 @@ fn serial_gt(a: u32, b: u32) -> bool {
 mod tests {
     use super::*;
 
+    fn zone_with_pools(origin: &str, pools: &[(&str, &str)]) -> Zone {
+        let mut text = format!(
+            "origin = \"{origin}\"\n[soa]\nmname = \"ns.{origin}\"\nrname = \"h.{origin}\"\n\
+             [names.\"@\"]\nNS = [\"ns\"]\n[names.ns]\nA = \"192.0.2.1\"\n[checks.n]\nnone = true\n"
+        );
+        for (name, node) in pools {
+            text += &format!("[pools.{name}]\ncheck = \"n\"\nnodes = [\"{node}\"]\n");
+        }
+        file::parse_zone(Path::new("t.toml"), &text, None).expect("valid zone")
+    }
+
+    /// Runtimes are attached by key, whatever order they come in: a list built in another
+    /// order than [`Snapshot::pools`] still gives every pool its own nodes.
+    #[test]
+    fn pool_runtimes_attach_by_key_not_position() {
+        use crate::node::{NodeAdmin, NodeHealth, PoolRuntime};
+        let mut snapshot = Snapshot::default();
+        for zone in [
+            zone_with_pools("b.test.", &[("www", "192.0.2.21"), ("api", "192.0.2.22")]),
+            zone_with_pools("a.test.", &[("www", "192.0.2.11")]),
+        ] {
+            snapshot
+                .zones
+                .insert(zone.origin_key.clone(), Arc::new(zone));
+        }
+        let epoch = std::time::Instant::now();
+        let mut runtimes: Vec<_> = snapshot
+            .pools()
+            .into_iter()
+            .map(|(key, spec)| {
+                let n = spec.nodes.len();
+                let health = (0..n).map(|_| Arc::new(NodeHealth::new(epoch))).collect();
+                let admin = (0..n).map(|_| Arc::new(NodeAdmin::default())).collect();
+                (key, Arc::new(PoolRuntime::new(spec, health, admin)))
+            })
+            .collect();
+        assert_eq!(runtimes.len(), 3);
+        runtimes.reverse();
+        snapshot.attach_pools(runtimes);
+        for zone in snapshot.zones.values() {
+            for pool in &zone.pools {
+                let runtime = pool.runtime.as_ref().expect("attached");
+                assert_eq!(runtime.spec(), &pool.spec, "pool {}", pool.spec.name);
+            }
+        }
+    }
+
     #[test]
     fn serial_arithmetic_wraps() {
         assert!(serial_gt(2, 1));

@@ -284,6 +284,15 @@ impl Zone {
     }
 }
 
+/// Names one pool of a snapshot: its zone's origin key and its own name key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PoolKey {
+    /// Lowercase wire key of the zone's origin.
+    pub zone: Box<[u8]>,
+    /// Lowercase wire key of the pool's name.
+    pub pool: Box<[u8]>,
+}
+
 /// Every served zone: what one reload produces and the query path reads.
 #[derive(Debug, Default)]
 pub struct Snapshot {
@@ -307,26 +316,52 @@ impl Snapshot {
         }
     }
 
-    /// Every pool of every zone, in a stable order (zones by origin, pools in file order).
-    pub fn pool_specs(&self) -> Vec<PoolSpec> {
+    /// Every pool of every zone with its key, in a stable order (zones by origin, pools in
+    /// file order).
+    pub fn pools(&self) -> Vec<(PoolKey, PoolSpec)> {
         self.sorted_zones()
             .iter()
-            .flat_map(|z| z.pools.iter().map(|p| p.spec.clone()))
+            .flat_map(|z| {
+                z.pools.iter().map(|p| {
+                    let key = PoolKey {
+                        zone: z.origin_key.clone(),
+                        pool: key_of(&p.spec.name),
+                    };
+                    (key, p.spec.clone())
+                })
+            })
             .collect()
     }
 
-    /// Attaches the runtimes the health monitor built for [`Snapshot::pool_specs`], in the
-    /// same order. Only possible before the snapshot is shared.
-    pub fn attach_pools(&mut self, runtimes: Vec<Arc<PoolRuntime>>) {
-        let mut runtimes = runtimes.into_iter();
-        let mut origins: Vec<Box<[u8]>> = self.zones.keys().cloned().collect();
-        origins.sort_by(|a, b| self.zones[a].origin.cmp(&self.zones[b].origin));
-        for origin in origins {
-            let zone = Arc::get_mut(self.zones.get_mut(&origin).expect("key from this map"))
-                .expect("a snapshot is not shared before its pools are attached");
-            for pool in &mut zone.pools {
-                pool.runtime = runtimes.next();
-            }
+    /// Attaches the runtimes the health monitor built, each to the pool its key names (in
+    /// any order: nothing here depends on how [`Snapshot::pools`] sorted them). Only
+    /// possible before the snapshot is shared.
+    ///
+    /// # Panics
+    /// If a key names no pool of this snapshot, or a runtime was built for a pool of
+    /// another name: either would serve one pool's nodes under another's name.
+    pub fn attach_pools(
+        &mut self,
+        runtimes: impl IntoIterator<Item = (PoolKey, Arc<PoolRuntime>)>,
+    ) {
+        for (key, runtime) in runtimes {
+            let zone = self
+                .zones
+                .get_mut(&key.zone)
+                .expect("a pool key names a zone of this snapshot");
+            let zone =
+                Arc::get_mut(zone).expect("a snapshot is not shared before its pools are attached");
+            let pool = zone
+                .pools
+                .iter_mut()
+                .find(|p| key_of(&p.spec.name) == key.pool)
+                .expect("a pool key names a pool of its zone");
+            assert_eq!(
+                runtime.name(),
+                &pool.spec.name,
+                "a runtime attached to a pool of another name"
+            );
+            pool.runtime = Some(runtime);
         }
     }
 

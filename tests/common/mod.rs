@@ -9,17 +9,11 @@ pub mod normal;
 pub mod reference;
 pub mod wire;
 
-// ---------------------------------------------------------------------------
-// THE ONE SWITCH for the Roundel-targeted tests.
-//
-// `roundel_off.rs` compiles without `roundel::server`; `roundel_on.rs` starts
-// Roundel in-process through `roundel::server::{Listeners, ServeOptions, serve}`.
-// Once that API exists in src/, change "roundel_off.rs" to "roundel_on.rs":
-// every behaviour case then also runs against Roundel (UDP and TCP) and the
-// differential test compares Roundel with Knot.
+// Roundel in-process through `roundel::server::{Listeners, ServeOptions, serve}`: every
+// behaviour case runs against it (UDP and TCP) and the differential test compares it
+// with Knot.
 #[path = "roundel_on.rs"]
 pub mod roundel_target;
-// ---------------------------------------------------------------------------
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -11,9 +11,6 @@ use roundel::server::{Listeners, ServeOptions, serve};
 use super::client::{self, Q, Transport};
 use super::wire::{rcode, ty};
 
-/// Whether Roundel targets are compiled in.
-pub const ENABLED: bool = true;
-
 pub struct TestServer {
     pub udp: SocketAddr,
     pub tcp: SocketAddr,

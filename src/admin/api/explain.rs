@@ -12,9 +12,9 @@ use hickory_proto::rr::{Name, RecordType};
 use serde::Serialize;
 
 use crate::admin::Admin;
-use crate::answer::{self, Client, Owner, Question, Rr};
+use crate::answer::{self, Client, Owner, PoolQuestion, Question, Rr, Selector};
 use crate::node::{Family, PoolRuntime};
-use crate::policy::{self, Outcome, SelectInput, Verdict};
+use crate::policy::{self, Explanation, Outcome, Selection, Verdict};
 
 use super::views::*;
 use super::{Ctx, error, json};
@@ -184,28 +184,35 @@ pub(super) fn verdict_text(v: Verdict) -> (&'static str, Option<u8>, String) {
     }
 }
 
+/// The selector of explain: the answer it reports is the one the next query would get
+/// (each pool's next counter, read without drawing it; one clock reading), it changes
+/// nothing (no counter, served time or last-healthy), and it keeps the reasons of the
+/// very decisions that made the answer.
+struct Explaining<'a> {
+    now: Instant,
+    pools: Vec<(&'a PoolRuntime, Family, Explanation)>,
+}
+
+impl<'a> Selector<'a> for Explaining<'a> {
+    fn select(&mut self, pool: &'a PoolRuntime, q: PoolQuestion, out: &mut Selection) {
+        let ex = policy::explain(pool, &q.input(pool.peek_counter(), self.now));
+        *out = ex.selection;
+        self.pools.push((pool, q.family, ex));
+    }
+}
+
 pub(super) fn explain_pool(
     admin: &Admin,
     pool: &PoolRuntime,
     family: Family,
-    client: &Client,
+    ex: &Explanation,
 ) -> PoolExplainView {
-    let input = SelectInput {
-        counter: pool.next_counter(),
-        family,
-        client: client.key(),
-        now: Instant::now(),
-    };
-    let ex = policy::explain(pool, &input);
     let sel = ex.selection;
     let spec = pool.spec();
     PoolExplainView {
         pool: spec.name.to_ascii(),
         policy: spec.policy.as_str(),
-        family: match family {
-            Family::V4 => "A",
-            Family::V6 => "AAAA",
-        },
+        family: family.record_type().into(),
         outcome: match sel.outcome {
             Outcome::Answer => "answer",
             Outcome::Empty => "empty",
@@ -277,13 +284,18 @@ pub fn explain_query(
     };
     let key = crate::zone::name::key_of(&qname);
     let snapshot = admin.reloader.cell().load_full();
-    let resp = answer::answer(
+    let mut selector = Explaining {
+        now: Instant::now(),
+        pools: Vec::new(),
+    };
+    let resp = answer::answer_with(
         &snapshot,
         &Question {
             qname: &key,
             qtype: qtype_parsed,
             client: client_v,
         },
+        &mut selector,
     );
     let view = AnswerView {
         rcode: crate::dns::wire::rcode_name(resp.rcode).to_owned(),
@@ -294,35 +306,11 @@ pub fn explain_query(
         additional: record_views(&resp.additional, &qname),
         ecs_scope: resp.ecs_scope,
     };
-    // The pools on the way: the name itself and every CNAME target in the answer.
-    let mut names = vec![key.clone()];
-    for rr in resp.answer.iter() {
-        if let Some(t) = &rr.rdata.target
-            && rr.rtype == RecordType::CNAME
-        {
-            names.push(t.clone());
-        }
-    }
-    let mut pools = Vec::new();
-    for k in &names {
-        let Some(zone) = snapshot.find_zone(k) else {
-            continue;
-        };
-        let Some(node) = zone.nodes.get(k) else {
-            continue;
-        };
-        let Some(i) = node.pool else { continue };
-        let Some(rt) = zone.pools[i].runtime.as_deref() else {
-            continue;
-        };
-        let family = match qtype_parsed {
-            RecordType::A => Family::V4,
-            RecordType::AAAA => Family::V6,
-            RecordType::ANY if node.rrsets.is_empty() => Family::V4,
-            _ => continue,
-        };
-        pools.push(explain_pool(admin, rt, family, &client_v));
-    }
+    let pools = selector
+        .pools
+        .iter()
+        .map(|(pool, family, ex)| explain_pool(admin, pool, *family, ex))
+        .collect();
     Ok(ExplainView {
         name: qname.to_ascii(),
         qtype: qtype_parsed.to_string(),

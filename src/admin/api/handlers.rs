@@ -9,9 +9,10 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::admin::Admin;
-use crate::admin::overrides::{pool_key, state_name};
+use crate::admin::overrides::{StateFileError, state_name};
 use crate::admin::time::rfc3339;
 use crate::node::AdminState;
+use crate::node::NodeKey;
 use crate::reload::Trigger;
 
 use super::lookup::*;
@@ -101,12 +102,13 @@ pub struct ChangeView {
     pub node: NodeView,
 }
 
+#[derive(Clone, Copy)]
 pub(super) enum Change {
     State(AdminState),
     Weight(Option<u32>),
 }
 
-pub(super) fn change(
+pub(super) async fn change(
     admin: &Admin,
     headers: &HeaderMap,
     pool: &str,
@@ -122,10 +124,26 @@ pub(super) fn change(
         Ok(x) => x,
         Err(e) => return e.into_response(),
     };
-    let key = (pool_key(&p.name().to_ascii()), n.spec.addr);
-    let saved = admin.overrides.update(key, |o| match what {
-        Change::State(s) => o.state = s,
-        Change::Weight(w) => o.weight = w,
+    let key = NodeKey::new(p.name(), n.spec.addr);
+    // The state file is written and fsynced before the change is acknowledged: blocking
+    // work, kept off the runtime threads that serve the API (and DNS over TCP).
+    let overrides = admin.overrides.clone();
+    let saved = tokio::task::spawn_blocking(move || {
+        overrides.update(key, |o| match what {
+            Change::State(s) => o.state = s,
+            Change::Weight(w) => o.weight = w,
+        })
+    })
+    .await
+    .unwrap_or_else(|e| {
+        Err(StateFileError::Io {
+            path: admin
+                .overrides
+                .file()
+                .map(|p| p.to_path_buf())
+                .unwrap_or_default(),
+            source: std::io::Error::other(format!("state file task failed: {e}")),
+        })
     });
     let o = match saved {
         Ok(o) => o,
@@ -207,7 +225,7 @@ pub(super) async fn node_action(
             );
         }
     };
-    change(&admin, &headers, &pool, &node, Change::State(state))
+    change(&admin, &headers, &pool, &node, Change::State(state)).await
 }
 
 pub(super) async fn set_weight(
@@ -239,7 +257,7 @@ pub(super) async fn set_weight(
             &format!("weight must be 0..={}", crate::pool::spec::MAX_WEIGHT),
         );
     }
-    change(&admin, &headers, &pool, &node, Change::Weight(w))
+    change(&admin, &headers, &pool, &node, Change::Weight(w)).await
 }
 
 pub(super) async fn clear_weight(
@@ -247,7 +265,7 @@ pub(super) async fn clear_weight(
     headers: HeaderMap,
     Path((pool, node)): Path<(String, String)>,
 ) -> Response {
-    change(&admin, &headers, &pool, &node, Change::Weight(None))
+    change(&admin, &headers, &pool, &node, Change::Weight(None)).await
 }
 
 pub(super) async fn reload_status(State(admin): Ctx) -> Response {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 
-use crate::admin::overrides::pool_key;
+use crate::node::pool_key;
 use crate::node::{NodeRuntime, PoolRuntime};
 use crate::zone::{Snapshot, Zone};
 

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::admin::Admin;
-use crate::admin::overrides::{pool_key, state_name};
+use crate::admin::overrides::state_name;
 use crate::admin::time::rfc3339;
 use crate::node::{AdminState, NodeRuntime, PoolRuntime};
 use crate::zone::Snapshot;
@@ -151,7 +151,7 @@ pub(super) async fn machine_action(
     }
     let mut changed = Vec::new();
     for (p, n) in &found {
-        let key = (pool_key(&p.name().to_ascii()), n.spec.addr);
+        let key = crate::node::NodeKey::new(p.name(), n.spec.addr);
         match admin.overrides.update(key, |o| o.state = state) {
             Ok(o) => {
                 n.admin.set_state(o.state);

@@ -7,8 +7,9 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use crate::admin::Admin;
-use crate::admin::overrides::{pool_key, state_name};
+use crate::admin::overrides::state_name;
 use crate::admin::time::rfc3339;
+use crate::node::NodeKey;
 use crate::node::{AdminState, NodeRuntime, PoolRuntime};
 use crate::pool::MinHealthy;
 use crate::reload::ReloadStatus;
@@ -268,10 +269,12 @@ pub(super) fn cached_until(admin: &Admin, pool: &PoolRuntime, node: &NodeRuntime
         None => fallback,
     };
     // In cluster mode the other instances' answers count too.
-    let others = admin
-        .cluster
-        .get()
-        .and_then(|c| c.others_cached_until(&pool_key(&pool.name().to_ascii()), node.spec.addr));
+    let others = admin.cluster.get().and_then(|c| {
+        c.others_cached_until(
+            &crate::node::pool_key(&pool.name().to_ascii()),
+            node.spec.addr,
+        )
+    });
     others.map_or(local, |o| o.max(local))
 }
 
@@ -279,20 +282,11 @@ pub(super) fn node_view(admin: &Admin, pool: &PoolRuntime, node: &NodeRuntime) -
     let detail = node.health.detail();
     let health = node.health.health();
     let astate = node.admin.state();
-    let state = if node.spec.maint || astate == AdminState::Maint {
-        "maint"
-    } else if astate == AdminState::Drain {
-        "drain"
-    } else {
-        health.as_str()
-    };
+    let state = node.state_name();
     let reported = node.health.reported();
-    let effective_weight = node
-        .admin
-        .weight()
-        .unwrap_or_else(|| reported.map_or(node.spec.weight, |r| r.apply(node.spec.weight)));
+    let effective_weight = node.base_weight();
     let until = cached_until(admin, pool, node);
-    let key = (pool_key(&pool.name().to_ascii()), node.spec.addr);
+    let key = NodeKey::new(pool.name(), node.spec.addr);
     let probe = &node.spec.probe;
     let check = match pool.spec().check.kind.name() {
         "none" => "none".to_owned(),
