@@ -437,6 +437,11 @@ fn etcd_down_degraded_then_local_fallback_then_rejoin() {
         fallback.map(|_| lost.elapsed())
     );
     assert!(fallback.is_some());
+    let (_, metrics) = ops_support::http_get_blocking(all[1].admin, "/metrics").unwrap();
+    assert!(metrics.contains("roundel_cluster_degraded 1"), "{metrics}");
+    assert!(metrics.contains("roundel_cluster_fallback 1"), "{metrics}");
+    let (_, page) = ops_support::http_get_blocking(all[1].admin, "/api/v1/status").unwrap();
+    assert!(page.contains("\"mode\":\"fallback\""), "{page}");
     // Local probing: every backend now sees every instance.
     std::thread::sleep(Duration::from_millis(1200));
     let since = Instant::now() - Duration::from_millis(1000);
