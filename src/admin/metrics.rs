@@ -27,6 +27,8 @@
 //! | `roundel_node_weight` | gauge | `pool`, `node`, `addr` |
 //! | `roundel_node_check_rtt_seconds` | gauge | `pool`, `node`, `addr` |
 //! | `roundel_pool_serving_nodes` | gauge | `pool` |
+//! | `roundel_pool_answering` | gauge (1 for the current state) | `pool`, `state` (`normal`, `degraded`, `failover`, `all-down`) |
+//! | `roundel_pool_answer_ttl_seconds` | gauge | `pool` |
 //! | `roundel_check_duration_seconds` | histogram | `target`, `check` |
 //! | `roundel_check_failures_total` | counter | `target`, `check`, `reason` |
 //! | `roundel_check_transitions_total` | counter | `target`, `check` |
@@ -331,7 +333,12 @@ impl prometheus_client::collector::Collector for Collector {
                             .reported()
                             .map_or(n.spec.weight, |r| r.apply(n.spec.weight))
                     }),
-                    srtt: n.health.srtt().map(|d| d.as_secs_f64()),
+                    // A down node's last RTT is history, not a current figure.
+                    srtt: n
+                        .health
+                        .srtt()
+                        .filter(|_| health == Health::Up)
+                        .map(|d| d.as_secs_f64()),
                 });
             }
             serving.push((pool, n_serving));
@@ -395,6 +402,40 @@ impl prometheus_client::collector::Collector for Collector {
                     ("addr", r.addr.as_str()),
                 ];
                 ConstGauge::new(s).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        {
+            let now = std::time::Instant::now();
+            let states: Vec<(String, crate::admin::answering::Answering)> = pools
+                .iter()
+                .map(|(_, p)| {
+                    (
+                        p.name().to_ascii(),
+                        crate::admin::answering::answering(p, now),
+                    )
+                })
+                .collect();
+            let mut m = enc.encode_descriptor(
+                "roundel_pool_answering",
+                "How the pool answers: 1 for the current one of normal, degraded, failover, all-down",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (pool, a) in &states {
+                for st in crate::admin::answering::State::ALL {
+                    let labels = [("pool", pool.as_str()), ("state", st.as_str())];
+                    ConstGauge::new(i64::from(a.value == st)).encode(m.encode_family(&labels)?)?;
+                }
+            }
+            let mut m = enc.encode_descriptor(
+                "roundel_pool_answer_ttl_seconds",
+                "TTL the pool's answers carry now (the degraded TTL while degraded or all down)",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (pool, a) in &states {
+                ConstGauge::new(i64::from(a.ttl))
+                    .encode(m.encode_family(&[("pool", pool.as_str())])?)?;
             }
         }
         {
@@ -524,18 +565,25 @@ impl prometheus_client::collector::Collector for Collector {
 }
 
 /// `GET /metrics`.
-pub async fn handler(State(admin): State<Arc<Admin>>) -> Response {
+pub async fn handler(State(admin): State<Arc<Admin>>, headers: axum::http::HeaderMap) -> Response {
     let mut out = String::with_capacity(16 * 1024);
-    match prometheus_client::encoding::text::encode(&mut out, &admin.registry) {
-        Ok(()) => (
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
+    if prometheus_client::encoding::text::encode(&mut out, &admin.registry).is_err() {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "encoding failed").into_response();
+    }
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    if super::exposition::wants_openmetrics(accept) {
+        (
+            [(header::CONTENT_TYPE, super::exposition::OPENMETRICS)],
             out,
         )
-            .into_response(),
-        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "encoding failed").into_response(),
+            .into_response()
+    } else {
+        let classic = super::exposition::to_classic(&out);
+        (
+            [(header::CONTENT_TYPE, super::exposition::CLASSIC)],
+            classic,
+        )
+            .into_response()
     }
 }
 

@@ -484,16 +484,26 @@ fn record(
     });
     // Logged outside the detail lock: a slow log sink must not hold up admin readers.
     if let (Some((from, to)), Some(pools)) = (change, users) {
-        tracing::info!(
-            target: "roundel::health",
-            node = %key.target.addr,
-            port = key.target.port,
-            check = key.check.kind.name(),
-            pools = %pools,
-            from = %from,
-            to = %to,
-            reason = %reason,
-            "node health changed"
-        );
+        // A node going down is what an operator must notice: WARN; the rest is INFO.
+        macro_rules! log_change {
+            ($level:ident) => {
+                tracing::$level!(
+                    target: "roundel::health",
+                    node = %key.target.addr,
+                    port = key.target.port,
+                    check = key.check.kind.name(),
+                    pools = %pools,
+                    from = %from,
+                    to = %to,
+                    reason = %reason,
+                    "node health changed"
+                )
+            };
+        }
+        if to == Health::Down {
+            log_change!(warn);
+        } else {
+            log_change!(info);
+        }
     }
 }
