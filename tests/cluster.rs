@@ -437,6 +437,11 @@ fn etcd_down_degraded_then_local_fallback_then_rejoin() {
         fallback.map(|_| lost.elapsed())
     );
     assert!(fallback.is_some());
+    let (_, metrics) = ops_support::http_get_blocking(all[1].admin, "/metrics").unwrap();
+    assert!(metrics.contains("roundel_cluster_degraded 1"), "{metrics}");
+    assert!(metrics.contains("roundel_cluster_fallback 1"), "{metrics}");
+    let (_, page) = ops_support::http_get_blocking(all[1].admin, "/api/v1/status").unwrap();
+    assert!(page.contains("\"mode\":\"fallback\""), "{page}");
     // Local probing: every backend now sees every instance.
     std::thread::sleep(Duration::from_millis(1200));
     let since = Instant::now() - Duration::from_millis(1000);
@@ -474,6 +479,32 @@ fn etcd_down_degraded_then_local_fallback_then_rejoin() {
     );
     let (_, metrics) = ops_support::http_get_blocking(all[0].admin, "/metrics").unwrap();
     assert!(metrics.contains("roundel_cluster_degraded 0"), "{metrics}");
+    // The cluster families pass `promtool check metrics` like the rest.
+    let body = metrics
+        .split_once("\r\n\r\n")
+        .map_or(metrics.as_str(), |x| x.1);
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool must be installed");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "promtool: {text}");
+    assert!(
+        !text.contains("roundel_cluster"),
+        "promtool on the cluster families: {text}"
+    );
 }
 
 /// Test 7: after convergence all instances give the same address set for every pool,

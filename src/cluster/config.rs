@@ -427,3 +427,95 @@ pub fn validate(
         freeze: Arc::new(AtomicBool::new(false)),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(
+        text: &str,
+        files: &[(&str, &str)],
+    ) -> Result<ClusterConfig, Vec<crate::source::ZoneError>> {
+        let dir = std::env::temp_dir().join(format!(
+            "roundel-cluster-config-{}-{}",
+            std::process::id(),
+            text.len()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, body) in files {
+            std::fs::write(dir.join(name), body).unwrap();
+        }
+        let path = dir.join("roundel.toml");
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct File {
+            cluster: RawClusterConfig,
+        }
+        let raw: File = toml::from_str(text).unwrap();
+        let mut map = SourceMap::new(&path, text);
+        let c = validate(&raw.cluster, &dir, &mut map);
+        let r = if map.has_errors() {
+            Err(map.into_errors())
+        } else {
+            Ok(c.unwrap())
+        };
+        std::fs::remove_dir_all(&dir).unwrap();
+        r
+    }
+
+    #[test]
+    fn tls_and_auth_are_read_and_checked() {
+        let c = check(
+            "[cluster]\netcd = [\"https://127.0.0.1:2379\"]\nname = \"a\"\nuser = \"roundel\"\npassword_file = \"pw\"\nca_file = \"ca.pem\"\ncert_file = \"c.pem\"\nkey_file = \"k.pem\"\n",
+            &[("pw", "s3cret\n"), ("ca.pem", "CA"), ("c.pem", "CERT"), ("k.pem", "KEY")],
+        )
+        .unwrap();
+        assert_eq!(c.auth, Some(("roundel".into(), "s3cret".into())));
+        assert_eq!(c.tls.ca.as_deref(), Some(&b"CA"[..]));
+        assert_eq!(c.tls.identity, Some((b"CERT".to_vec(), b"KEY".to_vec())));
+        assert!(
+            !format!("{c:?}").contains("s3cret"),
+            "the password is never printed"
+        );
+
+        let e = check(
+            "[cluster]\netcd = [\"http://x:1\"]\nname = \"a\"\nca_file = \"missing.pem\"\n",
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e[0].line, e[0].key.as_str()),
+            (4, "cluster.ca_file"),
+            "{}",
+            e[0]
+        );
+        let e = check(
+            "[cluster]\netcd = [\"http://x:1\"]\nname = \"a\"\nuser = \"u\"\n",
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(e[0].key, "cluster.user");
+        let e = check(
+            "[cluster]\netcd = [\"http://x:1\"]\nname = \"a\"\ncert_file = \"c\"\n",
+            &[("c", "x")],
+        )
+        .unwrap_err();
+        assert_eq!(e[0].key, "cluster.cert_file");
+        let e = check(
+            "[cluster]\netcd = [\"x:1\"]\nname = \"a b\"\nobservers = 0\ngrace = \"1s\"\n",
+            &[],
+        )
+        .unwrap_err();
+        let keys: Vec<&str> = e.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "cluster.etcd[0]",
+                "cluster.name",
+                "cluster.observers",
+                "cluster.grace"
+            ],
+            "{e:?}"
+        );
+    }
+}
