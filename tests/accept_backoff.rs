@@ -7,7 +7,7 @@
 mod ops_support;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use ops_support::*;
@@ -66,7 +66,7 @@ fn out_of_descriptors_the_accept_loop_backs_off_and_recovers() {
     let errors0 = TCP_ACCEPT_ERRORS.get();
     for c in &clients {
         // Completed by the kernel (backlog); the server's accept() gets EMFILE.
-        c.connect_timeout(&SocketAddr::from(s.dns).into(), Duration::from_secs(2))
+        c.connect_timeout(&s.dns.into(), Duration::from_secs(2))
             .unwrap();
     }
     let cpu0 = cpu_seconds(&stat);
