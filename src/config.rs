@@ -456,7 +456,8 @@ mod tests {
 
         let e = load_text("rrl-unknown", "[rrl]\nrate = 5\n").unwrap_err();
         assert_eq!(e[0].line, 2, "{}", e[0]);
-        assert!(e[0].reason.contains("unknown field"), "{}", e[0]);
+        assert!(e[0].reason.contains("unknown key `rate`"), "{}", e[0]);
+        assert_eq!(e[0].key, "rrl.rate", "{}", e[0]);
 
         let e = load_text("cookie-missing", "[cookies]\nsecret_file = \"nope\"\n").unwrap_err();
         assert_eq!((e[0].line, e[0].key.as_str()), (2, "cookies.secret_file"));
