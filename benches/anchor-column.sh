@@ -33,5 +33,12 @@ check = "health"
 ttl = 30
 nodes = ["127.0.0.11", "127.0.0.12", "127.0.0.13", "127.0.0.14"]
 EOT
+# Response rate limiting off: the load generator is one client sending the same names
+# tens of thousands of times a second, which RRL exists to refuse (the reference servers
+# of the harness run without it too).
+cat > "$rundir/roundel.toml" <<EOT
+[rrl]
+enabled = false
+EOT
 # No admin listener: the harness requires each server to listen on its assigned port only.
-exec "$bin" serve --zones "$rundir/zones" --listen "127.0.0.1:$port" --udp-threads "$threads" --no-admin
+exec "$bin" serve --config "$rundir/roundel.toml" --zones "$rundir/zones" --listen "127.0.0.1:$port" --udp-threads "$threads" --no-admin

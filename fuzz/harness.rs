@@ -12,6 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use roundel::dns::respond_udp;
+use roundel::dns::rrl_config::{CookieConfig, RrlConfig};
+use roundel::dns::shield::Shield;
 use roundel::dns::stats::DnsStats;
 use roundel::node::{AdminState, Health, NodeAdmin, NodeHealth, PoolRuntime};
 use roundel::zone::Snapshot;
@@ -34,6 +36,9 @@ pub struct QueryEngine {
     health: Vec<Arc<NodeHealth>>,
     admin: Vec<Arc<NodeAdmin>>,
     stats: DnsStats,
+    /// Cookies on (their parsing and verification are fuzzed too), rate limiting off (it
+    /// would drop most replies of the few client addresses and hide the checks).
+    shield: Shield,
     out: Vec<u8>,
     epoch: Instant,
 }
@@ -70,6 +75,8 @@ impl QueryEngine {
             health,
             admin,
             stats: DnsStats::default(),
+            shield: Shield::new(&RrlConfig::disabled(), &CookieConfig::default())
+                .expect("cookie secret"),
             out: Vec::with_capacity(4096),
             epoch,
         }
@@ -113,6 +120,7 @@ impl QueryEngine {
             msg,
             src,
             &self.snapshot,
+            &self.shield,
             &mut self.out,
             &self.stats,
             0,

@@ -155,6 +155,8 @@ fn serve(args: ServeArgs) -> ExitCode {
     opts.probe_limits = file_config.probe_limits;
     opts.read_access = file_config.admin.read_access.clone();
     opts.reload_on_sighup = true;
+    opts.rrl = file_config.rrl.clone();
+    opts.cookies = file_config.cookies.clone();
     opts.notify_systemd = true;
     opts.limits = file_config.limits.clone();
     // The soft descriptor limit is often 1,024 whatever the hard one allows; the budgets
@@ -195,6 +197,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    opts.cluster = file_config.cluster.clone();
     opts.state_dir = args
         .state_dir
         .clone()

@@ -18,6 +18,14 @@
 //! state_dir = "/var/lib/roundel" # where admin overrides are kept
 //! read_token = "..."             # reads (status, API, /metrics) need a token
 //! require_token_for_reads = true # or: reads need the admin token (or the read token)
+//! [cluster]                      # optional: see docs/cluster.md
+//! etcd = ["http://127.0.0.1:2379"]
+//! [rrl]                          # response rate limiting (UDP), on by default
+//! responses_per_second = 200
+//! slip = 2
+//! exempt = ["192.0.2.0/24"]
+//! [cookies]                      # DNS cookies, on by default
+//! secret_file = "cookie.secret"  # shared by the servers of an NS set
 //! [limits]                       # see crate::limits::config
 //! tcp_clients_per_address = 32
 //! tcp_idle_timeout = "10s"
@@ -25,6 +33,8 @@
 //! max_probes = 4096              # distinct check targets over all zones
 //! max_probes_in_flight = 256     # checks running at once
 //! ```
+//!
+//! The `[rrl]` and `[cookies]` keys and defaults are in [`crate::dns::rrl_config`].
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -32,6 +42,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::dns::rrl_config::{CookieConfig, RawCookieConfig, RawRrlConfig, RrlConfig};
 use crate::source::{SourceMap, ZoneError};
 
 /// Address served when none is configured: loopback and an unprivileged port, so that a
@@ -118,6 +129,14 @@ pub struct ServerConfig {
     /// The admin listener.
     #[serde(default)]
     pub admin: RawAdminConfig,
+    /// Cluster mode (etcd); absent: a single instance.
+    pub cluster: Option<crate::cluster::config::RawClusterConfig>,
+    /// Response rate limiting.
+    #[serde(default)]
+    pub rrl: RawRrlConfig,
+    /// DNS cookies.
+    #[serde(default)]
+    pub cookies: RawCookieConfig,
     /// Connection, timeout and size limits.
     #[serde(default)]
     pub limits: crate::limits::config::RawLimits,
@@ -152,6 +171,12 @@ pub struct Config {
     pub log: LogConfig,
     /// The admin listener.
     pub admin: AdminConfig,
+    /// Cluster mode, if configured.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
+    /// Response rate limiting (defaults when the table is absent).
+    pub rrl: RrlConfig,
+    /// DNS cookies (defaults when the table is absent).
+    pub cookies: CookieConfig,
     /// Connection, timeout and size limits.
     pub limits: crate::limits::Limits,
     /// Caps on health checking (defaults where not configured).
@@ -243,6 +268,12 @@ pub fn load(path: &Path) -> Result<Config, Vec<ZoneError>> {
         }
         (None, None) => {}
     }
+    let cluster = raw
+        .cluster
+        .as_ref()
+        .and_then(|c| crate::cluster::config::validate(c, base, &mut map));
+    let rrl = raw.rrl.validate(&mut map);
+    let cookies = raw.cookies.validate(&mut map, base);
     let limits = crate::limits::config::validate(&raw.limits, &mut map);
     admin.read_access.required = raw.admin.require_token_for_reads == Some(true);
     if let Some(t) = &raw.admin.read_token {
@@ -279,6 +310,9 @@ pub fn load(path: &Path) -> Result<Config, Vec<ZoneError>> {
         return Err(map.into_errors());
     }
     Ok(Config {
+        cluster,
+        rrl,
+        cookies,
         limits,
         probe_limits,
         listen,
@@ -332,9 +366,113 @@ mod tests {
         let e = load_text("missing", "[admin]\ntoken_file = \"nope\"\n").unwrap_err();
         assert!(e[0].reason.contains("cannot read"), "{}", e[0]);
 
+        let c = load_text(
+            "cluster",
+            "[cluster]\netcd = [\"http://127.0.0.1:2379\"]\nname = \"ns1\"\nlease_ttl = \"3s\"\nhealth_rule = \"any-up\"\nprobe_source = \"127.0.0.2\"\n",
+        )
+        .unwrap();
+        let cl = c.cluster.unwrap();
+        assert_eq!(
+            (cl.name.as_str(), cl.observers, cl.prefix.as_str()),
+            ("ns1", 3, "/roundel")
+        );
+        assert_eq!(
+            cl.grace,
+            std::time::Duration::from_secs(6),
+            "default grace: 2 x lease_ttl"
+        );
+        assert_eq!(cl.health_rule, crate::cluster::HealthRule::AnyUp);
+        assert!(load_text("nocluster", "").unwrap().cluster.is_none());
+        let e = load_text(
+            "badcluster",
+            "[cluster]\netcd = [\"http://127.0.0.1:2379\"]\nname = \"a\"\nlease_ttl = \"1500ms\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e[0].line, e[0].key.as_str()),
+            (4, "cluster.lease_ttl"),
+            "{}",
+            e[0]
+        );
+        let e = load_text(
+            "rule",
+            "[cluster]\netcd = [\"http://x:1\"]\nname = \"a\"\nhealth_rule = \"most\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e[0].line, e[0].key.as_str()),
+            (4, "cluster.health_rule"),
+            "{}",
+            e[0]
+        );
+        let e = load_text("cunknown", "[cluster]\netcd = []\nttl = 3\n").unwrap_err();
+        assert!(e[0].reason.contains("unknown field"), "{}", e[0]);
+
         let e = load_text("unknown", "[admin]\ntokn = \"a\"\n").unwrap_err();
         assert_eq!(e[0].line, 2, "{}", e[0]);
         assert!(e[0].reason.contains("unknown field"), "{}", e[0]);
+    }
+
+    #[test]
+    fn rrl_and_cookies_tables_are_checked_with_positions() {
+        let c = load_text("rrl-none", "").unwrap();
+        assert_eq!(c.rrl, RrlConfig::default());
+        assert!(c.rrl.enabled && c.cookies.enabled && c.cookies.secret_file.is_none());
+
+        let c = load_text(
+            "rrl-ok",
+            "[rrl]\nresponses_per_second = 50\nslip = 0\ntable_size = 5000\nexempt = [\"192.0.2.9/24\", \"::1\"]\n[cookies]\nenabled = false\n",
+        )
+        .unwrap();
+        assert_eq!((c.rrl.responses_per_second, c.rrl.slip), (50, 0));
+        assert_eq!(c.rrl.table_size, 8192, "rounded up to a power of two");
+        assert_eq!(c.rrl.exempt.len(), 2);
+        assert!(!c.cookies.enabled);
+
+        let e = load_text(
+            "rrl-bad",
+            "[rrl]\nslip = 11\nipv4_prefix = 40\nexempt = [\"192.0.2.0/24\", \"nope\"]\nresponses_per_second = 0\n",
+        )
+        .unwrap_err();
+        let at = |key: &str| e.iter().find(|e| e.key == key).map(|e| e.line);
+        assert_eq!(at("rrl.slip"), Some(2));
+        assert_eq!(at("rrl.ipv4_prefix"), Some(3));
+        assert_eq!(at("rrl.exempt[1]"), Some(4));
+        assert_eq!(at("rrl.responses_per_second"), Some(5));
+        assert!(e.iter().any(|e| e.reason.contains("0 to 10")), "{e:?}");
+
+        let e = load_text("rrl-unknown", "[rrl]\nrate = 5\n").unwrap_err();
+        assert_eq!(e[0].line, 2, "{}", e[0]);
+        assert!(e[0].reason.contains("unknown field"), "{}", e[0]);
+
+        let e = load_text("cookie-missing", "[cookies]\nsecret_file = \"nope\"\n").unwrap_err();
+        assert_eq!((e[0].line, e[0].key.as_str()), (2, "cookies.secret_file"));
+        assert!(e[0].reason.contains("cannot read"), "{}", e[0]);
+    }
+
+    #[test]
+    fn a_bad_secret_file_is_reported_with_its_own_line() {
+        let dir =
+            std::env::temp_dir().join(format!("roundel-config-{}-secret", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("cookie.secret"), "# current\n0123\n").unwrap();
+        let path = dir.join("roundel.toml");
+        std::fs::write(&path, "[cookies]\nsecret_file = \"cookie.secret\"\n").unwrap();
+        let e = load(&path).unwrap_err();
+        std::fs::write(
+            dir.join("cookie.secret"),
+            "0123456789abcdef0123456789abcdef\n",
+        )
+        .unwrap();
+        let ok = load(&path).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!((e[0].line, e[0].key.as_str()), (2, "cookies.secret_file"));
+        assert!(
+            e[0].reason.contains("cookie.secret:2: a secret is 32"),
+            "{}",
+            e[0]
+        );
+        assert_eq!(ok.cookies.secret_file, Some(dir.join("cookie.secret")));
     }
 
     #[test]

@@ -3,15 +3,17 @@
 //! ```text
 //! roundel ctl status
 //! roundel ctl drain web.example.test web1
+//! roundel ctl drain 192.0.2.11                         # in every pool listing it
 //! roundel ctl weight web.example.test 192.0.2.11 5      # or: clear
 //! roundel ctl explain web.example.test AAAA --client 198.51.100.7
 //! roundel ctl --json status | jq .
 //! ```
 //!
 //! Readable tables by default, the API's JSON with `--json`. The server is
-//! `--server URL` (default `http://127.0.0.1:8053`); every request sends the token from
-//! `--token` or `ROUNDEL_ADMIN_TOKEN` (needed to change state), else the read token from
-//! `--read-token` or `ROUNDEL_READ_TOKEN` (for servers whose reads need a token).
+//! `--server URL` (default `http://127.0.0.1:8053`); every request sends the admin token
+//! from `--token`, `--token-file` or `ROUNDEL_ADMIN_TOKEN` (needed to change state), else
+//! the read token from `--read-token` or `ROUNDEL_READ_TOKEN` (for servers whose reads
+//! need a token).
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -42,6 +44,9 @@ pub struct CtlArgs {
     /// Read token, for servers whose reads need one (used when no admin token is given).
     #[arg(long, global = true, env = READ_TOKEN_ENV, hide_env_values = true)]
     pub read_token: Option<String>,
+    /// File holding the admin token (a systemd credential: `%d/admin.token`).
+    #[arg(long, global = true, conflicts_with = "token")]
+    pub token_file: Option<std::path::PathBuf>,
     /// Print the API's JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
@@ -54,26 +59,26 @@ pub struct CtlArgs {
 pub enum CtlCommand {
     /// Zones, pools and every node's state.
     Status,
-    /// Stop handing a node out; says when it is safe to stop it.
+    /// Stop handing a node out; says when it is safe to stop it. With only an address, in every pool that lists it.
     Drain {
-        /// Pool name (`web.example.test`).
+        /// Pool name (`web.example.test`), or a node address alone: every pool listing it.
         pool: String,
-        /// Node label or address.
-        node: String,
+        /// Node label or address (omit to give an address in `pool`'s place).
+        node: Option<String>,
     },
-    /// Take a node out of service whatever its checks say.
+    /// Take a node out of service whatever its checks say. With only an address, in every pool that lists it.
     Maint {
-        /// Pool name.
+        /// Pool name (`web.example.test`), or a node address alone: every pool listing it.
         pool: String,
-        /// Node label or address.
-        node: String,
+        /// Node label or address (omit to give an address in `pool`'s place).
+        node: Option<String>,
     },
-    /// Clear drain / maint: the node follows its checks again.
+    /// Clear drain / maint: the node follows its checks again. With only an address, in every pool that lists it.
     Ready {
-        /// Pool name.
+        /// Pool name (`web.example.test`), or a node address alone: every pool listing it.
         pool: String,
-        /// Node label or address.
-        node: String,
+        /// Node label or address (omit to give an address in `pool`'s place).
+        node: Option<String>,
     },
     /// Set a node's weight override, or `clear` it.
     Weight {
@@ -265,15 +270,25 @@ pub async fn run(args: CtlArgs) -> Result<String, CtlError> {
     let api = Api {
         client,
         base: args.server.trim_end_matches('/').to_owned(),
-        token: args
-            .token
-            .clone()
-            .filter(|t| !t.trim().is_empty())
-            .or_else(|| args.read_token.clone().filter(|t| !t.trim().is_empty())),
+        token: match &args.token_file {
+            Some(f) => Some(
+                std::fs::read_to_string(f)
+                    .map_err(|e| CtlError::Usage(format!("--token-file {}: {e}", f.display())))?,
+            ),
+            None => args.token.clone(),
+        }
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .or_else(|| args.read_token.clone().filter(|t| !t.trim().is_empty())),
     };
     use reqwest::Method;
     let node_path =
         |pool: &str, node: &str| format!("/api/v1/pools/{}/nodes/{}", encode(pool), encode(node));
+    // `drain ADDR` is the address in every pool; `drain POOL NODE` one pool's node.
+    let target_path = |pool: &str, node: Option<&str>| match node {
+        Some(node) => node_path(pool, node),
+        None => format!("/api/v1/nodes/{}", encode(pool)),
+    };
     let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap_or_default() + "\n";
     match args.command {
         CtlCommand::Status => {
@@ -285,13 +300,31 @@ pub async fn run(args: CtlArgs) -> Result<String, CtlError> {
             })
         }
         CtlCommand::Drain { pool, node } => {
-            action(&api, &node_path(&pool, &node), "drain", args.json).await
+            action(
+                &api,
+                &target_path(&pool, node.as_deref()),
+                "drain",
+                args.json,
+            )
+            .await
         }
         CtlCommand::Maint { pool, node } => {
-            action(&api, &node_path(&pool, &node), "maint", args.json).await
+            action(
+                &api,
+                &target_path(&pool, node.as_deref()),
+                "maint",
+                args.json,
+            )
+            .await
         }
         CtlCommand::Ready { pool, node } => {
-            action(&api, &node_path(&pool, &node), "ready", args.json).await
+            action(
+                &api,
+                &target_path(&pool, node.as_deref()),
+                "ready",
+                args.json,
+            )
+            .await
         }
         CtlCommand::Weight { pool, node, weight } => {
             let path = format!("{}/weight", node_path(&pool, &node));
@@ -443,6 +476,97 @@ fn table(rows: &[Vec<String>]) -> String {
     out
 }
 
+/// The cluster part of `roundel ctl status`: mode, members (drift flagged), and who
+/// observes each probe and what each one reports.
+fn cluster_table(c: &Value) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "cluster: {} is {}{}  rule {}  observers {}  lease {} s",
+        s(&c["name"]),
+        s(&c["mode"]),
+        if c["degraded"] == Value::Bool(true) {
+            " (DEGRADED)"
+        } else {
+            ""
+        },
+        s(&c["health_rule"]),
+        s(&c["observers"]),
+        s(&c["lease_ttl_s"]),
+    );
+    let mut rows = vec![
+        ["MEMBER", "VERSION", "LISTEN", "ZONES"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    for m in c["members"].as_array().into_iter().flatten() {
+        let listen: Vec<String> = m["listen"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(s)
+            .collect();
+        rows.push(vec![
+            format!(
+                "{}{}",
+                s(&m["name"]),
+                if m["me"] == Value::Bool(true) {
+                    " (this)"
+                } else {
+                    ""
+                }
+            ),
+            s(&m["version"]),
+            listen.join(","),
+            if m["drift"] == Value::Bool(true) {
+                format!("{} DRIFT", s(&m["zone_digest"]))
+            } else {
+                s(&m["zone_digest"])
+            },
+        ]);
+    }
+    out.push_str(&table(&rows));
+    let mut rows = vec![
+        ["PROBE", "VIEW", "OBSERVERS", "REPORTS"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    for p in c["probes"].as_array().into_iter().flatten() {
+        let obs: Vec<String> = p["observers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(s)
+            .collect();
+        let reports: Vec<String> = p["reports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                format!(
+                    "{}={}{}",
+                    s(&r["member"]),
+                    s(&r["state"]),
+                    if r["fresh"] == Value::Bool(true) {
+                        ""
+                    } else {
+                        "(stale)"
+                    }
+                )
+            })
+            .collect();
+        rows.push(vec![
+            s(&p["probe"]),
+            s(&p["view"]),
+            obs.join(","),
+            reports.join(" "),
+        ]);
+    }
+    out.push_str(&table(&rows));
+    out.push('\n');
+    out
+}
+
 /// `roundel ctl status` as text.
 pub fn status_table(v: &Value) -> String {
     let mut out = String::new();
@@ -478,6 +602,9 @@ pub fn status_table(v: &Value) -> String {
             let _ = writeln!(out, "  {}", s(&e["text"]));
         }
     }
+    if v["cluster"].is_object() {
+        out.push_str(&cluster_table(&v["cluster"]));
+    }
     out.push('\n');
     let mut rows = vec![
         ["ZONE", "SERIAL", "NAMES", "POOLS", "FILE"]
@@ -494,6 +621,36 @@ pub fn status_table(v: &Value) -> String {
         ]);
     }
     out.push_str(&table(&rows));
+    // How each pool answers: "0/3 serving" alone hides a serve-all pool handing out dead
+    // addresses.
+    let mut rows = vec![
+        ["POOL", "ANSWERING", "TTL", "SERVING"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    for p in v["pools"].as_array().into_iter().flatten() {
+        let a = &p["answering"];
+        let state = s(&a["state"]);
+        let detail = s(&a["detail"]);
+        rows.push(vec![
+            s(&p["name"]),
+            if state == "all-down" {
+                detail.to_uppercase()
+            } else {
+                detail
+            },
+            format!("{} s", s(&a["ttl"])),
+            format!(
+                "{}/{}",
+                s(&p["serving"]),
+                p["nodes"].as_array().map_or(0, Vec::len)
+            ),
+        ]);
+    }
+    if rows.len() > 1 {
+        out.push('\n');
+        out.push_str(&table(&rows));
+    }
     let mut rows = vec![
         [
             "POOL",
@@ -528,7 +685,11 @@ pub fn status_table(v: &Value) -> String {
                 s(&p["name"]),
                 s(&n["label"]),
                 s(&n["addr"]),
-                s(&n["state"]),
+                // Maint / drain still say what the checks see.
+                match n["state"].as_str() {
+                    Some(st @ ("drain" | "maint")) => format!("{st} (check {})", s(&n["health"])),
+                    _ => s(&n["state"]),
+                },
                 weight,
                 n["srtt_ms"]
                     .as_f64()

@@ -19,6 +19,9 @@
 //!   snapshot being served.
 //! - [`health`]: probes (HTTP, HTTPS, TCP) with rise/fall hysteresis, one per distinct
 //!   target and check, publishing each node's state through atomics.
+//! - [`cluster`]: optional cluster mode through etcd v3: the instances of an NS set
+//!   share out the probes, derive one health view from everyone's observations and keep
+//!   admin overrides in one place.
 //! - [`policy`]: which healthy nodes go into one answer (round robin, weighted,
 //!   client hash, fastest; tiers, slow start, all-down modes), lock- and allocation-free.
 //! - [`answer`]: the answer engine: from (snapshot, question, client) it decides rcode,
@@ -37,6 +40,7 @@
 pub mod admin;
 pub mod answer;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod ctl;
 pub mod dns;

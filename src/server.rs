@@ -17,6 +17,9 @@ use arc_swap::ArcSwap;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::admin::{self, Admin, Token, overrides::Overrides};
+use crate::cluster::{Cluster, ClusterConfig};
+use crate::dns::rrl_config::{CookieConfig, RrlConfig};
+use crate::dns::shield::{Shield, ShieldError};
 use crate::dns::stats::DnsStats;
 use crate::dns::{tcp, udp};
 use crate::limits::{Budget, Limits};
@@ -131,6 +134,12 @@ pub struct ServeOptions {
     /// Send `READY=1` / `STOPPING=1` to systemd (`sd_notify`; nothing happens without
     /// `NOTIFY_SOCKET`).
     pub notify_systemd: bool,
+    /// Cluster mode (etcd), if configured.
+    pub cluster: Option<ClusterConfig>,
+    /// Response rate limiting (UDP); on by default.
+    pub rrl: RrlConfig,
+    /// DNS cookies; on by default, with a random secret unless a secret file is given.
+    pub cookies: CookieConfig,
     /// Connection caps, timeouts and sizes of the listeners (`[limits]`).
     pub limits: Limits,
     /// Who may read the admin API, status page and metrics.
@@ -152,6 +161,9 @@ impl ServeOptions {
             admin_token: None,
             state_dir: None,
             notify_systemd: false,
+            cluster: None,
+            rrl: RrlConfig::default(),
+            cookies: CookieConfig::default(),
             limits: Limits::default(),
             probe_limits: crate::pool::limits::ProbeLimits::default(),
             read_access: admin::read_auth::ReadAccess::default(),
@@ -171,6 +183,9 @@ pub enum ServeError {
     /// The admin state file cannot be read.
     #[error("admin state file: {0}")]
     State(#[from] admin::overrides::StateFileError),
+    /// Cookies or rate limiting cannot be set up.
+    #[error("{0}")]
+    Shield(#[from] ShieldError),
 }
 
 /// Loads the zones and answers on `listeners` until `shutdown` completes.
@@ -215,7 +230,13 @@ pub async fn serve(
             o.apply(snapshot);
         }));
     }
+    let cluster = match &opts.cluster {
+        Some(cfg) => Some(start_cluster(cfg.clone(), &reloader, &overrides, &listeners).await),
+        None => None,
+    };
     reloader.reload_by(Trigger::Startup).await?;
+    let shield = Arc::new(Shield::new(&opts.rrl, &opts.cookies)?);
+    log_shield(&opts);
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();
@@ -226,6 +247,7 @@ pub async fn serve(
             workers.len(),
             cell.clone(),
             stats.clone(),
+            shield.clone(),
             stop.clone(),
         )?);
         tracing::info!(addr = %socket.local_addr()?, threads = opts.udp_threads, "serving DNS over UDP");
@@ -235,6 +257,7 @@ pub async fn serve(
     let tcp_ctx = tcp::TcpContext::new(
         cell.clone(),
         stats.clone(),
+        shield.clone(),
         &opts.limits,
         budget.tcp_clients,
     );
@@ -254,6 +277,10 @@ pub async fn serve(
     } else {
         None
     };
+    let secret_reload = match shield.secret_file() {
+        Some(_) if opts.reload_on_sighup => Some(spawn_secret_reload(shield.clone())?),
+        _ => None,
+    };
     let watcher = if opts.watch_zones {
         Some(reload::watch(reloader.clone(), &opts.zones_dir)?)
     } else {
@@ -272,6 +299,9 @@ pub async fn serve(
                 overrides.clone(),
                 opts.admin_token.clone(),
             );
+            if let Some(c) = &cluster {
+                let _ = ctx.cluster.set(c.clone());
+            }
             let admin_limits =
                 admin::listener::AdminLimits::new(&opts.limits, budget.admin_connections);
             ctx.set_read_access(opts.read_access.clone());
@@ -321,10 +351,16 @@ pub async fn serve(
     if let Some(h) = sighup {
         h.abort();
     }
+    if let Some(h) = secret_reload {
+        h.abort();
+    }
     drop(watcher);
     stop.store(true, Ordering::Relaxed);
     let _ = listeners_stop.send(true);
     tcp_ctx.close_all();
+    if let Some(c) = &cluster {
+        c.stop().await;
+    }
     reloader.monitor().shutdown().await;
     let _ = tokio::task::spawn_blocking(move || {
         for w in workers {
@@ -366,6 +402,142 @@ fn budget(limits: &Limits) -> Budget {
         );
     }
     b
+}
+
+/// Starts cluster mode: the probes and the admin overrides go through the cluster, which
+/// reads the probes' states, the zones and the served times through `Wiring`. Waits (at
+/// most one lease TTL) to join, so the first answers already use the shared overrides.
+async fn start_cluster(
+    cfg: ClusterConfig,
+    reloader: &Arc<Reloader>,
+    overrides: &Arc<Overrides>,
+    listeners: &Listeners,
+) -> Arc<Cluster> {
+    // Weak: the reloader's monitor holds the cluster (as its probe hook).
+    let r = Arc::downgrade(reloader);
+    let (r1, r2, r3) = (r.clone(), r.clone(), r.clone());
+    let wiring = crate::cluster::Wiring {
+        handles: Box::new(move || {
+            r1.upgrade()
+                .map(|r| r.monitor().handles())
+                .unwrap_or_default()
+        }),
+        zone_digest: Box::new(move || {
+            r2.upgrade()
+                .map(|r| zone_digest(&r.cell().load()))
+                .unwrap_or_default()
+        }),
+        served: Box::new(move || {
+            r3.upgrade()
+                .map(|r| served_nodes(&r.cell().load()))
+                .unwrap_or_default()
+        }),
+        listen: listeners
+            .udp_addrs()
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+    };
+    let bound = cfg.lease_ttl;
+    let c = Cluster::start(cfg, wiring);
+    reloader.monitor().set_hook(c.clone());
+    overrides.set_cluster(c.admin.clone());
+    {
+        let (o, r) = (overrides.clone(), r.clone());
+        c.admin.set_on_change(Box::new(move || {
+            if let Some(r) = r.upgrade() {
+                o.apply(&r.cell().load());
+            }
+        }));
+    }
+    if c.wait_joined(bound).await {
+        tracing::info!(name = c.name(), endpoints = ?c.config().endpoints, "cluster mode: joined through etcd");
+    } else {
+        tracing::warn!(name = c.name(), endpoints = ?c.config().endpoints, "cluster mode: etcd not reachable at start; answering from local checks, joining when it is");
+    }
+    c
+}
+
+/// Digest of the loaded zones (origin and content of each), to spot members whose
+/// zones differ.
+fn zone_digest(snapshot: &Snapshot) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut zones: Vec<(String, u64)> = snapshot
+        .zones
+        .values()
+        .map(|z| (z.origin.to_ascii().to_ascii_lowercase(), z.content_digest))
+        .collect();
+    zones.sort();
+    let mut h = rustc_hash::FxHasher::default();
+    zones.hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
+/// Every pool node served by this instance whose answers may still be cached.
+fn served_nodes(snapshot: &Snapshot) -> Vec<crate::cluster::ServedNode> {
+    let now = std::time::SystemTime::now();
+    let mut out = Vec::new();
+    for (_, pool) in admin::api::all_pools(snapshot) {
+        let name = admin::overrides::pool_key(&pool.name().to_ascii());
+        for node in pool.nodes() {
+            if let Some(off) = node.admin.cached_until() {
+                let until = admin::time::wall(node.health.epoch() + off);
+                if until > now {
+                    out.push((name.clone(), node.spec.addr, until));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Logs the rate-limiting and cookie settings once at start.
+fn log_shield(opts: &ServeOptions) {
+    let r = &opts.rrl;
+    if r.enabled {
+        tracing::info!(
+            responses_per_second = r.responses_per_second,
+            slip = r.slip,
+            ipv4_prefix = r.ipv4_prefix,
+            ipv6_prefix = r.ipv6_prefix,
+            table_size = r.table_size,
+            exempt = r.exempt.len(),
+            "response rate limiting on (UDP)"
+        );
+    } else {
+        tracing::info!("response rate limiting off");
+    }
+    match (&opts.cookies.enabled, &opts.cookies.secret_file) {
+        (false, _) => tracing::info!("DNS cookies off"),
+        (true, Some(f)) => {
+            tracing::info!(secret_file = %f.display(), "DNS cookies on (shared secret)")
+        }
+        (true, None) => tracing::info!("DNS cookies on (random secret, not shared)"),
+    }
+}
+
+/// Rereads the cookie secret file on SIGHUP (the zones are reloaded too, by their own
+/// handler): the rollover procedure of RFC 9018 section 5 is a sequence of file edits,
+/// each followed by a SIGHUP to every server of the set.
+#[cfg(unix)]
+fn spawn_secret_reload(shield: Arc<Shield>) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup())?;
+    Ok(tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            match shield.reload_secrets() {
+                Ok(()) => tracing::info!("SIGHUP: cookie secrets reloaded"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "SIGHUP: cookie secrets not reloaded; the previous ones stay in use")
+                }
+            }
+        }
+    }))
+}
+
+#[cfg(not(unix))]
+fn spawn_secret_reload(_shield: Arc<Shield>) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    Ok(tokio::spawn(async {}))
 }
 
 /// Tells systemd about a state change; logs (once per call) when it cannot.

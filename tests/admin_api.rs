@@ -525,7 +525,12 @@ async fn explain_gives_the_answer_and_every_verdict() {
 }
 
 async fn metrics(c: &reqwest::Client, s: &Server) -> String {
-    let r = c.get(s.url("/metrics")).send().await.unwrap();
+    let r = c
+        .get(s.url("/metrics"))
+        .header("accept", "application/openmetrics-text; version=1.0.0")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let ct = r.headers()["content-type"].to_str().unwrap().to_owned();
     assert!(ct.starts_with("application/openmetrics-text"), "{ct}");

@@ -100,15 +100,15 @@ fn zone_sets_over_the_probe_cap_are_rejected_with_file_line_and_key() {
     );
 }
 
+/// When a connection was opened and, once it is, closed.
+type Lifetimes = Vec<(Instant, Option<Instant>)>;
+
 /// A backend that accepts connections and never answers; each is held until the client
 /// closes it, and its open and close times are recorded.
 struct Hanging {
     port: u16,
-    conns: Arc<Mutex<Vec<Conn>>>,
+    conns: Arc<Mutex<Lifetimes>>,
 }
-
-/// When a connection was accepted, and when the client closed it.
-type Conn = (Instant, Option<Instant>);
 
 /// Closing a timed-out check's socket lags its end by a few milliseconds (the HTTP
 /// client's connection task): overlaps shorter than this are not concurrency.

@@ -30,30 +30,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::client::{self, Outcome, Q, Transport};
-use common::normal::{Normal, describe_outcome, diff, normalise};
+use common::compare::{compare, mixed_case, toml_names};
 use common::reference::{self, Kind, Reference, ZoneText};
 use common::wire::ty;
 use common::{REFERENCE, Who, cases, master_dir, roundel_target, zones_dir};
-
-/// Origin and owner names (absolute) of a Roundel TOML zone file.
-fn toml_names(path: &std::path::Path) -> (String, Vec<String>) {
-    let t: toml::Table = toml::from_str(&std::fs::read_to_string(path).unwrap())
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let origin = t["origin"].as_str().expect("origin").to_string();
-    let mut names = vec![origin.clone()];
-    if let Some(n) = t.get("names").and_then(|n| n.as_table()) {
-        for k in n.keys() {
-            names.push(match k.as_str() {
-                "@" => origin.clone(),
-                k if k.ends_with('.') => k.to_string(),
-                k => format!("{k}.{origin}"),
-            });
-        }
-    }
-    names.sort();
-    names.dedup();
-    (origin, names)
-}
 
 /// The shipped zones whose names are queried: those without pools. A pool's answers
 /// depend on live health, which the reference server knows nothing of
@@ -77,20 +57,6 @@ fn toml_files() -> Vec<std::path::PathBuf> {
         .collect();
     v.sort();
     v
-}
-
-/// Flips the case of every other letter: `www.example.test.` -> `WwW.ExAmPlE.TeSt.`
-fn mixed_case(name: &str) -> String {
-    name.chars()
-        .enumerate()
-        .map(|(i, c)| {
-            if i % 2 == 0 {
-                c.to_ascii_uppercase()
-            } else {
-                c
-            }
-        })
-        .collect()
 }
 
 /// The differential query set (unique by description); `true` marks malformed
@@ -203,60 +169,6 @@ fn reference_zones() -> Vec<ZoneText> {
         "roundel export differs from the hand-written master files:\n{problems}"
     );
     exported
-}
-
-/// FORMERR or silence (for malformed queries).
-fn formerr_or_silence(o: &Outcome) -> bool {
-    match o {
-        Outcome::NoResponse => true,
-        Outcome::Response { parsed: Ok(m), .. } => m.rcode() == common::wire::rcode::FORMERR,
-        _ => false,
-    }
-}
-
-/// Compares two outcomes; `None` when they match.
-fn compare(
-    reference: &Outcome,
-    candidate: &Outcome,
-    cand_name: &str,
-    malformed: bool,
-) -> Option<String> {
-    if malformed && formerr_or_silence(reference) && formerr_or_silence(candidate) {
-        return None;
-    }
-    let norm = |o: &Outcome| -> Option<Normal> {
-        match o {
-            Outcome::Response {
-                parsed: Ok(m),
-                query_id,
-                ..
-            } => Some(normalise(m, *query_id)),
-            _ => None,
-        }
-    };
-    match (norm(reference), norm(candidate)) {
-        (Some(mut r), Some(mut c)) => {
-            if r.has_flag("tc") && c.has_flag("tc") {
-                r = r.without_sections();
-                c = c.without_sections();
-            }
-            diff(REFERENCE.name(), &r, cand_name, &c)
-        }
-        _ => {
-            let same = matches!(
-                (reference, candidate),
-                (Outcome::NoResponse, Outcome::NoResponse)
-            );
-            (!same).then(|| {
-                format!(
-                    "  {}: {}\n  {cand_name}: {}\n",
-                    REFERENCE.name(),
-                    describe_outcome(reference),
-                    describe_outcome(candidate)
-                )
-            })
-        }
-    }
 }
 
 #[test]

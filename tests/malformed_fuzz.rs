@@ -7,6 +7,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
 use roundel::dns::respond_udp;
+use roundel::dns::rrl_config::{CookieConfig, RrlConfig};
+use roundel::dns::shield::Shield;
 use roundel::dns::stats::DnsStats;
 
 /// xorshift64*: small, deterministic, good enough to mutate bytes.
@@ -38,6 +40,9 @@ fn seeds() -> Vec<Vec<u8>> {
     let ecs = [
         0u8, 0, 41, 0x04, 0xd0, 0, 0, 0x80, 0, 0, 11, 0, 8, 0, 7, 0, 1, 24, 0, 198, 51, 100,
     ];
+    let mut cookie = vec![0u8, 0, 41, 4, 0, 0, 0, 0, 0, 0, 28, 0, 10, 0, 24];
+    cookie.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8, 1, 0, 0, 0, 0x5c, 0xf7, 0x9f, 0x11]);
+    cookie.extend_from_slice(&[0x1f, 0x81, 0x30, 0xc3, 0xee, 0xe2, 0x94, 0x80]);
     vec![
         q(b"\x03www\x07example\x04test\x00", 1, &[], 0),
         q(b"\x01x\x04apps\x07example\x04test\x00", 28, &ecs, 1),
@@ -49,6 +54,8 @@ fn seeds() -> Vec<Vec<u8>> {
             1,
         ),
         q(b"\x04host\x03sub\x07example\x04test\x00", 15, &[], 0),
+        // A COOKIE option with a client and a (wrong) server cookie.
+        q(b"\x03www\x07example\x04test\x00", 1, &cookie, 1),
     ]
 }
 
@@ -57,6 +64,9 @@ fn mutated_queries_never_panic_and_replies_are_well_formed() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("zones");
     let snapshot = roundel::zone::load_snapshot(&dir, None).expect("shipped zones load");
     let stats = DnsStats::default();
+    // Cookies on (their parsing and verification are fuzzed too), rate limiting off (it
+    // would drop most replies of one source and hide the checks below).
+    let shield = Shield::new(&RrlConfig::disabled(), &CookieConfig::default()).unwrap();
     let src = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let seeds = seeds();
@@ -98,7 +108,16 @@ fn mutated_queries_never_panic_and_replies_are_well_formed() {
                 }
             }
         }
-        respond_udp(&m, src, &snapshot, &mut out, &stats, 0, Instant::now());
+        respond_udp(
+            &m,
+            src,
+            &snapshot,
+            &shield,
+            &mut out,
+            &stats,
+            0,
+            Instant::now(),
+        );
         if out.is_empty() {
             dropped += 1;
             continue;

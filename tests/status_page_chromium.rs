@@ -214,12 +214,17 @@ fn base64_decode(s: &str) -> Vec<u8> {
     out
 }
 
+/// One browser at a time: two Chromiums on two cores slow the 100 ms health checks of
+/// the other test enough to fail them.
+static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 const STATE: &str = r#"(() => { const r = document.querySelector('section[data-pool="web.page.test."] tr[data-label="web2"]'); return r ? r.dataset.state : null; })()"#;
 const COLOUR: &str = r#"getComputedStyle(document.querySelector('section[data-pool="web.page.test."] tr[data-label="web2"] .state')).backgroundColor"#;
 const REASON: &str = r#"document.querySelector('section[data-pool="web.page.test."] tr[data-label="web2"] td.reason').textContent"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_page_shows_a_stopped_backend_down_without_a_reload() {
+    let _one_at_a_time = ONE_BROWSER.lock().await;
     let browser = tokio::task::block_in_place(Browser::launch);
     let b1 = Backend::http("127.0.0.81", Mode::ok()).await;
     let mut b2 = Backend::http("127.0.0.82", Mode::ok()).await;
@@ -335,6 +340,141 @@ async fn status_page_summarises_a_large_deployment_and_opens_a_pool() {
             &json!(64),
             Duration::from_secs(5),
         );
+    });
+    drop(browser);
+}
+
+const ANSWERING: &str = r#"(() => { const s = document.querySelector('section[data-pool="web.down.test."]'); return s ? s.dataset.answering : null; })()"#;
+const BADGE: &str =
+    r#"document.querySelector('section[data-pool="web.down.test."] .answering').textContent"#;
+const BADGE_COLOUR: &str = r#"getComputedStyle(document.querySelector('section[data-pool="web.down.test."] .answering')).backgroundColor"#;
+const TTL_NOW: &str =
+    r#"document.querySelector('section[data-pool="web.down.test."] .ttl-now').textContent"#;
+const ROW: &str = r#"section[data-pool="web.down.test."] tr[data-label="LABEL"]"#;
+
+/// Every node down in a `serve-all` pool: the page says the pool is all down and serving
+/// all (not just "0/2 serving"), with the TTL in force, no stale RTT for the down nodes, a
+/// timeline per node, and the MAINT badge still telling the check state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_page_shows_a_pool_all_down_and_serving_all() {
+    let _one_at_a_time = ONE_BROWSER.lock().await;
+    let browser = tokio::task::block_in_place(Browser::launch);
+    let mut b1 = Backend::http("127.0.0.83", Mode::ok()).await;
+    let mut b2 = Backend::http("127.0.0.84", Mode::ok()).await;
+    let b3 = Backend::http("127.0.0.85", Mode::ok()).await;
+    let zones = TempDir::new("page-down-zones");
+    let nodes = [
+        (&b1, "web1", ""),
+        (&b2, "web2", ""),
+        (&b3, "web3", ", maint = true"),
+    ]
+    .iter()
+    .map(|(b, l, extra)| {
+        format!(
+            "{{ addr = \"{}\", label = \"{l}\", check_port = {}{extra} }}",
+            b.addr.ip(),
+            b.port()
+        )
+    })
+    .collect::<Vec<_>>()
+    .join(", ");
+    write_atomic(
+        &zones.join("down.test.toml"),
+        &zone(
+            "down.test.",
+            "\"auto\"",
+            &format!(
+                "[pools.web]\ncheck = {{ http = {{ path = \"/health\" }}, interval = \"200ms\", timeout = \"100ms\", fall = 1, rise = 1 }}\nttl = 40\ndegraded_ttl = 7\nall_down = \"serve-all\"\nnodes = [{nodes}]\n"
+            ),
+        ),
+    );
+    let s = Server::start(zones.path(), Opts::default());
+    let url = s.url("/");
+    let mut page = tokio::task::block_in_place(|| {
+        let mut page = Page::attach(&browser);
+        page.call("Page.enable", json!({}));
+        page.call("Page.navigate", json!({ "url": url }));
+        page.wait_for(ANSWERING, &json!("normal"), Duration::from_secs(15));
+        assert_eq!(page.eval(TTL_NOW), json!("answer TTL now 40 s"));
+        // Maintenance still shows what the check sees.
+        let check = format!(
+            "document.querySelector('{} .check-state').textContent",
+            ROW.replace("LABEL", "web3")
+        );
+        assert_eq!(page.eval(&check), json!("check up"));
+        page
+    });
+
+    b1.stop().await;
+    b2.stop().await;
+    let c = client();
+    eventually(
+        Duration::from_secs(10),
+        "both nodes down in the API",
+        || async {
+            get(&c, &s.url("/api/v1/pools/web.down.test")).await["answering"]["state"] == "all-down"
+        },
+    )
+    .await;
+    // Fail-open: the dead addresses are still handed out, and the API, metrics say so.
+    assert_eq!(
+        addrs(&query(s.dns, "web.down.test.", A)),
+        ["127.0.0.83", "127.0.0.84"]
+    );
+    let p = get(&c, &s.url("/api/v1/pools/web.down.test")).await;
+    assert_eq!(p["answering"]["all_down_mode"], "serve-all", "{p}");
+    assert_eq!(p["answering"]["ttl"], 7, "{p}");
+    assert_eq!(p["serving"], 0);
+    for n in p["nodes"].as_array().unwrap().iter().take(2) {
+        assert!(
+            n["rtt_ms"].is_null() && n["srtt_ms"].is_null(),
+            "stale RTT: {n}"
+        );
+    }
+    let metrics = c
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("roundel_pool_answering{pool=\"web.down.test.\",state=\"all-down\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("roundel_pool_answer_ttl_seconds{pool=\"web.down.test.\"} 7"),
+        "{metrics}"
+    );
+
+    tokio::task::block_in_place(|| {
+        page.wait_for(ANSWERING, &json!("all-down"), Duration::from_secs(10));
+        let badge = page.eval(BADGE);
+        assert!(
+            badge.as_str().unwrap().contains("all down: serving all"),
+            "{badge}"
+        );
+        assert_eq!(page.eval(BADGE_COLOUR), json!("rgb(217, 48, 37)"));
+        assert_eq!(page.eval(TTL_NOW), json!("answer TTL now 7 s"));
+        let rtt = format!(
+            "document.querySelector('{}').children[5].textContent",
+            ROW.replace("LABEL", "web1")
+        );
+        assert_eq!(page.eval(&rtt), json!("\u{2013}"), "no RTT for a down node");
+        // The timeline ends with the current state: red for web1, blue for web3.
+        for (label, colour) in [("web1", "#d93025"), ("web3", "#1a73e8")] {
+            let last = format!(
+                "(() => {{ const r = document.querySelectorAll('{} svg.timeline rect'); return r.length ? r[r.length - 1].getAttribute('fill') : null; }})()",
+                ROW.replace("LABEL", label)
+            );
+            assert_eq!(page.eval(&last), json!(colour), "{label}");
+        }
+        let shot = page.call("Page.captureScreenshot", json!({ "format": "png" }));
+        let png = base64_decode(shot["data"].as_str().unwrap());
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("status-page-all-down.png");
+        std::fs::write(&path, png).unwrap();
+        eprintln!("screenshot: {}", path.display());
     });
     drop(browser);
 }

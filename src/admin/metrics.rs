@@ -16,6 +16,8 @@
 //! | `roundel_dns_udp_truncated_total` | counter | |
 //! | `roundel_dns_tcp_connections_total` | counter | |
 //! | `roundel_dns_dropped_total` | counter | |
+//! | `roundel_dns_rrl_limited_total` | counter | `action` (`dropped`, `slipped`) |
+//! | `roundel_dns_cookies_total` | counter | `result` (`valid`, `client_only`, `invalid`) |
 //! | `roundel_dns_tcp_connections_open` | gauge | |
 //! | `roundel_dns_tcp_refused_global_total`, `_refused_per_address_total`, `_evicted_total`, `_idle_timeouts_total`, `_io_timeouts_total`, `_query_cap_total`, `_accept_errors_total` | counter | |
 //! | `roundel_admin_connections_refused_total`, `roundel_admin_accept_errors_total` | counter | |
@@ -27,6 +29,8 @@
 //! | `roundel_node_weight` | gauge | `pool`, `node`, `addr` |
 //! | `roundel_node_check_rtt_seconds` | gauge | `pool`, `node`, `addr` |
 //! | `roundel_pool_serving_nodes` | gauge | `pool` |
+//! | `roundel_pool_answering` | gauge (1 for the current state) | `pool`, `state` (`normal`, `degraded`, `failover`, `all-down`) |
+//! | `roundel_pool_answer_ttl_seconds` | gauge | `pool` |
 //! | `roundel_check_duration_seconds` | histogram | `target`, `check` |
 //! | `roundel_check_failures_total` | counter | `target`, `check`, `reason` |
 //! | `roundel_check_transitions_total` | counter | `target`, `check` |
@@ -177,6 +181,10 @@ impl prometheus_client::collector::Collector for Collector {
             f64::from(u8::from(crate::dns::query_log())),
         )?;
 
+        if let Some(c) = admin.cluster.get() {
+            cluster(enc, c)?;
+        }
+
         // Queries by zone, type and rcode.
         {
             let mut zones: Vec<(String, _)> = snapshot
@@ -260,6 +268,28 @@ impl prometheus_client::collector::Collector for Collector {
             "Messages dropped without an answer (too short, or responses)",
             w.dropped,
         )?;
+        {
+            let mut m = enc.encode_descriptor(
+                "roundel_dns_rrl_limited",
+                "UDP responses held back by response rate limiting: dropped, or slipped (sent truncated so that the client retries over TCP)",
+                None,
+                MetricType::Counter,
+            )?;
+            for (action, n) in [("dropped", w.rrl_dropped), ("slipped", w.rrl_slipped)] {
+                ConstCounter::new(n).encode(m.encode_family(&[("action", action)])?)?;
+            }
+        }
+        {
+            let mut m = enc.encode_descriptor(
+                "roundel_dns_cookies",
+                "Requests with a DNS cookie, by result: valid server cookie, client cookie only, invalid server cookie",
+                None,
+                MetricType::Counter,
+            )?;
+            for (result, n) in stats::COOKIE_RESULTS.iter().zip(w.cookies) {
+                ConstCounter::new(n).encode(m.encode_family(&[("result", *result)])?)?;
+            }
+        }
 
         // Zones.
         {
@@ -327,7 +357,12 @@ impl prometheus_client::collector::Collector for Collector {
                             .reported()
                             .map_or(n.spec.weight, |r| r.apply(n.spec.weight))
                     }),
-                    srtt: n.health.srtt().map(|d| d.as_secs_f64()),
+                    // A down node's last RTT is history, not a current figure.
+                    srtt: n
+                        .health
+                        .srtt()
+                        .filter(|_| health == Health::Up)
+                        .map(|d| d.as_secs_f64()),
                 });
             }
             serving.push((pool, n_serving));
@@ -391,6 +426,40 @@ impl prometheus_client::collector::Collector for Collector {
                     ("addr", r.addr.as_str()),
                 ];
                 ConstGauge::new(s).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        {
+            let now = std::time::Instant::now();
+            let states: Vec<(String, crate::admin::answering::Answering)> = pools
+                .iter()
+                .map(|(_, p)| {
+                    (
+                        p.name().to_ascii(),
+                        crate::admin::answering::answering(p, now),
+                    )
+                })
+                .collect();
+            let mut m = enc.encode_descriptor(
+                "roundel_pool_answering",
+                "How the pool answers: 1 for the current one of normal, degraded, failover, all-down",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (pool, a) in &states {
+                for st in crate::admin::answering::State::ALL {
+                    let labels = [("pool", pool.as_str()), ("state", st.as_str())];
+                    ConstGauge::new(i64::from(a.value == st)).encode(m.encode_family(&labels)?)?;
+                }
+            }
+            let mut m = enc.encode_descriptor(
+                "roundel_pool_answer_ttl_seconds",
+                "TTL the pool's answers carry now (the degraded TTL while degraded or all down)",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (pool, a) in &states {
+                ConstGauge::new(i64::from(a.ttl))
+                    .encode(m.encode_family(&[("pool", pool.as_str())])?)?;
             }
         }
         {
@@ -520,17 +589,84 @@ impl prometheus_client::collector::Collector for Collector {
 }
 
 /// `GET /metrics`.
-pub async fn handler(State(admin): State<Arc<Admin>>) -> Response {
+pub async fn handler(State(admin): State<Arc<Admin>>, headers: axum::http::HeaderMap) -> Response {
     let mut out = String::with_capacity(16 * 1024);
-    match prometheus_client::encoding::text::encode(&mut out, &admin.registry) {
-        Ok(()) => (
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
+    if prometheus_client::encoding::text::encode(&mut out, &admin.registry).is_err() {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "encoding failed").into_response();
+    }
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    if super::exposition::wants_openmetrics(accept) {
+        (
+            [(header::CONTENT_TYPE, super::exposition::OPENMETRICS)],
             out,
         )
-            .into_response(),
-        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "encoding failed").into_response(),
+            .into_response()
+    } else {
+        let classic = super::exposition::to_classic(&out);
+        (
+            [(header::CONTENT_TYPE, super::exposition::CLASSIC)],
+            classic,
+        )
+            .into_response()
     }
+}
+
+/// Cluster mode: membership, sync state and traffic with etcd.
+fn cluster(enc: &mut DescriptorEncoder, c: &crate::cluster::Cluster) -> Fmt {
+    let v = c.view();
+    let mode = c.mode.get();
+    gauge(
+        enc,
+        "roundel_cluster_members",
+        "Live members of the cluster, as this instance sees them",
+        v.members.len() as f64,
+    )?;
+    gauge(
+        enc,
+        "roundel_cluster_degraded",
+        "1 while this instance is not in sync with etcd (answering from the last view or from local probes)",
+        f64::from(u8::from(v.degraded)),
+    )?;
+    gauge(
+        enc,
+        "roundel_cluster_fallback",
+        "1 while this instance probes every node itself because etcd is unreachable beyond the grace period",
+        f64::from(u8::from(mode == crate::cluster::Mode::Fallback)),
+    )?;
+    gauge(
+        enc,
+        "roundel_cluster_zone_drift",
+        "1 when some member's zones differ from this instance's",
+        f64::from(u8::from(v.drift)),
+    )?;
+    gauge(
+        enc,
+        "roundel_cluster_probes_owned",
+        "Probes (target, check) this instance observes for the cluster",
+        v.probing as f64,
+    )?;
+    counter(
+        enc,
+        "roundel_cluster_observations_published",
+        "Observations written to etcd by this instance",
+        v.published,
+    )?;
+    counter(
+        enc,
+        "roundel_cluster_observations_received",
+        "Observations received from etcd (all members)",
+        v.received,
+    )?;
+    counter(
+        enc,
+        "roundel_cluster_etcd_errors",
+        "Failed etcd calls and lost sessions",
+        v.etcd_errors,
+    )?;
+    counter(
+        enc,
+        "roundel_cluster_checks",
+        "Health checks run by this instance",
+        v.probes_run,
+    )
 }

@@ -12,7 +12,10 @@
 //! (403), from the request headers before any body is read. Overrides are kept in a state file ([`overrides`]) and re-applied after every
 //! reload and at startup.
 
+pub mod answering;
 pub mod api;
+pub mod exposition;
+pub mod history;
 pub mod listener;
 pub mod metrics;
 pub mod overrides;
@@ -83,7 +86,11 @@ pub struct Admin {
     pub started: SystemTime,
     /// When the server started (monotonic).
     pub started_instant: Instant,
+    /// Node state timelines and pool answering states, sampled off the query path.
+    pub history: history::History,
     registry: prometheus_client::registry::Registry,
+    /// Cluster mode, when configured (set once at start).
+    pub cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
 }
 
 impl std::fmt::Debug for Admin {
@@ -113,7 +120,9 @@ impl Admin {
                 read_access: std::sync::OnceLock::new(),
                 started: SystemTime::now(),
                 started_instant: Instant::now(),
+                history: history::History::default(),
                 registry,
+                cluster: std::sync::OnceLock::new(),
             }
         })
     }
@@ -213,7 +222,11 @@ pub async fn run(
     limits: listener::AdminLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    listener::serve(listener, router(admin, limits.body_limit), limits, shutdown).await
+    let sampler = tokio::spawn(history::run(Arc::downgrade(&admin)));
+    let served =
+        listener::serve(listener, router(admin, limits.body_limit), limits, shutdown).await;
+    sampler.abort();
+    served
 }
 
 #[cfg(test)]

@@ -7,6 +7,9 @@
 //! Overrides of nodes that are no longer configured are kept: they apply again if the
 //! node comes back.
 //!
+//! In cluster mode ([`Overrides::set_cluster`]) the overrides live in etcd instead
+//! ([`crate::cluster::AdminStore`]), shared by every instance, and the file is not used.
+//!
 //! The file (`STATE_DIR/admin-state.json`) is written to a temporary name, synced and
 //! renamed over the old one, so a crash leaves either the old or the new file.
 
@@ -19,6 +22,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cluster::{AdminStore, StoredOverride};
 use crate::node::AdminState;
 use crate::pool::spec::MAX_WEIGHT;
 use crate::zone::Snapshot;
@@ -92,6 +96,15 @@ pub type Key = (String, IpAddr);
 pub struct Overrides {
     map: Mutex<BTreeMap<Key, Override>>,
     file: Option<PathBuf>,
+    cluster: std::sync::OnceLock<std::sync::Arc<AdminStore>>,
+}
+
+fn from_stored(o: StoredOverride) -> Override {
+    Override {
+        state: o.state,
+        weight: o.weight,
+        since: o.since,
+    }
 }
 
 /// Canonical form of a pool name for keys: lowercase, absolute.
@@ -158,11 +171,21 @@ impl Overrides {
         Self {
             map: Mutex::new(map),
             file: Some(path),
+            cluster: std::sync::OnceLock::new(),
         }
     }
 
-    /// The state file, if overrides are persisted.
+    /// Keeps the overrides in the cluster's store (etcd) from now on. Call it before the
+    /// first load; only the first call has an effect.
+    pub fn set_cluster(&self, store: std::sync::Arc<AdminStore>) {
+        let _ = self.cluster.set(store);
+    }
+
+    /// The state file, if overrides are persisted in one (not in cluster mode).
     pub fn file(&self) -> Option<&Path> {
+        if self.cluster.get().is_some() {
+            return None;
+        }
         self.file.as_deref()
     }
 
@@ -172,11 +195,21 @@ impl Overrides {
 
     /// Every override.
     pub fn all(&self) -> BTreeMap<Key, Override> {
+        if let Some(c) = self.cluster.get() {
+            return c
+                .all()
+                .into_iter()
+                .map(|(k, o)| (k, from_stored(o)))
+                .collect();
+        }
         self.lock().clone()
     }
 
     /// The override of one node.
     pub fn get(&self, key: &Key) -> Option<Override> {
+        if self.cluster.get().is_some() {
+            return self.all().get(key).copied();
+        }
         self.lock().get(key).copied()
     }
 
@@ -187,6 +220,23 @@ impl Overrides {
         key: Key,
         f: impl FnOnce(&mut Override),
     ) -> Result<Override, StateFileError> {
+        if let Some(c) = self.cluster.get() {
+            let mut o = self.get(&key).unwrap_or(Override {
+                state: AdminState::Ready,
+                weight: None,
+                since: SystemTime::now(),
+            });
+            f(&mut o);
+            o.since = SystemTime::now();
+            let stored =
+                (o.state != AdminState::Ready || o.weight.is_some()).then_some(StoredOverride {
+                    state: o.state,
+                    weight: o.weight,
+                    since: o.since,
+                });
+            c.put(key, stored);
+            return Ok(o);
+        }
         let mut map = self.lock();
         let mut o = map.get(&key).copied().unwrap_or(Override {
             state: AdminState::Ready,
@@ -211,7 +261,10 @@ impl Overrides {
     /// Sets the admin slots of every pool node of `snapshot` from the overrides (nodes
     /// without one go back to ready, no weight). Runs before the snapshot is served.
     pub fn apply(&self, snapshot: &Snapshot) {
-        let map = self.lock();
+        let map = match self.cluster.get() {
+            Some(_) => self.all(),
+            None => self.lock().clone(),
+        };
         for zone in snapshot.zones.values() {
             for pool in &zone.pools {
                 let Some(rt) = &pool.runtime else { continue };

@@ -107,6 +107,8 @@ pub struct Response<'a> {
     pub ecs_scope: u8,
     /// Extended DNS Error info-code (RFC 8914) to add when the query had EDNS.
     pub ede: Option<u16>,
+    /// Synthesised from a wildcard (RFC 4592): rate limiting counts these by zone.
+    pub wildcard: bool,
 }
 
 /// RFC 8914 info-code 20: the server is not authoritative for the name (the REFUSED
@@ -199,6 +201,7 @@ impl<'a> Lookup<'a, '_> {
         if zone.has_wildcards
             && let Some(node) = self.wildcard(key)
         {
+            self.resp.wildcard = true;
             return self.at_node(node, owner);
         }
         self.resp.rcode = ResponseCode::NXDomain;

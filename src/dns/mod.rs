@@ -4,6 +4,11 @@
 //! encode with [`wire::encode`] ([`respond`]); they differ in framing and in the size
 //! limit (the client's UDP payload size, or 65,535 bytes over TCP).
 
+pub mod cookie;
+pub mod cookie_secret;
+pub mod rrl;
+pub mod rrl_config;
+pub mod shield;
 pub mod stats;
 pub mod tcp;
 pub mod tcp_conns;
@@ -16,6 +21,8 @@ use std::time::Instant;
 
 use crate::answer::{Question, answer};
 use crate::zone::Snapshot;
+use rrl::{ResponseClass, Verdict};
+use shield::Shield;
 use stats::{DnsStats, Transport};
 use wire::Parsed;
 
@@ -60,11 +67,14 @@ pub fn log_query(
 }
 
 /// Computes the UDP response to `msg`, which arrived at `received`, into `out`; leaves
-/// `out` empty when nothing is to be sent. Counts it in `stats` (shard `shard`).
+/// `out` empty when nothing is to be sent. Answers cookies and applies rate limiting
+/// through `shield`. Counts it in `stats` (shard `shard`).
+#[allow(clippy::too_many_arguments)]
 pub fn respond_udp(
     msg: &[u8],
     src: IpAddr,
     snapshot: &Snapshot,
+    shield: &Shield,
     out: &mut Vec<u8>,
     stats: &DnsStats,
     shard: usize,
@@ -74,6 +84,7 @@ pub fn respond_udp(
         msg,
         src,
         snapshot,
+        shield,
         out,
         stats,
         shard,
@@ -88,19 +99,25 @@ pub const MAX_TCP_MESSAGE: usize = u16::MAX as usize;
 /// Computes the response to `msg` received over `transport` into `out`, like
 /// [`respond_udp`]; over TCP the size limit is [`MAX_TCP_MESSAGE`]. A message that must not
 /// be answered (a response, QR set; too short for a header) leaves `out` empty on both
-/// transports.
+/// transports. Cookies are answered on both; rate limiting applies to UDP only (TCP
+/// cannot be spoofed, and it is where a limited client is sent to retry).
 #[allow(clippy::too_many_arguments)]
 #[inline]
 pub fn respond(
     msg: &[u8],
     src: IpAddr,
     snapshot: &Snapshot,
+    shield: &Shield,
     out: &mut Vec<u8>,
     stats: &DnsStats,
     shard: usize,
     received: Instant,
     transport: Transport,
 ) {
+    let verdict = |cookie, class, name: &[u8], qtype| match transport {
+        Transport::Udp => shield.udp_verdict(src, cookie, class, name, qtype, received),
+        Transport::Tcp => Verdict::Send,
+    };
     match wire::parse(msg) {
         Parsed::Drop => {
             out.clear();
@@ -110,35 +127,62 @@ pub fn respond(
             header,
             rcode,
             question,
-            edns,
+            mut edns,
         } => {
-            wire::encode_reject(out, &header, rcode, question, edns.as_ref());
+            let cookie = shield.cookies().process(edns.as_mut(), src);
+            stats.record_cookie(shard, cookie);
             let qtype = question.map_or(
                 hickory_proto::rr::RecordType::Unknown(0),
                 wire::question_type,
             );
+            let verdict = verdict(cookie, ResponseClass::Error, &[], qtype);
+            if verdict == Verdict::Drop {
+                out.clear();
+                stats.record_rrl(shard, verdict);
+                return;
+            }
+            wire::encode_reject(out, &header, rcode, question, edns.as_ref());
+            if verdict == Verdict::Slip {
+                wire::set_truncated(out);
+                stats.record_rrl(shard, verdict);
+            }
             stats.record(
                 shard,
                 None,
                 qtype,
                 rcode,
                 transport,
-                false,
+                verdict == Verdict::Slip,
                 received.elapsed(),
             );
         }
-        Parsed::Query(q) => {
+        Parsed::Query(mut q) => {
+            let cookie = shield.cookies().process(q.edns.as_mut(), src);
+            stats.record_cookie(shard, cookie);
             let question = Question {
                 qname: q.qname(),
                 qtype: q.qtype,
                 client: q.client(src),
             };
             let resp = answer(snapshot, &question);
+            let (class, name) = rrl::classify(question.qname, q.qtype, &resp);
             let limit = match transport {
                 Transport::Udp => q.udp_limit(),
                 Transport::Tcp => MAX_TCP_MESSAGE,
             };
-            let truncated = wire::encode(out, &q, &resp, limit);
+            let truncated = match verdict(cookie, class, name, q.qtype) {
+                Verdict::Send => wire::encode(out, &q, &resp, limit),
+                Verdict::Slip => {
+                    wire::encode_slip(out, &q);
+                    stats.record_rrl(shard, Verdict::Slip);
+                    true
+                }
+                Verdict::Drop => {
+                    out.clear();
+                    stats.record_rrl(shard, Verdict::Drop);
+                    return;
+                }
+            };
             if query_log() {
                 log_query(
                     transport,

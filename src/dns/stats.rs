@@ -132,6 +132,9 @@ struct WireShard {
     tcp: AtomicU64,
     truncated: AtomicU64,
     dropped: AtomicU64,
+    rrl_dropped: AtomicU64,
+    rrl_slipped: AtomicU64,
+    cookies: [AtomicU64; 3],
 }
 
 /// Transport-level counters for the whole server.
@@ -188,7 +191,17 @@ pub struct WireTotals {
     pub dropped: u64,
     /// TCP connections that carried at least one query.
     pub tcp_connections: u64,
+    /// UDP responses dropped by rate limiting.
+    pub rrl_dropped: u64,
+    /// UDP responses sent truncated by rate limiting (slip).
+    pub rrl_slipped: u64,
+    /// Requests with a COOKIE option, by [`COOKIE_RESULTS`]: a valid server cookie, a
+    /// client cookie alone, a server cookie that did not verify.
+    pub cookies: [u64; 3],
 }
+
+/// Labels of [`WireTotals::cookies`].
+pub const COOKIE_RESULTS: [&str; 3] = ["valid", "client_only", "invalid"];
 
 impl DnsStats {
     /// Makes room for the zones of `snapshot` before it is served: counters of zones it
@@ -257,6 +270,34 @@ impl DnsStats {
         self.wire[shard % SHARDS].dropped.fetch_add(1, Relaxed);
     }
 
+    /// Counts a response limited by rate limiting (dropped or slipped).
+    #[inline]
+    pub fn record_rrl(&self, shard: usize, verdict: super::rrl::Verdict) {
+        let w = &self.wire[shard % SHARDS];
+        match verdict {
+            super::rrl::Verdict::Send => {}
+            super::rrl::Verdict::Slip => {
+                w.rrl_slipped.fetch_add(1, Relaxed);
+            }
+            super::rrl::Verdict::Drop => {
+                w.rrl_dropped.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// Counts what a request's COOKIE option showed.
+    #[inline]
+    pub fn record_cookie(&self, shard: usize, status: super::cookie::CookieStatus) {
+        use super::cookie::CookieStatus as C;
+        let slot = match status {
+            C::Absent => return,
+            C::Valid => 0,
+            C::ClientOnly => 1,
+            C::Invalid => 2,
+        };
+        self.wire[shard % SHARDS].cookies[slot].fetch_add(1, Relaxed);
+    }
+
     /// Counts one accepted TCP connection.
     #[inline]
     pub fn note_tcp_connection(&self) {
@@ -279,6 +320,11 @@ impl DnsStats {
             t.tcp += w.tcp.load(Relaxed);
             t.truncated += w.truncated.load(Relaxed);
             t.dropped += w.dropped.load(Relaxed);
+            t.rrl_dropped += w.rrl_dropped.load(Relaxed);
+            t.rrl_slipped += w.rrl_slipped.load(Relaxed);
+            for (sum, c) in t.cookies.iter_mut().zip(&w.cookies) {
+                *sum += c.load(Relaxed);
+            }
         }
         t.latency_sum = sum_ns as f64 / 1e9;
         t

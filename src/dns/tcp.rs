@@ -28,6 +28,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use super::shield::Shield;
 use super::stats::{DnsStats, Transport};
 use super::tcp_conns::{Admission, ConnGuard, ConnTable};
 use crate::limits::accept::{AcceptErrors, Next};
@@ -42,6 +43,7 @@ const EVICTION_WAIT_ROUNDS: u32 = 50;
 pub struct TcpContext {
     cell: Arc<SnapshotCell>,
     stats: Arc<DnsStats>,
+    shield: Arc<Shield>,
     table: Arc<ConnTable>,
     idle_timeout: Duration,
     io_timeout: Duration,
@@ -50,16 +52,18 @@ pub struct TcpContext {
 
 impl TcpContext {
     /// Connections answering from `cell`, at most `max_clients` at once, with the caps and
-    /// timeouts of `limits`.
+    /// timeouts of `limits`; `shield` answers cookies (TCP is not rate-limited).
     pub fn new(
         cell: Arc<SnapshotCell>,
         stats: Arc<DnsStats>,
+        shield: Arc<Shield>,
         limits: &Limits,
         max_clients: u32,
     ) -> Arc<Self> {
         Arc::new(Self {
             cell,
             stats,
+            shield,
             table: ConnTable::new(max_clients as usize, limits.tcp_clients_per_address),
             idle_timeout: limits.tcp_idle_timeout,
             io_timeout: limits.tcp_io_timeout,
@@ -214,6 +218,7 @@ async fn one_query(
             msg,
             peer.ip(),
             &snapshot,
+            &ctx.shield,
             out,
             &ctx.stats,
             shard,

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use arc_swap::Cache;
 
 use super::respond_udp;
+use super::shield::Shield;
 use super::stats::DnsStats;
 use crate::zone::SnapshotCell;
 
@@ -24,13 +25,14 @@ const RECV_BUFFER: usize = 65_535;
 
 /// Starts `threads` workers on `socket`. They stop within [`SHUTDOWN_POLL`] of `stop`
 /// being set. Worker `i` counts into statistics shard `first_shard + i`, so that no two
-/// workers write the same cache line.
+/// workers write the same cache line. `shield` answers cookies and limits response rates.
 pub fn spawn_workers(
     socket: &UdpSocket,
     threads: usize,
     first_shard: usize,
     cell: Arc<SnapshotCell>,
     stats: Arc<DnsStats>,
+    shield: Arc<Shield>,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<Vec<JoinHandle<()>>> {
     socket.set_nonblocking(false)?;
@@ -41,10 +43,11 @@ pub fn spawn_workers(
             let socket = socket.try_clone()?;
             let cell = cell.clone();
             let stats = stats.clone();
+            let shield = shield.clone();
             let stop = stop.clone();
             std::thread::Builder::new()
                 .name(format!("udp-{i}-{local}"))
-                .spawn(move || worker(socket, &cell, &stats, first_shard + i, &stop))
+                .spawn(move || worker(socket, &cell, &stats, &shield, first_shard + i, &stop))
         })
         .collect()
 }
@@ -53,6 +56,7 @@ fn worker(
     socket: UdpSocket,
     cell: &SnapshotCell,
     stats: &DnsStats,
+    shield: &Shield,
     shard: usize,
     stop: &AtomicBool,
 ) {
@@ -88,6 +92,7 @@ fn worker(
             &buf[..len],
             src.ip(),
             snapshot,
+            shield,
             &mut out,
             stats,
             shard,

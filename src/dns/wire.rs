@@ -24,6 +24,12 @@ const HEADER_LEN: usize = 12;
 const CLASS_IN: u16 = 1;
 const TYPE_OPT: u16 = 41;
 const EDNS_CLIENT_SUBNET: u16 = 8;
+/// EDNS option code of DNS cookies (RFC 7873 section 4).
+const EDNS_COOKIE: u16 = 10;
+/// Length of a client cookie (RFC 7873 section 4).
+pub const CLIENT_COOKIE_LEN: usize = 8;
+/// Longest server cookie (RFC 7873 section 4: 8 to 32 bytes).
+pub const MAX_SERVER_COOKIE_LEN: usize = 32;
 const FLAG_QR: u16 = 0x8000;
 const FLAG_AA: u16 = 0x0400;
 const FLAG_TC: u16 = 0x0200;
@@ -42,6 +48,61 @@ pub struct Edns {
     pub dnssec_ok: bool,
     /// EDNS Client Subnet (RFC 7871).
     pub ecs: Option<Ecs>,
+    /// DNS cookie (RFC 7873). The encoder echoes it as it stands when the response is
+    /// written: the cookie layer ([`super::cookie`]) replaces the server part with a fresh
+    /// server cookie, or removes the option when cookies are off.
+    pub cookie: Option<Cookie>,
+}
+
+/// A COOKIE option: the client cookie and, when present, a server cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cookie {
+    /// The client cookie.
+    pub client: [u8; CLIENT_COOKIE_LEN],
+    server: [u8; MAX_SERVER_COOKIE_LEN],
+    server_len: u8,
+}
+
+impl Cookie {
+    /// Parses the option data: 8 bytes (client cookie only) or 16 to 40 (client and server
+    /// cookie); anything else is malformed (RFC 7873 section 5.2.2: FORMERR).
+    pub fn parse(data: &[u8]) -> Option<Cookie> {
+        let n = data.len();
+        if n != CLIENT_COOKIE_LEN
+            && !(CLIENT_COOKIE_LEN + 8..=CLIENT_COOKIE_LEN + MAX_SERVER_COOKIE_LEN).contains(&n)
+        {
+            return None;
+        }
+        let mut c = Cookie {
+            client: data[..CLIENT_COOKIE_LEN].try_into().ok()?,
+            server: [0; MAX_SERVER_COOKIE_LEN],
+            server_len: (n - CLIENT_COOKIE_LEN) as u8,
+        };
+        c.server[..n - CLIENT_COOKIE_LEN].copy_from_slice(&data[CLIENT_COOKIE_LEN..]);
+        Some(c)
+    }
+
+    /// The server cookie, empty when the client sent none.
+    pub fn server(&self) -> &[u8] {
+        &self.server[..self.server_len as usize]
+    }
+
+    /// Replaces the server cookie (at most [`MAX_SERVER_COOKIE_LEN`] bytes).
+    pub fn set_server(&mut self, server: &[u8]) {
+        let n = server.len().min(MAX_SERVER_COOKIE_LEN);
+        self.server[..n].copy_from_slice(&server[..n]);
+        self.server_len = n as u8;
+    }
+
+    /// Length of the option data.
+    pub fn len(&self) -> usize {
+        CLIENT_COOKIE_LEN + self.server_len as usize
+    }
+
+    /// Never true: a cookie always holds a client cookie.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
 }
 
 /// An EDNS Client Subnet option of a request.
@@ -324,6 +385,7 @@ fn parse_opt(msg: &[u8], at: usize, end: usize) -> Option<Edns> {
         version: (ttl >> 16) as u8,
         dnssec_ok: ttl & EDNS_DO != 0,
         ecs: None,
+        cookie: None,
     };
     let mut i = at + 10;
     while i < end {
@@ -332,6 +394,13 @@ fn parse_opt(msg: &[u8], at: usize, end: usize) -> Option<Edns> {
         let data = msg.get(i + 4..i + 4 + len).filter(|_| i + 4 + len <= end)?;
         if code == EDNS_CLIENT_SUBNET {
             edns.ecs = Some(parse_ecs(data)?);
+        } else if code == EDNS_COOKIE {
+            // RFC 7873 section 5.2.2: a malformed COOKIE option is a FORMERR; a second
+            // one is treated the same way (there is no sense in choosing one).
+            if edns.cookie.is_some() {
+                return None;
+            }
+            edns.cookie = Some(Cookie::parse(data)?);
         }
         i += 4 + len;
     }
@@ -481,6 +550,7 @@ fn opt_len(edns: &Edns, ede: Option<u16>) -> usize {
         .ecs
         .map_or(0, |e| 4 + 4 + (e.source_prefix as usize).div_ceil(8))
         + ede.map_or(0, |_| 6)
+        + edns.cookie.map_or(0, |c| 4 + c.len())
 }
 
 fn write_opt(out: &mut Vec<u8>, edns: &Edns, rcode: ResponseCode, ecs_scope: u8, ede: Option<u16>) {
@@ -506,6 +576,12 @@ fn write_opt(out: &mut Vec<u8>, edns: &Edns, rcode: ResponseCode, ecs_scope: u8,
             IpAddr::V4(a) => out.extend_from_slice(&a.octets()[..addr_len]),
             IpAddr::V6(a) => out.extend_from_slice(&a.octets()[..addr_len]),
         }
+    }
+    if let Some(c) = &edns.cookie {
+        out.extend_from_slice(&EDNS_COOKIE.to_be_bytes());
+        out.extend_from_slice(&(c.len() as u16).to_be_bytes());
+        out.extend_from_slice(&c.client);
+        out.extend_from_slice(c.server());
     }
     if let Some(code) = ede {
         out.extend_from_slice(&EDNS_EDE.to_be_bytes());
@@ -613,6 +689,27 @@ pub fn encode_reject(
     }
     if let Some(e) = edns {
         write_opt(out, e, rcode, 0, None);
+    }
+}
+
+/// Encodes the "slip" answer of a rate-limited query: header and question with TC set
+/// and no records (plus the OPT record, with the cookie), never larger than the query, so
+/// that a real client retries over TCP and a spoofed victim gets nothing amplified.
+pub fn encode_slip(out: &mut Vec<u8>, query: &Query) {
+    encode_reject(
+        out,
+        &query.header,
+        ResponseCode::NoError,
+        Some(query.question),
+        query.edns.as_ref(),
+    );
+    set_truncated(out);
+}
+
+/// Sets TC in an encoded response.
+pub fn set_truncated(out: &mut [u8]) {
+    if let Some(b) = out.get_mut(2) {
+        *b |= (FLAG_TC >> 8) as u8;
     }
 }
 
@@ -759,6 +856,67 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    fn with_cookie(data: &[u8]) -> Vec<u8> {
+        let mut opt = vec![0u8, 0, 41, 4, 0, 0, 0, 0, 0];
+        opt.extend_from_slice(&((4 + data.len()) as u16).to_be_bytes());
+        opt.extend_from_slice(&10u16.to_be_bytes());
+        opt.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        opt.extend_from_slice(data);
+        query(b"\x01a\x00", 1, &opt, 1)
+    }
+
+    #[test]
+    fn cookie_lengths_8_and_16_to_40_parse_and_others_are_formerr() {
+        for n in [8usize, 16, 24, 40] {
+            let data: Vec<u8> = (1..=n as u8).collect();
+            let m = with_cookie(&data);
+            let Parsed::Query(q) = parse(&m) else {
+                panic!("cookie of {n} bytes not accepted")
+            };
+            let c = q.edns.unwrap().cookie.unwrap();
+            assert_eq!(c.client[..], data[..8]);
+            assert_eq!(c.server(), &data[8..]);
+        }
+        for n in [0usize, 1, 7, 9, 15, 41] {
+            assert!(
+                matches!(
+                    parse(&with_cookie(&vec![1; n])),
+                    Parsed::Reject {
+                        rcode: ResponseCode::FormErr,
+                        ..
+                    }
+                ),
+                "cookie of {n} bytes"
+            );
+        }
+    }
+
+    #[test]
+    fn the_cookie_is_echoed_in_the_opt_record() {
+        let query = with_cookie(&[9; 8]);
+        let Parsed::Query(mut q) = parse(&query) else {
+            panic!()
+        };
+        q.edns
+            .as_mut()
+            .unwrap()
+            .cookie
+            .as_mut()
+            .unwrap()
+            .set_server(&[7; 16]);
+        let mut out = Vec::new();
+        encode(&mut out, &q, &Response::default(), 512);
+        let mut expect = vec![0u8, 10, 0, 24];
+        expect.extend_from_slice(&[9; 8]);
+        expect.extend_from_slice(&[7; 16]);
+        assert!(out.ends_with(&expect), "{out:02x?}");
+        // The slip answer: TC, no records, no larger than the query plus the server cookie.
+        encode_slip(&mut out, &q);
+        assert_eq!(out[2] & 0x82, 0x82);
+        assert_eq!(&out[6..10], &[0, 0, 0, 0]);
+        assert!(out.len() <= query.len() + 16);
     }
 
     #[test]

@@ -3,13 +3,16 @@
 //! * [`hysteresis`]: the `rise`/`fall` machine; the state it decides lives in
 //!   [`crate::node`], where selection reads it.
 //! * [`probe`]: one HTTP(S) or TCP check, hard-bounded by its timeout.
+//! * [`hook`]: [`ProbeHook`], through which cluster mode shares out the probes.
 //! * [`monitor`]: [`HealthMonitor`], one tokio task per distinct (target, check).
 //! * [`local`]: checks that failed for a reason on this host, which change no state.
 
+pub mod hook;
 pub mod hysteresis;
 pub mod local;
 pub mod monitor;
 pub mod probe;
 mod tls;
 
+pub use hook::{LocalObservation, ProbeHook};
 pub use monitor::{HealthMonitor, ProbeKey, ProbeStatus, Reconciled};

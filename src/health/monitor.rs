@@ -12,6 +12,7 @@ use hickory_proto::rr::Name;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
+use super::hook::{LocalObservation, ProbeHook};
 use super::hysteresis::Hysteresis;
 use super::probe::{CheckResult, Prober};
 use crate::node::{
@@ -82,6 +83,8 @@ pub struct HealthMonitor {
     /// Serialises reconciles: each one sees the probes the previous one left.
     reconcile_lock: tokio::sync::Mutex<()>,
     jitter: RandomState,
+    /// The coordinator of the probes in cluster mode (set before the first reconcile).
+    hook: std::sync::OnceLock<Arc<dyn ProbeHook>>,
     /// One permit per check in flight ([`crate::pool::limits::MAX_PROBES_IN_FLIGHT`]).
     in_flight: Arc<Semaphore>,
 }
@@ -106,8 +109,25 @@ impl HealthMonitor {
             registry: Mutex::new(Registry::default()),
             reconcile_lock: tokio::sync::Mutex::new(()),
             jitter: RandomState::new(),
+            hook: std::sync::OnceLock::new(),
             in_flight: Arc::new(Semaphore::new(max.clamp(1, Semaphore::MAX_PERMITS))),
         }
+    }
+
+    /// Installs the coordinator of the probes (cluster mode). Call it before the first
+    /// [`reconcile`](Self::reconcile): probes started earlier run without it. Only the
+    /// first call has an effect.
+    pub fn set_hook(&self, hook: Arc<dyn ProbeHook>) {
+        let _ = self.hook.set(hook);
+    }
+
+    /// Every probe with the state the answer path reads.
+    pub fn handles(&self) -> Vec<(ProbeKey, Arc<NodeHealth>)> {
+        self.registry()
+            .probes
+            .iter()
+            .map(|(k, e)| (k.clone(), e.health.clone()))
+            .collect()
     }
 
     fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
@@ -235,12 +255,14 @@ impl HealthMonitor {
         let interval = key.check.interval;
         let phase =
             Duration::from_nanos(self.jitter.hash_one(key) % (interval.as_nanos().max(1) as u64));
+        let hook = self.hook.get().cloned();
         let task = tokio::spawn(run_probe(
             key.clone(),
             health.clone(),
             tx,
             phase,
             self.in_flight.clone(),
+            hook,
         ));
         ProbeEntry {
             health,
@@ -308,10 +330,12 @@ async fn run_probe(
     first: watch::Sender<bool>,
     phase: Duration,
     in_flight: Arc<Semaphore>,
+    hook: Option<Arc<dyn ProbeHook>>,
 ) {
     let spec = key.check.clone();
-    let prober = Prober::new(&spec, &key.target);
+    let prober = Prober::with_source(&spec, &key.target, hook.as_ref().and_then(|h| h.source()));
     let mut machine = Hysteresis::new(spec.rise, spec.fall);
+    let mut local = Local::default();
     // A check runs only with a permit of the in-flight cap, so that many probes cannot
     // open more sockets at once than the cap; the timeout covers the check, not the wait.
     // The semaphore is never closed, so acquiring cannot fail.
@@ -320,25 +344,70 @@ async fn run_probe(
     };
     let result = prober.run(spec.timeout).await;
     drop(permit);
-    record(&key, &health, &mut machine, result);
+    record(
+        &key,
+        &health,
+        &mut machine,
+        result,
+        hook.as_deref(),
+        &mut local,
+        true,
+    );
     let _ = first.send(true);
+    let mut active = true;
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + phase, spec.interval);
     // After a stall, keep the spacing rather than firing a burst of catch-up checks.
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
+        if let Some(h) = &hook {
+            if !h.should_probe(&key) {
+                active = false;
+                continue;
+            }
+            if !active {
+                // Taking over a share: the first result decides again, as at start,
+                // rather than a stale run of results from before.
+                machine = Hysteresis::new(spec.rise, spec.fall);
+                local = Local::default();
+                active = true;
+            }
+        }
         let Ok(permit) = in_flight.acquire().await else {
             return;
         };
         let result = prober.run(spec.timeout).await;
         drop(permit);
-        record(&key, &health, &mut machine, result);
+        record(
+            &key,
+            &health,
+            &mut machine,
+            result,
+            hook.as_deref(),
+            &mut local,
+            false,
+        );
     }
+}
+
+/// This instance's own smoothed RTT, kept apart from the served one when a hook derives
+/// the served state.
+#[derive(Default)]
+struct Local {
+    srtt: Option<Duration>,
 }
 
 /// Applies one result: RTT, reported weight, state machine, details, and one log line
 /// per state change.
-fn record(key: &ProbeKey, health: &NodeHealth, machine: &mut Hysteresis, r: CheckResult) {
+fn record(
+    key: &ProbeKey,
+    health: &NodeHealth,
+    machine: &mut Hysteresis,
+    r: CheckResult,
+    hook: Option<&dyn ProbeHook>,
+    local: &mut Local,
+    first: bool,
+) {
     if let Some(e) = &r.local_error {
         // Not evidence against the backend: no state, counter or detail changes.
         super::local::note(&key.target.addr, key.target.port, e);
@@ -346,19 +415,47 @@ fn record(key: &ProbeKey, health: &NodeHealth, machine: &mut Hysteresis, r: Chec
     }
     let ok = r.outcome.is_ok();
     health.observe_check(r.rtt, r.outcome.as_ref().err());
-    if let Ok(reported) = &r.outcome {
-        health.add_rtt(r.rtt);
-        // A passing check that reports no readable weight falls back to the configured one.
-        health.set_reported(*reported);
-    }
     let change = machine.record(ok);
     let reason = match &r.outcome {
         Ok(_) => "ok".to_owned(),
         Err(f) => f.to_string(),
     };
-    if let Some((from, to)) = change {
-        let came_back = (from == Health::Down && to == Health::Up).then(Instant::now);
-        health.set_health(to, came_back);
+    if ok {
+        // EWMA with gain 1/4, as the served RTT.
+        local.srtt = Some(match local.srtt {
+            None => r.rtt,
+            Some(old) => (old * 3 + r.rtt) / 4,
+        });
+    }
+    let apply = match hook {
+        None => true,
+        Some(h) => {
+            let obs = LocalObservation {
+                health: machine.health(),
+                reason: reason.clone(),
+                rtt: r.rtt,
+                srtt: local.srtt,
+                reported: r.outcome.as_ref().ok().copied().flatten(),
+                changed: change.is_some(),
+            };
+            h.observed(key, &obs) || first
+        }
+    };
+    if apply {
+        if let Ok(reported) = &r.outcome {
+            health.add_rtt(r.rtt);
+            // A passing check that reports no readable weight falls back to the configured one.
+            health.set_reported(*reported);
+        }
+        let now = machine.health();
+        if let Some((from, to)) = change {
+            let came_back = (from == Health::Down && to == Health::Up).then(Instant::now);
+            health.set_health(to, came_back);
+        } else if now != Health::Unknown && health.health() != now {
+            // The served state came from elsewhere (cluster view) until now.
+            let came_back = (now == Health::Up).then(Instant::now);
+            health.set_health(now, came_back);
+        }
     }
     let (ok_run, fail_run) = machine.runs();
     let users = health.with_detail(|d| {
@@ -387,16 +484,26 @@ fn record(key: &ProbeKey, health: &NodeHealth, machine: &mut Hysteresis, r: Chec
     });
     // Logged outside the detail lock: a slow log sink must not hold up admin readers.
     if let (Some((from, to)), Some(pools)) = (change, users) {
-        tracing::info!(
-            target: "roundel::health",
-            node = %key.target.addr,
-            port = key.target.port,
-            check = key.check.kind.name(),
-            pools = %pools,
-            from = %from,
-            to = %to,
-            reason = %reason,
-            "node health changed"
-        );
+        // A node going down is what an operator must notice: WARN; the rest is INFO.
+        macro_rules! log_change {
+            ($level:ident) => {
+                tracing::$level!(
+                    target: "roundel::health",
+                    node = %key.target.addr,
+                    port = key.target.port,
+                    check = key.check.kind.name(),
+                    pools = %pools,
+                    from = %from,
+                    to = %to,
+                    reason = %reason,
+                    "node health changed"
+                )
+            };
+        }
+        if to == Health::Down {
+            log_change!(warn);
+        } else {
+            log_change!(info);
+        }
     }
 }

@@ -30,8 +30,8 @@ pub struct CheckResult {
 pub enum Prober {
     /// HTTP(S).
     Http(Box<HttpProber>),
-    /// TCP connect.
-    Tcp(SocketAddr),
+    /// TCP connect (from a source address, if set).
+    Tcp(SocketAddr, Option<std::net::IpAddr>),
     /// Nothing to probe.
     None,
     /// The check cannot run (bad TLS setup); every check fails with this.
@@ -50,11 +50,21 @@ pub struct HttpProber {
 impl Prober {
     /// Prepares the check `spec` against `target`.
     pub fn new(spec: &CheckSpec, target: &ProbeTarget) -> Self {
+        Self::with_source(spec, target, None)
+    }
+
+    /// Prepares the check `spec` against `target`, connecting from `source` when set
+    /// (instances sharing a host each get their own, so a backend can tell them apart).
+    pub fn with_source(
+        spec: &CheckSpec,
+        target: &ProbeTarget,
+        source: Option<std::net::IpAddr>,
+    ) -> Self {
         let addr = SocketAddr::new(target.addr, target.port);
         match &spec.kind {
             CheckKind::None => Prober::None,
-            CheckKind::Tcp { .. } => Prober::Tcp(addr),
-            CheckKind::Http(h) => match HttpProber::new(h, target, spec.timeout) {
+            CheckKind::Tcp { .. } => Prober::Tcp(addr, source),
+            CheckKind::Http(h) => match HttpProber::new(h, target, spec.timeout, source) {
                 Ok(p) => Prober::Http(Box::new(p)),
                 Err(e) => Prober::Broken(Failure::Setup(e)),
             },
@@ -70,7 +80,7 @@ impl Prober {
             match self {
                 Prober::None => Ok(None),
                 Prober::Broken(f) => Err(f.clone()),
-                Prober::Tcp(addr) => match tokio::net::TcpStream::connect(addr).await {
+                Prober::Tcp(addr, source) => match connect(*addr, *source).await {
                     Ok(_) => Ok(None),
                     Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
                         Err(Failure::Refused)
@@ -100,7 +110,12 @@ impl Prober {
 }
 
 impl HttpProber {
-    fn new(check: &HttpCheck, target: &ProbeTarget, timeout: Duration) -> Result<Self, String> {
+    fn new(
+        check: &HttpCheck,
+        target: &ProbeTarget,
+        timeout: Duration,
+        source: Option<std::net::IpAddr>,
+    ) -> Result<Self, String> {
         let addr = SocketAddr::new(target.addr, target.port);
         // Host header: the node's check_host, else the check's host.
         let host = target.host.as_deref().or(check.host.as_deref());
@@ -133,7 +148,8 @@ impl HttpProber {
             .timeout(timeout)
             .connect_timeout(timeout)
             .user_agent(concat!("roundel-health/", env!("CARGO_PKG_VERSION")))
-            .tls_backend_preconfigured(tls_config);
+            .tls_backend_preconfigured(tls_config)
+            .local_address(source);
         let scheme = if check.tls { "https" } else { "http" };
         let url = match (&tls_name, check.tls) {
             (Some(name), true) => {
@@ -229,6 +245,23 @@ impl HttpProber {
         }
         Ok(reported)
     }
+}
+
+/// A TCP connection to `addr`, from `source` when set.
+async fn connect(
+    addr: SocketAddr,
+    source: Option<std::net::IpAddr>,
+) -> std::io::Result<tokio::net::TcpStream> {
+    let Some(src) = source else {
+        return tokio::net::TcpStream::connect(addr).await;
+    };
+    let s = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    s.bind(SocketAddr::new(src, 0))?;
+    s.connect(addr).await
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {

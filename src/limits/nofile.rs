@@ -27,6 +27,8 @@ fn get() -> std::io::Result<libc::rlimit> {
 /// Infinite limits are reported as this (nothing needs more).
 const CAP: u64 = 1 << 20;
 
+// `rlim_t` is u64 on Linux but not on every Unix: keep the cast.
+#[allow(clippy::unnecessary_cast)]
 fn to_u64(v: libc::rlim_t) -> u64 {
     if v == libc::RLIM_INFINITY {
         CAP

@@ -221,6 +221,12 @@ impl NodeHealth {
         self.srtt_us.store(new, Relaxed);
     }
 
+    /// Sets the smoothed RTT outright (cluster mode: the median of the observers').
+    pub(crate) fn set_srtt(&self, rtt: Duration) {
+        let us = rtt.as_micros().min(u32::MAX as u128 - 1) as u32;
+        self.srtt_us.store(us, Relaxed);
+    }
+
     /// Test hook: sets the state directly, as if probes had decided it.
     #[doc(hidden)]
     pub fn force(&self, h: Health, came_back_at: Option<Instant>, srtt: Option<Duration>) {

@@ -4,6 +4,7 @@
 
 pub mod cases;
 pub mod client;
+pub mod compare;
 pub mod normal;
 pub mod reference;
 pub mod wire;

@@ -52,7 +52,18 @@ impl TestServer {
         let udp = listeners.udp_addrs()[0];
         let tcp = listeners.tcp_addrs()[0];
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let opts = ServeOptions::new(zones_dir);
+        let mut opts = ServeOptions::new(zones_dir);
+        // The reference server answers no cookies, so neither does Roundel here (each
+        // server cookie is also time-dependent); tests/cookies_dig.rs covers them.
+        opts.cookies = roundel::dns::rrl_config::CookieConfig {
+            enabled: false,
+            secret_file: None,
+        };
+        // Rate limiting on, with the test client's address exempt (the operator's knob
+        // for a known heavy client): these tests send thousands of identical queries a
+        // second from 127.0.0.1 to measure distributions. tests/rrl_flood.rs floods
+        // from other 127.0.0.x addresses.
+        opts.rrl.exempt = vec![roundel::dns::rrl_config::Prefix::parse("127.0.0.1").unwrap()];
         let thread = std::thread::Builder::new()
             .name("roundel-test-server".into())
             .spawn(move || {

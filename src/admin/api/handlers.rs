@@ -18,6 +18,16 @@ use super::lookup::*;
 use super::views::*;
 use super::{Ctx, error, json};
 
+pub(super) async fn cluster(State(admin): Ctx) -> Response {
+    match admin.cluster.get() {
+        Some(c) => json(&c.view()),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "not in cluster mode (no [cluster] section in the server configuration)",
+        ),
+    }
+}
+
 pub(super) async fn status(
     State(admin): Ctx,
     q: Result<

@@ -12,6 +12,8 @@
 //! | POST | `/api/v1/pools/{pool}/nodes/{node}/ready` | back to health checks |
 //! | PUT | `/api/v1/pools/{pool}/nodes/{node}/weight` | `{"weight": N}`: weight override |
 //! | DELETE | `/api/v1/pools/{pool}/nodes/{node}/weight` | clear the weight override |
+//! | GET | `/api/v1/nodes/{addr}` | an address in every pool that lists it |
+//! | POST | `/api/v1/nodes/{addr}/drain` (`maint`, `ready`) | the same, in every such pool, with one "safe to stop at" |
 //! | GET | `/api/v1/reload` | reload counters and the last outcome with its errors |
 //! | POST | `/api/v1/reload` | reload the zones now (200, or 422 with the errors) |
 //! | GET | `/api/v1/explain?name=&type=&client=&ecs=` | the answer and why |
@@ -25,12 +27,13 @@
 pub mod explain;
 pub mod handlers;
 pub mod lookup;
+pub mod machine;
 pub mod views;
 
 use explain::explain;
 use handlers::{
-    clear_weight, node, node_action, pool, pools, query_log, reload, reload_status, set_query_log,
-    set_weight, status, zones,
+    clear_weight, cluster, node, node_action, pool, pools, query_log, reload, reload_status,
+    set_query_log, set_weight, status, zones,
 };
 
 use std::sync::Arc;
@@ -50,6 +53,7 @@ type Ctx = State<Arc<Admin>>;
 pub fn routes() -> Router<Arc<Admin>> {
     Router::new()
         .route("/api/v1/status", get(status))
+        .route("/api/v1/cluster", get(cluster))
         .route("/api/v1/zones", get(zones))
         .route("/api/v1/pools", get(pools))
         .route("/api/v1/pools/{pool}", get(pool))
@@ -61,6 +65,11 @@ pub fn routes() -> Router<Arc<Admin>> {
         .route(
             "/api/v1/pools/{pool}/nodes/{node}/weight",
             axum::routing::put(set_weight).delete(clear_weight),
+        )
+        .route("/api/v1/nodes/{addr}", get(machine::machine))
+        .route(
+            "/api/v1/nodes/{addr}/{action}",
+            post(machine::machine_action),
         )
         .route("/api/v1/reload", get(reload_status).post(reload))
         .route("/api/v1/explain", get(explain))

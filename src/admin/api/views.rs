@@ -63,9 +63,10 @@ pub struct NodeView {
     pub last_check: Option<String>,
     /// Why the last check failed; `null` when it passed.
     pub last_failure: Option<String>,
-    /// Round-trip time of the last successful check, ms.
+    /// Round-trip time of the last successful check, ms; absent while the node is not up
+    /// (an old figure would read as current).
     pub rtt_ms: Option<f64>,
-    /// Smoothed check RTT, ms.
+    /// Smoothed check RTT, ms; absent while the node is not up.
     pub srtt_ms: Option<f64>,
     /// Checks run.
     pub checks: u64,
@@ -81,6 +82,9 @@ pub struct NodeView {
     pub safe_to_stop: bool,
     /// When the admin override was set.
     pub override_since: Option<String>,
+    /// The last hour, oldest first, one letter per `timeline_step_s` of the pool (`u` up,
+    /// `d` down, `?` unknown, `r` drain, `m` maint); the last letter is now.
+    pub timeline: String,
 }
 
 /// A pool as the API shows it.
@@ -108,6 +112,11 @@ pub struct PoolView {
     pub check_interval_ms: u64,
     /// Nodes that are up and not drained or in maintenance.
     pub serving: usize,
+    /// How the pool answers now: normal, degraded, failing over, or all down and what is
+    /// handed out then; with the TTL in force.
+    pub answering: crate::admin::answering::Answering,
+    /// Seconds per letter of each node's `timeline`.
+    pub timeline_step_s: u64,
     /// The nodes, in file order.
     pub nodes: Vec<NodeView>,
 }
@@ -195,6 +204,9 @@ pub struct StatusView {
     pub zones: Vec<ZoneView>,
     /// Pools.
     pub pools: Vec<PoolView>,
+    /// Cluster mode: members, observers and their reports, degraded state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<crate::cluster::status::ClusterView>,
 }
 
 pub(super) fn reload_view(s: &ReloadStatus) -> ReloadView {
@@ -248,10 +260,16 @@ pub(super) fn at_offset(node: &NodeRuntime, offset: Duration) -> SystemTime {
 pub(super) fn cached_until(admin: &Admin, pool: &PoolRuntime, node: &NodeRuntime) -> SystemTime {
     let spec = pool.spec();
     let fallback = admin.started + Duration::from_secs(spec.ttl.max(spec.degraded_ttl).into());
-    match node.admin.cached_until() {
+    let local = match node.admin.cached_until() {
         Some(off) => at_offset(node, off).max(fallback),
         None => fallback,
-    }
+    };
+    // In cluster mode the other instances' answers count too.
+    let others = admin
+        .cluster
+        .get()
+        .and_then(|c| c.others_cached_until(&pool_key(&pool.name().to_ascii()), node.spec.addr));
+    others.map_or(local, |o| o.max(local))
 }
 
 pub(super) fn node_view(admin: &Admin, pool: &PoolRuntime, node: &NodeRuntime) -> NodeView {
@@ -299,8 +317,15 @@ pub(super) fn node_view(admin: &Admin, pool: &PoolRuntime, node: &NodeRuntime) -
         since: detail.history.back().map(|t| rfc3339(t.at)),
         last_check: detail.last_check.map(rfc3339),
         last_failure: detail.last_failure.as_ref().map(|f| f.to_string()),
-        rtt_ms: detail.last_rtt.map(ms),
-        srtt_ms: node.health.srtt().map(ms),
+        rtt_ms: detail
+            .last_rtt
+            .filter(|_| health == crate::node::Health::Up)
+            .map(ms),
+        srtt_ms: node
+            .health
+            .srtt()
+            .filter(|_| health == crate::node::Health::Up)
+            .map(ms),
         checks: detail.checks,
         failures: detail.failures,
         transitions: detail
@@ -322,6 +347,13 @@ pub(super) fn node_view(admin: &Admin, pool: &PoolRuntime, node: &NodeRuntime) -
         safe_to_stop: (astate != AdminState::Ready || node.spec.maint)
             && SystemTime::now() >= until,
         override_since: admin.overrides.get(&key).map(|o| rfc3339(o.since)),
+        timeline: {
+            let mut t = admin
+                .history
+                .timeline(&pool.name().to_ascii(), node.spec.addr);
+            t.push(crate::admin::history::letter(node) as char);
+            t
+        },
     }
 }
 
@@ -351,6 +383,8 @@ pub(crate) fn pool_view(admin: &Admin, zone: &Zone, pool: &PoolRuntime) -> PoolV
         check: spec.check.kind.name(),
         check_interval_ms: spec.check.interval.as_millis() as u64,
         serving: nodes.iter().filter(|n| n.state == "up").count(),
+        answering: crate::admin::answering::answering(pool, std::time::Instant::now()),
+        timeline_step_s: crate::admin::history::STEP.as_secs(),
         nodes,
     }
 }
@@ -382,5 +416,6 @@ pub(crate) fn status_header(admin: &Admin, snapshot: &Snapshot) -> StatusView {
             .map(|z| zone_view(z))
             .collect(),
         pools: Vec::new(),
+        cluster: admin.cluster.get().map(|c| c.view()),
     }
 }
