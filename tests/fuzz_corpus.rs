@@ -18,7 +18,7 @@ fn corpus(target: &str) -> Vec<PathBuf> {
         .collect();
     files.sort();
     assert!(
-        files.len() >= 5,
+        files.len() >= 100,
         "{}: only {} inputs",
         dir.display(),
         files.len()
