@@ -370,8 +370,13 @@ fn roundel_check_validates_the_limits_table() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stdout);
+    // Every problem of the file, the unknown key with its path and the nearest valid one.
     assert!(
-        err.contains("bad.toml:4:1: ") && err.contains("unknown field"),
+        err.contains("bad.toml:2:15: limits.tcp_clients: must be at least 1")
+            && err.contains("bad.toml:3:18: limits.tcp_io_timeout: bad duration")
+            && err.contains(
+                "bad.toml:4:1: limits.admin_bodylimit: unknown key `admin_bodylimit`; did you mean `admin_body_limit`?"
+            ),
         "{err}"
     );
     let good = dir.join("good.toml");
