@@ -228,7 +228,7 @@ for _ in $(seq 1 50); do kill -0 "$HUP_PID" 2>/dev/null || break; sleep 0.1; don
 DEMO=$(awk '/<!-- e2e: pool-demo/ {m=1; next} m && /^```sh/ {b=1; next} b && /^```/ {exit} b' README.md)
 if [ -z "$DEMO" ]; then
     fail "no pool demo block after the e2e marker in README.md"
-elif port_busy 5353 || port_busy 8053 || ss -Hln 'sport = :8080' | grep -Eq '127\.0\.0\.1[123]:8080'; then
+elif port_busy 5353 || port_busy 8053 || ss -Hln 'sport = :8080' 2>/dev/null | grep -Eq '127\.0\.0\.1[123]:8080'; then
     fail "the README demo needs 127.0.0.1:5353, :8053 and 127.0.0.11-13:8080 free"
 else
     mkdir -p "$WORK/bin" && ln -sf "$BIN" "$WORK/bin/roundel"

@@ -1,8 +1,9 @@
 //! The answer path contract: `select` allocates nothing, for every policy and mode.
 //! A counting global allocator (per thread) proves it.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+mod counting_alloc;
+
+use counting_alloc::ALLOCS;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,29 +13,6 @@ use roundel::policy::{ClientKey, SelectInput, Selection, select};
 use roundel::pool::{
     AllDown, CheckKind, CheckSpec, MinHealthy, NodeSpec, Policy, PoolSpec, ProbeTarget,
 };
-
-struct Counting;
-
-thread_local! {
-    static ALLOCS: Cell<u64> = const { Cell::new(0) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.with(|a| a.set(a.get() + 1));
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.with(|a| a.set(a.get() + 1));
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
 
 fn pool(policy: Policy, all_down: AllDown) -> PoolRuntime {
     let nodes: Vec<NodeSpec> = (1..=12u32)

@@ -3,7 +3,9 @@
 //! it. A counting global allocator (per thread) proves it; the zone is loaded by the real
 //! reloader, and the pool's nodes are checked over TCP against real listeners.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+mod counting_alloc;
+
+use counting_alloc::ALLOCS;
 use std::cell::Cell;
 use std::net::{IpAddr, Ipv4Addr, TcpListener};
 use std::sync::Arc;
@@ -16,29 +18,6 @@ use roundel::dns::shield::Shield;
 use roundel::dns::stats::DnsStats;
 use roundel::reload::{Reloader, Trigger};
 use roundel::zone::Snapshot;
-
-struct Counting;
-
-thread_local! {
-    static ALLOCS: Cell<u64> = const { Cell::new(0) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.with(|a| a.set(a.get() + 1));
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.with(|a| a.set(a.get() + 1));
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
 
 fn query(name: &str, qtype: u16, edns: bool) -> Vec<u8> {
     let mut m = vec![0xbe, 0xef, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, edns as u8];
