@@ -167,7 +167,7 @@ impl Admin {
 
 /// The credentials of an `Authorization` header value with the `Bearer` scheme, which
 /// is case-insensitive (RFC 7235 section 2.1; RFC 6750 section 2.1).
-fn bearer_credentials(value: &str) -> Option<&str> {
+pub(crate) fn bearer_credentials(value: &str) -> Option<&str> {
     let (scheme, rest) = value.trim_start().split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")

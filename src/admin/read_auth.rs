@@ -39,11 +39,12 @@ impl ReadAccess {
 /// section 2.1) or the password of Basic authentication (RFC 7617).
 pub fn credential(headers: &HeaderMap) -> Option<String> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    if let Some(token) = super::bearer_credentials(v) {
+        return Some(token.to_owned());
+    }
     let (scheme, rest) = v.split_once(' ')?;
     let rest = rest.trim();
-    if scheme.eq_ignore_ascii_case("bearer") {
-        Some(rest.to_owned())
-    } else if scheme.eq_ignore_ascii_case("basic") {
+    if scheme.eq_ignore_ascii_case("basic") {
         let decoded = String::from_utf8(base64_decode(rest)?).ok()?;
         decoded.split_once(':').map(|(_, pass)| pass.to_owned())
     } else {
