@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hickory_proto::op::{Message, MessageType};
-use roundel::dns::respond_udp;
+use roundel::dns::respond;
 use roundel::dns::rrl_config::{CookieConfig, RrlConfig};
 use roundel::dns::shield::Shield;
-use roundel::dns::stats::DnsStats;
+use roundel::dns::stats::{DnsStats, Transport};
 use roundel::node::{Health, NodeAdmin, NodeHealth, PoolRuntime};
 
 /// Attaches a runtime to every pool, node `i` up unless `i % 3 == 2`: no probe runs (the
@@ -144,7 +144,7 @@ fn mutated_queries_never_panic_and_replies_are_well_formed() {
                 }
             }
         }
-        respond_udp(
+        respond(
             &m,
             src,
             &snapshot,
@@ -153,6 +153,7 @@ fn mutated_queries_never_panic_and_replies_are_well_formed() {
             &stats,
             0,
             Instant::now(),
+            Transport::Udp,
         );
         if out.is_empty() {
             dropped += 1;

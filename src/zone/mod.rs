@@ -5,11 +5,13 @@
 //! result. `master` converts to and from RFC 1035 master files.
 
 pub mod dir;
+pub mod encode;
 pub mod file;
 pub mod limits;
 pub mod master;
 pub mod model;
 pub mod name;
+pub mod prepared;
 pub mod settle;
 
 use std::path::{Path, PathBuf};

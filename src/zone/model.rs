@@ -12,7 +12,8 @@ use std::sync::Arc;
 use hickory_proto::rr::{Name, RData, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
-use super::name::{key_of, wire_of};
+use super::name::{is_within, key_of, wire_of};
+use super::prepared::Prepared;
 use crate::node::PoolRuntime;
 use crate::pool::PoolSpec;
 
@@ -146,6 +147,9 @@ pub struct RrSet {
     pub ttl: u32,
     /// The records, in file order.
     pub records: Box<[Rdata]>,
+    /// The answer section for a question of this type at this name, encoded at load time
+    /// ([`super::prepared::answer`]); empty when the per-query encoder writes it.
+    pub prepared: Box<[u8]>,
 }
 
 /// One owner name of a zone, possibly an empty non-terminal.
@@ -161,12 +165,22 @@ pub struct Node {
     pub cut: bool,
     /// Index into [`Zone::pools`] when this name is a pool.
     pub pool: Option<usize>,
+    /// At a zone cut: the referral, encoded at load time ([`super::prepared::referral`]).
+    pub referral: Option<Box<Prepared>>,
 }
 
 impl Node {
     /// The RRset of `rtype`, if any.
     pub fn rrset(&self, rtype: RecordType) -> Option<&RrSet> {
         self.rrsets.iter().find(|s| s.rtype == rtype)
+    }
+
+    /// The address RRsets (A, then AAAA) that additional-section processing adds for a
+    /// name server or mail exchange at this name (RFC 1034 section 3.6).
+    pub fn address_sets(&self) -> impl Iterator<Item = &RrSet> {
+        [RecordType::A, RecordType::AAAA]
+            .into_iter()
+            .filter_map(|t| self.rrset(t))
     }
 }
 
@@ -209,6 +223,9 @@ pub struct Zone {
     pub has_wildcards: bool,
     /// Pools of this zone, referenced by [`Node::pool`].
     pub pools: Vec<ZonePool>,
+    /// The authority section of a negative answer (the SOA), encoded at load time
+    /// ([`super::prepared::negative`]).
+    pub negative: Prepared,
     /// Stable number of this zone for the life of the process: kept by origin across
     /// reloads, never reused by another origin. The transport keeps per-zone counters
     /// under it (`dns::stats`), so the zone model does not hold them.
@@ -242,9 +259,21 @@ impl Zone {
             if let RData::SOA(mut soa) = set.records[0].data.clone() {
                 soa.serial = serial;
                 set.records = Box::new([Rdata::new(RData::SOA(soa))]);
+                set.prepared = Box::default();
             }
         }
         apex.rrsets = sets.into();
+        super::prepared::prepare_apex(self);
+    }
+
+    /// The node whose addresses additional-section processing adds for the target of
+    /// `rdata` (NS, MX, SRV; RFC 1034 section 3.6), when this zone holds that name.
+    pub fn additional_node(&self, rdata: &Rdata) -> Option<&Node> {
+        let target = rdata.target.as_deref()?;
+        if !is_within(target, &self.origin_key) {
+            return None;
+        }
+        self.nodes.get(target)
     }
 
     /// The apex node.

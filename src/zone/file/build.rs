@@ -101,7 +101,7 @@ impl Builder<'_, '_> {
 
         let has_wildcards = nodes.keys().any(|k| k.starts_with(b"\x01*"));
         let content_digest = digest(&nodes, &pools);
-        Some(Zone {
+        let mut zone = Zone {
             origin: self.origin.clone(),
             origin_position: self.map.position(origin_at),
             origin_key: self.origin_key.clone(),
@@ -115,8 +115,11 @@ impl Builder<'_, '_> {
             has_cuts,
             has_wildcards,
             pools,
+            negative: Default::default(),
             index: 0,
-        })
+        };
+        crate::zone::prepared::prepare_zone(&mut zone);
+        Some(zone)
     }
 
     /// Reads `origin`, the zone's apex; returns where it is written.
@@ -200,6 +203,7 @@ impl Builder<'_, '_> {
                     rrsets: rrsets.into(),
                     cut: false,
                     pool: None,
+                    referral: None,
                 },
             );
         }
@@ -316,6 +320,7 @@ impl Builder<'_, '_> {
                 rrsets: Box::new([]),
                 cut: false,
                 pool: None,
+                referral: None,
             });
             node.pool = Some(zone_pools.len());
             pool_owners.push((key_of(&spec.name), at, key_text));
@@ -351,6 +356,7 @@ impl Builder<'_, '_> {
                             rrsets: Box::new([]),
                             cut: false,
                             pool: None,
+                            referral: None,
                         },
                     );
                 }
@@ -366,6 +372,7 @@ impl Builder<'_, '_> {
                     rrsets: Box::new([]),
                     cut: false,
                     pool: None,
+                    referral: None,
                 },
             );
         }
@@ -493,6 +500,7 @@ impl Builder<'_, '_> {
                 rtype: RecordType::SOA,
                 ttl: fields.ttl,
                 records: Box::new([Rdata::new(RData::SOA(soa))]),
+                prepared: Box::default(),
             },
         );
         apex.rrsets = sets.into();
