@@ -478,14 +478,7 @@ impl<'a, S: Selector<'a>> Lookup<'a, '_, S> {
     }
 
     fn push_set(&mut self, owner: Owner<'a>, set: &'a RrSet) {
-        for rdata in set.records.iter() {
-            self.resp.answer.push(Rr {
-                owner,
-                rtype: set.rtype,
-                ttl: set.ttl,
-                rdata,
-            });
-        }
+        push_records(&mut self.resp.answer, owner, set);
     }
 
     /// The SOA in the authority section of a negative answer, with the RFC 2308 TTL.
@@ -551,14 +544,19 @@ impl<'a, S: Selector<'a>> Lookup<'a, '_, S> {
             return;
         }
         for set in node.address_sets() {
-            for rdata in set.records.iter() {
-                self.resp.additional.push(Rr {
-                    owner,
-                    rtype: set.rtype,
-                    ttl: set.ttl,
-                    rdata,
-                });
-            }
+            push_records(&mut self.resp.additional, owner, set);
         }
+    }
+}
+
+/// Appends every record of `set` under `owner` to `section`.
+fn push_records<'a>(section: &mut Section<'a>, owner: Owner<'a>, set: &'a RrSet) {
+    for rdata in set.records.iter() {
+        section.push(Rr {
+            owner,
+            rtype: set.rtype,
+            ttl: set.ttl,
+            rdata,
+        });
     }
 }
