@@ -322,6 +322,10 @@ pub struct PoolKey {
     pub pool: Box<[u8]>,
 }
 
+/// Up to this many zones, [`Snapshot::find_zone`] compares the question with each origin
+/// instead of looking up each of its suffixes.
+const FEW_ZONES: usize = 4;
+
 /// Every served zone: what one reload produces and the query path reads.
 #[derive(Debug, Default)]
 pub struct Snapshot {
@@ -336,6 +340,16 @@ pub struct Snapshot {
 impl Snapshot {
     /// The zone that is the closest enclosing one for `qname` (a lowercase wire name).
     pub fn find_zone(&self, qname: &[u8]) -> Option<&Zone> {
+        // A few zones: comparing the question's tail with each origin is cheaper than
+        // hashing every suffix of the question (hot path).
+        if self.zones.len() <= FEW_ZONES {
+            return self
+                .zones
+                .iter()
+                .filter(|(origin, _)| is_within(qname, origin))
+                .max_by_key(|(origin, _)| origin.len())
+                .map(|(_, z)| &**z);
+        }
         let mut name = qname;
         loop {
             if let Some(z) = self.zones.get(name) {
