@@ -5,15 +5,18 @@
 //! below them and absent from them, every common type, the client's case, with and without
 //! EDNS, with a cookie, and at the smallest UDP size (where the per-query path truncates),
 //! the response is encoded twice, once with the room for prepared sections and once with
-//! none, and the two must be equal.
+//! none, and the two must be equal. Pools (every policy, mixed families, some nodes down)
+//! included.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use roundel::answer::{Question, Response, answer_at};
 use roundel::dns::wire::{self, Parsed};
+use roundel::node::{Health, NodeAdmin, NodeHealth, PoolRuntime};
 use roundel::zone::Snapshot;
 
 const EDGE_ZONE: &str = r#"origin = "edge.test."
@@ -50,6 +53,18 @@ NS = "ns1.edge.test."
 [names."*.wild"]
 A = "192.0.2.99"
 TXT = "wild"
+[checks.none]
+none = true
+[pools.sticky]
+check = "none"
+policy = "client-hash"
+nodes = ["192.0.2.31", "192.0.2.32", "192.0.2.33", "2001:db8::31", "2001:db8::32"]
+[pools.one]
+check = "none"
+nodes = ["192.0.2.41"]
+[pools.rr]
+check = "none"
+nodes = ["192.0.2.51", "192.0.2.52", "192.0.2.53", "2001:db8::51"]
 [names.big]
 TXT = [
   "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
@@ -60,7 +75,7 @@ TXT = [
 ]
 "#;
 
-fn snapshot() -> Snapshot {
+fn load() -> Snapshot {
     // One directory per call: the tests run in parallel.
     static CALLS: AtomicUsize = AtomicUsize::new(0);
     let n = CALLS.fetch_add(1, Ordering::Relaxed);
@@ -73,9 +88,34 @@ fn snapshot() -> Snapshot {
         let path = entry.unwrap().path();
         std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
     }
-    let snapshot = roundel::zone::load_snapshot(&dir, None).expect("zones load");
+    let mut snapshot = roundel::zone::load_snapshot(&dir, None).expect("zones load");
     let _ = std::fs::remove_dir_all(&dir);
+    attach_runtimes(&mut snapshot);
     snapshot
+}
+
+/// A runtime for every pool, node `i` up unless `i % 4 == 3` (no probe runs).
+fn attach_runtimes(snapshot: &mut Snapshot) {
+    let epoch = Instant::now();
+    let runtimes: Vec<_> = snapshot
+        .pools()
+        .into_iter()
+        .map(|(key, spec)| {
+            let health = (0..spec.nodes.len())
+                .map(|i| {
+                    let h = Arc::new(NodeHealth::new(epoch));
+                    let state = if i % 4 == 3 { Health::Down } else { Health::Up };
+                    h.force(state, None, None);
+                    h
+                })
+                .collect();
+            let admin = (0..spec.nodes.len())
+                .map(|_| Arc::new(NodeAdmin::default()))
+                .collect();
+            (key, Arc::new(PoolRuntime::new(spec, health, admin)))
+        })
+        .collect();
+    snapshot.attach_pools(runtimes);
 }
 
 /// Dotted text of a lowercase wire name, labels in mixed case (the client's case is
@@ -146,7 +186,10 @@ fn respond(snapshot: &Snapshot, msg: &[u8], prepared: bool) -> (Vec<u8>, bool) {
 
 #[test]
 fn prepared_answers_equal_the_per_query_encoding() {
-    let snapshot = snapshot();
+    // Two snapshots of the same zones, one answered each way: each query advances both
+    // pools' rotation counters alike, so round robin and weighted pools pick alike.
+    let snapshot = load();
+    let twin = load();
     let mut names: Vec<Vec<u8>> = Vec::new();
     for zone in snapshot.zones.values() {
         for key in zone.nodes.keys() {
@@ -173,7 +216,7 @@ fn prepared_answers_equal_the_per_query_encoding() {
             for &edns in &edns_variants {
                 let msg = query(&mixed_case(name), qtype, edns);
                 let (fast, took) = respond(&snapshot, &msg, true);
-                let (slow, _) = respond(&snapshot, &msg, false);
+                let (slow, _) = respond(&twin, &msg, false);
                 assert_eq!(
                     fast, slow,
                     "name {name:02x?} type {qtype} edns {edns:?}: prepared {took}"
@@ -192,7 +235,7 @@ fn prepared_answers_equal_the_per_query_encoding() {
 
 #[test]
 fn a_question_sharing_a_name_server_label_takes_the_per_query_path() {
-    let snapshot = snapshot();
+    let snapshot = load();
     // ns.sub.edge.test is at the cut `sub`, whose NS records name ns.sub: the per-query
     // encoder compresses them against the whole question name, the prepared referral
     // against the cut only.

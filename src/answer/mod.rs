@@ -21,7 +21,7 @@ use crate::node::{Family, PoolRuntime};
 use crate::policy::{self, ClientKey, Outcome, SelectInput, Selection};
 use crate::zone::model::ZonePool;
 use crate::zone::name::{is_within, label_starts, parent};
-use crate::zone::prepared::Prepared;
+use crate::zone::prepared::{Prepared, pool_record_len};
 use crate::zone::{Node, Rdata, RrSet, Snapshot, Zone};
 
 /// Longest CNAME chain followed inside a zone before giving up (a loop guard; real chains
@@ -100,6 +100,20 @@ pub enum Encoded<'a> {
     /// Sections anchored at a name of this length that the question name lies at or
     /// below: the apex (negative answers) or a zone cut (referrals).
     Anchored(&'a Prepared, usize),
+    /// A pool's answer at the question name: these nodes' records
+    /// ([`ZonePool::records`]), in this order, with this TTL.
+    Pool {
+        /// The pool.
+        pool: &'a ZonePool,
+        /// Record type (A or AAAA).
+        rtype: RecordType,
+        /// Node indices, in answer order.
+        nodes: [u8; crate::pool::spec::MAX_ANSWERS],
+        /// How many of `nodes`.
+        len: u8,
+        /// TTL of the records.
+        ttl: u32,
+    },
 }
 
 /// What to send back, before encoding.
@@ -151,6 +165,7 @@ impl<'a> Response<'a> {
         match self.encoded {
             Some(Encoded::Answer(set)) => set.records.len(),
             Some(Encoded::Anchored(p, _)) => p.counts()[0] as usize,
+            Some(Encoded::Pool { len, .. }) => len as usize,
             None => self.answer.len(),
         }
     }
@@ -459,6 +474,20 @@ impl<'a, S: Selector<'a>> Lookup<'a, '_, S> {
         match sel.outcome {
             Outcome::Answer => {
                 let rtype = family.record_type();
+                // At the question name: the records encoded at load time, if they fit.
+                if owner == Owner::Query && sel.nodes().len() * pool_record_len(rtype) <= self.room
+                {
+                    let mut nodes = [0u8; crate::pool::spec::MAX_ANSWERS];
+                    nodes[..sel.nodes().len()].copy_from_slice(sel.nodes());
+                    self.resp.encoded = Some(Encoded::Pool {
+                        pool,
+                        rtype,
+                        nodes,
+                        len: sel.nodes().len() as u8,
+                        ttl: sel.ttl,
+                    });
+                    return Step::Done;
+                }
                 for &i in sel.nodes() {
                     self.resp.answer.push(Rr {
                         owner,

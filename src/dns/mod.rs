@@ -95,7 +95,9 @@ pub fn respond(
         Transport::Udp => shield.udp_verdict(src, cookie, class, name, qtype, received),
         Transport::Tcp => Verdict::Send,
     };
-    match wire::parse(msg) {
+    // Matched in place: the query (with its name buffer) is not moved out again.
+    let mut parsed = wire::parse(msg);
+    match parsed {
         Parsed::Drop => {
             out.clear();
             stats.record_drop(shard);
@@ -128,7 +130,7 @@ pub fn respond(
                 stats.record_batch(shard, transport, 1, received.elapsed());
             }
         }
-        Parsed::Query(mut q) => {
+        Parsed::Query(ref mut q) => {
             let cookie = shield.cookies().process(q.edns.as_mut(), src);
             stats.record_cookie(shard, cookie);
             let question = Question {

@@ -14,6 +14,7 @@ use hickory_proto::rr::RecordType;
 use crate::answer::{Client, Encoded, Owner, Response, Rr};
 use crate::zone::encode::{CLASS_IN, HEADER_LEN, NameWriter, write_record};
 use crate::zone::name::MAX_NAME_LEN;
+use crate::zone::prepared::{POOL_RECORD_STRIDE, pool_record_len};
 
 /// Largest UDP payload Roundel advertises and sends: the DNS flag day 2020 value, which
 /// avoids IP fragmentation on nearly every path.
@@ -628,6 +629,7 @@ fn encode_prepared(out: &mut Vec<u8>, query: &Query, resp: &Response, encoded: E
     let counts = match encoded {
         Encoded::Answer(set) => [set.records.len() as u16, 0, 0],
         Encoded::Anchored(p, _) => p.counts(),
+        Encoded::Pool { len, .. } => [len as u16, 0, 0],
     };
     let opt = query.edns.is_some() as u16;
     write_header(
@@ -641,6 +643,22 @@ fn encode_prepared(out: &mut Vec<u8>, query: &Query, resp: &Response, encoded: E
     match encoded {
         Encoded::Answer(set) => out.extend_from_slice(&set.prepared),
         Encoded::Anchored(p, anchor_len) => p.write(out, query.qname().len() - anchor_len),
+        Encoded::Pool {
+            pool,
+            rtype,
+            nodes,
+            len,
+            ttl,
+        } => {
+            let n = pool_record_len(rtype);
+            for &i in &nodes[..len as usize] {
+                let at = i as usize * POOL_RECORD_STRIDE;
+                let start = out.len();
+                out.extend_from_slice(&pool.records[at..at + n]);
+                // Pointer (2), type (2), class (2), then the TTL.
+                out[start + 6..start + 10].copy_from_slice(&ttl.to_be_bytes());
+            }
+        }
     }
     if let Some(edns) = &query.edns {
         write_opt(out, edns, resp.rcode, resp.ecs_scope, resp.ede);

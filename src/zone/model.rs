@@ -242,6 +242,9 @@ pub struct ZonePool {
     pub position: (usize, usize),
     /// One A or AAAA record per node, in node order.
     pub rdata: Box<[Rdata]>,
+    /// The same records encoded for an answer at the question name, TTL 0, node `i`'s
+    /// at `i *` [`super::prepared::POOL_RECORD_STRIDE`] ([`super::prepared::pool_records`]).
+    pub records: Box<[u8]>,
     /// Live node state; `None` until [`Snapshot::attach_pools`] (a zone loaded only for
     /// checking has none).
     pub runtime: Option<Arc<PoolRuntime>>,

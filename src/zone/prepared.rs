@@ -104,6 +104,35 @@ pub fn answer(key: &[u8], set: &RrSet) -> Box<[u8]> {
     out.into_boxed_slice()
 }
 
+/// Bytes between the starts of two nodes' records in [`pool_records`]: room for an AAAA
+/// record (pointer 2, type, class, TTL and length 10, address 16).
+pub const POOL_RECORD_STRIDE: usize = 28;
+
+/// The address record of each node of a pool (`rdata`, in node order), encoded for an
+/// answer at the question name with TTL 0 (the TTL is chosen per answer), each at a
+/// multiple of [`POOL_RECORD_STRIDE`].
+pub fn pool_records(rdata: &[Rdata]) -> Box<[u8]> {
+    let names = NameWriter { qname: &[] };
+    let mut out = vec![0u8; rdata.len() * POOL_RECORD_STRIDE];
+    let mut record = Vec::with_capacity(POOL_RECORD_STRIDE);
+    for (i, r) in rdata.iter().enumerate() {
+        let rtype = match r.data {
+            hickory_proto::rr::RData::AAAA(_) => RecordType::AAAA,
+            _ => RecordType::A,
+        };
+        record.clear();
+        write_record(&mut record, &names, None, rtype, 0, r, |_| {});
+        out[i * POOL_RECORD_STRIDE..i * POOL_RECORD_STRIDE + record.len()].copy_from_slice(&record);
+    }
+    out.into_boxed_slice()
+}
+
+/// Length of a pool node's record in [`pool_records`] for `rtype` (A or AAAA).
+#[inline]
+pub fn pool_record_len(rtype: RecordType) -> usize {
+    if rtype == RecordType::AAAA { 28 } else { 16 }
+}
+
 /// One record to prepare: owner (uncompressed wire), type, TTL, data, section (0 answer,
 /// 1 authority, 2 additional).
 type Record<'z> = (&'z [u8], RecordType, u32, &'z Rdata, usize);

@@ -313,7 +313,7 @@ impl Builder<'_, '_> {
                         std::net::IpAddr::V6(a) => RData::AAAA(a.into()),
                     })
                 })
-                .collect();
+                .collect::<Box<[Rdata]>>();
             let node = nodes.entry(key).or_insert_with(|| Node {
                 wire: wire_of(&spec.name),
                 name: spec.name.clone(),
@@ -327,6 +327,7 @@ impl Builder<'_, '_> {
             zone_pools.push(ZonePool {
                 position: self.map.position(at),
                 spec,
+                records: crate::zone::prepared::pool_records(&rdata),
                 rdata,
                 runtime: None,
             });
