@@ -147,14 +147,14 @@ pub fn respond(
                 snapshot,
                 &question,
                 received,
-                wire::room(&q, limit),
+                wire::room(q, limit),
                 &mut resp,
             );
             let (class, name) = rrl::classify(question.qname, q.qtype, &resp);
             let truncated = match verdict(cookie, class, name, q.qtype) {
-                Verdict::Send => wire::encode(out, &q, &resp, limit),
+                Verdict::Send => wire::encode(out, q, &resp, limit),
                 Verdict::Slip => {
-                    wire::encode_slip(out, &q);
+                    wire::encode_slip(out, q);
                     stats.record_rrl(shard, Verdict::Slip);
                     true
                 }
