@@ -15,6 +15,9 @@
 //!    down* and its `all_down` mode decides.
 //! 4. The policy orders the chosen nodes; `max_answers` cuts the list.
 //! 5. TTL: `degraded_ttl` while any node of the family is down, else `ttl`.
+//!
+//! [`answering`] names the outcome of these decisions for a whole pool (normal,
+//! degraded, failing over, all down) for operators.
 
 use std::net::IpAddr;
 
@@ -26,6 +29,7 @@ use crate::node::{AdminState, Family, Health, NodeRuntime, PoolRuntime};
 use crate::pool::spec::{MAX_ANSWERS, MAX_NODES};
 use crate::pool::{AllDown, Policy};
 
+pub mod answering;
 #[cfg(test)]
 mod tests;
 
