@@ -146,6 +146,21 @@ fn counts(pool: &PoolRuntime) -> (usize, usize, usize, usize, usize) {
     (serving, down, unknown, drain, maint)
 }
 
+impl Paging {
+    /// Every pool asked for (or one by name) in full, not a page.
+    fn whole(pools_total: usize, totals: NodeTotals) -> Self {
+        Paging {
+            summary: false,
+            pools_total,
+            totals,
+            page: None,
+            limit: None,
+            pages: None,
+            pool_summaries: Vec::new(),
+        }
+    }
+}
+
 /// Builds the answer to `GET /api/v1/status?...`.
 pub fn status_page(admin: &Admin, q: &StatusQuery) -> Result<StatusPage, ApiError> {
     let snapshot = admin.reloader.cell().load_full();
@@ -170,15 +185,7 @@ pub fn status_page(admin: &Admin, q: &StatusQuery) -> Result<StatusPage, ApiErro
         status.pools = vec![pool_view(admin, z, p)];
         return Ok(StatusPage {
             status,
-            paging: Paging {
-                summary: false,
-                pools_total,
-                totals,
-                page: None,
-                limit: None,
-                pages: None,
-                pool_summaries: Vec::new(),
-            },
+            paging: Paging::whole(pools_total, totals),
         });
     }
 
@@ -189,15 +196,7 @@ pub fn status_page(admin: &Admin, q: &StatusQuery) -> Result<StatusPage, ApiErro
         status.pools = all.iter().map(|(z, p)| pool_view(admin, z, p)).collect();
         return Ok(StatusPage {
             status,
-            paging: Paging {
-                summary: false,
-                pools_total,
-                totals,
-                page: None,
-                limit: None,
-                pages: None,
-                pool_summaries: Vec::new(),
-            },
+            paging: Paging::whole(pools_total, totals),
         });
     }
     let (default, max) = if summary {

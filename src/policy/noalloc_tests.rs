@@ -7,13 +7,10 @@ use std::cell::Cell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hickory_proto::rr::Name;
-
+use super::tests::{N, spec};
 use super::{ClientKey, SelectInput, Selection, select};
 use crate::node::{AdminState, Family, Health, NodeAdmin, NodeHealth, PoolRuntime};
-use crate::pool::{
-    AllDown, CheckKind, CheckSpec, MinHealthy, NodeSpec, Policy, PoolSpec, ProbeTarget,
-};
+use crate::pool::{AllDown, MinHealthy, Policy};
 
 struct Counting;
 
@@ -45,47 +42,33 @@ fn allocs() -> u64 {
     ALLOCS.with(Cell::get)
 }
 
+/// Twelve nodes, every third IPv6, the last four in tier 2.
+const ADDRS: [&str; 12] = [
+    "192.0.2.1",
+    "192.0.2.2",
+    "2001:db8::3",
+    "192.0.2.4",
+    "192.0.2.5",
+    "2001:db8::6",
+    "192.0.2.7",
+    "192.0.2.8",
+    "2001:db8::9",
+    "192.0.2.10",
+    "192.0.2.11",
+    "2001:db8::12",
+];
+
 fn pool(policy: Policy, all_down: AllDown) -> PoolRuntime {
-    let nodes: Vec<NodeSpec> = (1..=12u32)
-        .map(|i| {
-            let addr = if i % 3 == 0 {
-                format!("2001:db8::{i}").parse().unwrap()
-            } else {
-                format!("192.0.2.{i}").parse().unwrap()
-            };
-            NodeSpec {
-                addr,
-                label: addr.to_string(),
-                weight: i,
-                tier: if i > 8 { 2 } else { 1 },
-                maint: false,
-                probe: ProbeTarget {
-                    addr,
-                    port: 0,
-                    host: None,
-                },
-            }
-        })
+    let nodes: Vec<N> = ADDRS
+        .iter()
+        .enumerate()
+        .map(|(i, a)| N(a, i as u32 + 1, if i >= 8 { 2 } else { 1 }))
         .collect();
-    let spec = PoolSpec {
-        name: Name::from_ascii("web.example.com.").unwrap(),
-        key: "web".into(),
-        ttl: 20,
-        degraded_ttl: 10,
-        policy,
-        max_answers: 3,
-        min_healthy: MinHealthy::Permille(500),
-        all_down,
-        slow_start: Some(Duration::from_secs(60)),
-        check: Arc::new(CheckSpec {
-            kind: CheckKind::None,
-            interval: Duration::from_secs(1),
-            timeout: Duration::from_millis(100),
-            rise: 1,
-            fall: 1,
-        }),
-        nodes,
-    };
+    let mut spec = spec(policy, &nodes);
+    spec.max_answers = 3;
+    spec.min_healthy = MinHealthy::Permille(500);
+    spec.all_down = all_down;
+    spec.slow_start = Some(Duration::from_secs(60));
     let epoch = Instant::now();
     let health: Vec<_> = (0..12)
         .map(|i| {
