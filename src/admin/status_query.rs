@@ -204,12 +204,8 @@ pub fn status_page(admin: &Admin, q: &StatusQuery) -> Result<StatusPage, ApiErro
     } else {
         (STATUS_PAGE_DEFAULT, STATUS_PAGE_MAX)
     };
-    let Window {
-        page,
-        limit,
-        pages,
-        range,
-    } = window(q.page, q.limit, default, max, pools_total)?;
+    let w = window(q.page, q.limit, default, max, pools_total)?;
+    let (page, limit, pages, range) = (w.page, w.limit, w.pages, w.range);
     let mut pool_summaries = Vec::new();
     if summary {
         pool_summaries = range
@@ -313,12 +309,8 @@ pub fn pools_page(
         let v = all.iter().map(|(z, p)| pool_view(admin, z, p)).collect();
         return Ok((v, headers));
     }
-    let Window {
-        page,
-        limit,
-        pages,
-        range,
-    } = window(q.page, q.limit, STATUS_PAGE_DEFAULT, STATUS_PAGE_MAX, total)?;
+    let w = window(q.page, q.limit, STATUS_PAGE_DEFAULT, STATUS_PAGE_MAX, total)?;
+    let (page, limit, pages, range) = (w.page, w.limit, w.pages, w.range);
     if page + 1 < pages
         && let Ok(v) = axum::http::HeaderValue::from_str(&format!(
             "</api/v1/pools?page={}&limit={limit}>; rel=\"next\"",
