@@ -20,7 +20,7 @@
 //! | `roundel_dns_cookies_total` | counter | `result` (`valid`, `client_only`, `invalid`) |
 //! | `roundel_dns_tcp_connections_open` | gauge | |
 //! | `roundel_dns_tcp_refused_global_total`, `_refused_per_address_total`, `_evicted_total`, `_idle_timeouts_total`, `_io_timeouts_total`, `_query_cap_total`, `_accept_errors_total` | counter | |
-//! | `roundel_admin_connections_refused_total`, `roundel_admin_accept_errors_total` | counter | |
+//! | `roundel_admin_connections_refused_total`, `_evicted_total`, `roundel_admin_accept_errors_total` | counter | |
 //! | `roundel_probe_local_errors_total` | counter | |
 //! | `roundel_zone_serial` | gauge | `zone` |
 //! | `roundel_zone_names` | gauge | `zone` |
@@ -129,8 +129,13 @@ fn limits(enc: &mut DescriptorEncoder) -> Fmt {
         ),
         (
             "roundel_admin_connections_refused",
-            "Admin connections refused at the cap",
+            "Admin connections refused at the cap (every connection answering)",
             &c::ADMIN_REFUSED,
+        ),
+        (
+            "roundel_admin_connections_evicted",
+            "Idle admin connections closed to make room at the cap",
+            &c::ADMIN_EVICTED,
         ),
         (
             "roundel_admin_accept_errors",
