@@ -437,12 +437,12 @@ impl prometheus_client::collector::Collector for Collector {
         }
         {
             let now = std::time::Instant::now();
-            let states: Vec<(String, crate::admin::answering::Answering)> = pools
+            let states: Vec<(String, crate::policy::answering::Answering)> = pools
                 .iter()
                 .map(|(_, p)| {
                     (
                         p.name().to_ascii(),
-                        crate::admin::answering::answering(p, now),
+                        crate::policy::answering::answering(p, now),
                     )
                 })
                 .collect();
@@ -453,7 +453,7 @@ impl prometheus_client::collector::Collector for Collector {
                 MetricType::Gauge,
             )?;
             for (pool, a) in &states {
-                for st in crate::admin::answering::State::ALL {
+                for st in crate::policy::answering::State::ALL {
                     let labels = [("pool", pool.as_str()), ("state", st.as_str())];
                     ConstGauge::new(i64::from(a.value == st)).encode(m.encode_family(&labels)?)?;
                 }

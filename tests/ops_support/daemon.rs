@@ -97,6 +97,26 @@ impl Daemon {
         self.log.lock().unwrap().clone()
     }
 
+    /// Waits (at most `bound`) until a line of the log satisfies `find`; what it found.
+    pub fn wait_log<T>(&self, bound: Duration, find: impl Fn(&str) -> Option<T>) -> Option<T> {
+        let start = Instant::now();
+        for _ in 0..(bound.as_millis() / 10 + 1) {
+            if let Some(t) = self.log.lock().unwrap().iter().find_map(|l| find(l)) {
+                return Some(t);
+            }
+            if start.elapsed() > bound {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
+    /// The process id, to signal it.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `http://ADMIN/PATH`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.admin.expect("an admin listener"))
