@@ -123,7 +123,9 @@ pub async fn serve(
     }
     let _ = stop_tx.send(true);
     // Connections end on their own (graceful shutdown), bounded by the caller.
-    let _ = running.acquire_many(all.min(u32::MAX as usize) as u32).await;
+    let _ = running
+        .acquire_many(all.min(u32::MAX as usize) as u32)
+        .await;
     Ok(())
 }
 

@@ -537,7 +537,6 @@ impl prometheus_client::collector::Collector for Collector {
                     *sum += b;
                 }
             }
-            drop(m);
             let mut m = enc.encode_descriptor(
                 "roundel_check_kind_duration_seconds",
                 "Duration of health checks of every target, by kind of check",

@@ -152,7 +152,9 @@ impl SlotGuard {
 
     /// Milliseconds since the last traffic.
     pub fn idle_ms(&self) -> u64 {
-        self.table.now().saturating_sub(self.slot.last.load(Relaxed))
+        self.table
+            .now()
+            .saturating_sub(self.slot.last.load(Relaxed))
     }
 
     /// Marks the connection busy until the returned guard is dropped.
