@@ -25,6 +25,8 @@
 //!   admin overrides in one place.
 //! - [`policy`]: which healthy nodes go into one answer (round robin, weighted,
 //!   client hash, fastest; tiers, slow start, all-down modes), lock- and allocation-free.
+//! - [`pool_watch`]: logs pools going all down (WARN) and answering again, off the
+//!   query path, with or without the admin listener.
 //! - [`answer`]: the answer engine: from (snapshot, question, client) it decides rcode,
 //!   flags and sections; pools are answered through [`policy::select`].
 //! - [`dns`]: the wire: a strict request parser and fast encoder ([`dns::wire`]), UDP
@@ -53,6 +55,7 @@ pub mod limits;
 pub mod node;
 pub mod policy;
 pub mod pool;
+pub mod pool_watch;
 pub mod reclaim;
 pub mod reload;
 pub mod server;

@@ -258,10 +258,15 @@ impl Reloader {
     }
 }
 
-/// Reloads on every SIGHUP until the server stops.
+/// What else a SIGHUP rereads, before the zones (the cookie secrets, for rollover).
+pub type OnSighup = Box<dyn Fn() + Send + Sync>;
+
+/// Reloads on every SIGHUP until the server stops, after running `also` (one handler for
+/// the signal, so everything it rereads is reread in one order).
 #[cfg(unix)]
 pub fn spawn_sighup(
     reloader: Arc<Reloader>,
+    also: Option<OnSighup>,
     mut stop: Stopping,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
     use tokio::signal::unix::{SignalKind, signal};
@@ -272,6 +277,9 @@ pub fn spawn_sighup(
                 got = hup.recv() => if got.is_none() { return },
                 () = stop.wait() => return,
             }
+            if let Some(also) = &also {
+                also();
+            }
             tracing::info!("SIGHUP: reloading zones");
             let _ = reloader.reload_by(Trigger::Signal).await;
         }
@@ -281,6 +289,7 @@ pub fn spawn_sighup(
 #[cfg(not(unix))]
 pub fn spawn_sighup(
     _reloader: Arc<Reloader>,
+    _also: Option<OnSighup>,
     _stop: Stopping,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
     Ok(tokio::spawn(async {}))

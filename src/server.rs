@@ -22,6 +22,7 @@ use crate::dns::shield::{Shield, ShieldError};
 use crate::dns::stats::DnsStats;
 use crate::dns::{tcp, udp};
 use crate::limits::{Budget, Limits};
+use crate::pool_watch;
 use crate::reload::{self, Reloader, Trigger};
 use crate::shutdown::Shutdown;
 use crate::zone::{Snapshot, ZoneErrors};
@@ -283,14 +284,20 @@ pub async fn serve(
     }
 
     let sighup = if opts.reload_on_sighup {
-        Some(reload::spawn_sighup(reloader.clone(), stopping.stopping())?)
+        let also = shield
+            .secret_file()
+            .is_some()
+            .then(|| secret_reload(shield.clone()));
+        Some(reload::spawn_sighup(
+            reloader.clone(),
+            also,
+            stopping.stopping(),
+        )?)
     } else {
         None
     };
-    let secret_reload = match shield.secret_file() {
-        Some(_) if opts.reload_on_sighup => Some(spawn_secret_reload(shield.clone())?),
-        _ => None,
-    };
+    // Pools going all down are logged whether or not the admin listener runs.
+    tokio::spawn(pool_watch::run(cell.clone(), stopping.stopping()));
     let watcher = if opts.watch_zones {
         Some(reload::watch(
             reloader.clone(),
@@ -324,7 +331,7 @@ pub async fn serve(
                     "the admin listener is not on loopback and reads are open: set [admin] read_token or require_token_for_reads = true"
                 );
             }
-            let stop = stopping.stopping().stopped();
+            let stop = stopping.stopping();
             tracing::info!(
                 %addr,
                 writable = opts.admin_token.is_some(),
@@ -361,9 +368,6 @@ pub async fn serve(
     // The reload tasks end at the signal; a reload under way finishes first (bounded).
     for t in [sighup, watcher].into_iter().flatten() {
         let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
-    }
-    if let Some(h) = secret_reload {
-        h.abort();
     }
     tcp_ctx.close_all();
     if let Some(c) = &cluster {
@@ -524,28 +528,16 @@ fn log_shield(opts: &ServeOptions) {
     }
 }
 
-/// Rereads the cookie secret file on SIGHUP (the zones are reloaded too, by their own
+/// Rereads the cookie secret file on SIGHUP (the zones are reloaded after it by the same
 /// handler): the rollover procedure of RFC 9018 section 5 is a sequence of file edits,
 /// each followed by a SIGHUP to every server of the set.
-#[cfg(unix)]
-fn spawn_secret_reload(shield: Arc<Shield>) -> std::io::Result<tokio::task::JoinHandle<()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut hup = signal(SignalKind::hangup())?;
-    Ok(tokio::spawn(async move {
-        while hup.recv().await.is_some() {
-            match shield.reload_secrets() {
-                Ok(()) => tracing::info!("SIGHUP: cookie secrets reloaded"),
-                Err(e) => {
-                    tracing::warn!(error = %e, "SIGHUP: cookie secrets not reloaded; the previous ones stay in use")
-                }
-            }
+fn secret_reload(shield: Arc<Shield>) -> reload::OnSighup {
+    Box::new(move || match shield.reload_secrets() {
+        Ok(()) => tracing::info!("SIGHUP: cookie secrets reloaded"),
+        Err(e) => {
+            tracing::warn!(error = %e, "SIGHUP: cookie secrets not reloaded; the previous ones stay in use")
         }
-    }))
-}
-
-#[cfg(not(unix))]
-fn spawn_secret_reload(_shield: Arc<Shield>) -> std::io::Result<tokio::task::JoinHandle<()>> {
-    Ok(tokio::spawn(async {}))
+    })
 }
 
 /// Tells systemd about a state change; logs (once per call) when it cannot.

@@ -149,6 +149,20 @@ impl<'a> SourceMap<'a> {
     }
 }
 
+/// A key as written in a dotted TOML path (`names.www`, `names."*.lb"`): bare when it
+/// can be, quoted as TOML quotes it otherwise, so an error's key path can be pasted back
+/// into the file.
+pub fn toml_key(k: &str) -> String {
+    if !k.is_empty()
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        k.to_owned()
+    } else {
+        toml::Value::String(k.to_owned()).to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

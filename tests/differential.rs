@@ -30,7 +30,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::client::{self, Outcome, Q, Transport};
-use common::compare::{compare, mixed_case, toml_names};
+use common::compare::{about_name, compare, toml_names};
 use common::reference::{self, Kind, Reference, ZoneText};
 use common::wire::ty;
 use common::{REFERENCE, Who, cases, master_dir, roundel_target, zones_dir};
@@ -79,30 +79,10 @@ fn queries() -> Vec<(Q, bool)> {
         }
     }
     // 2. Every owner name crossed with the usual types, and around each name.
-    let types = [
-        ty::A,
-        ty::AAAA,
-        ty::NS,
-        ty::MX,
-        ty::TXT,
-        ty::SOA,
-        ty::CNAME,
-        ty::SRV,
-        ty::CAA,
-        ty::PTR,
-        ty::DS,
-        ty::ANY,
-    ];
     for f in queried_files() {
         let (origin, names) = toml_names(&f);
         for n in &names {
-            for t in types {
-                out.push((Q::new(n, t), false));
-            }
-            out.push((Q::new(n, ty::A).no_edns(), false));
-            out.push((Q::new(&mixed_case(n), ty::A), false));
-            out.push((Q::new(&format!("zz.{n}"), ty::A), false));
-            out.push((Q::new(&format!("zz.{n}"), ty::TXT).dnssec_ok(), false));
+            out.extend(about_name(n).into_iter().map(|q| (q, false)));
         }
         out.push((
             Q::new(&format!("nothing-here.{origin}"), ty::MX).rd(),

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::client::{self, Outcome, Q, Transport};
-use common::compare::{compare, mixed_case, toml_names};
+use common::compare::{about_name, compare, toml_names};
 use common::reference::{self, Kind, Reference, ZoneText};
 use common::roundel_target::TestServer;
 use common::wire::ty;
@@ -125,20 +125,6 @@ fn round_trip(from: &Path, to: &Path) -> Vec<ZoneText> {
 
 /// Every owner name of the imported zones crossed with the usual types, and around them.
 fn queries(dir: &Path) -> Vec<Q> {
-    let types = [
-        ty::A,
-        ty::AAAA,
-        ty::NS,
-        ty::MX,
-        ty::TXT,
-        ty::SOA,
-        ty::CNAME,
-        ty::SRV,
-        ty::CAA,
-        ty::PTR,
-        ty::DS,
-        ty::ANY,
-    ];
     let mut out = vec![];
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
@@ -149,12 +135,7 @@ fn queries(dir: &Path) -> Vec<Q> {
     for f in &files {
         let (origin, names) = toml_names(f);
         for n in &names {
-            for t in types {
-                out.push(Q::new(n, t));
-            }
-            out.push(Q::new(n, ty::TXT).no_edns());
-            out.push(Q::new(&mixed_case(n), ty::A));
-            out.push(Q::new(&format!("zz.{n}"), ty::A));
+            out.extend(about_name(n));
         }
         out.push(Q::new(&format!("nothing-here.{origin}"), ty::MX));
     }

@@ -1,11 +1,11 @@
 //! No input makes the query path panic: 200,000 mutated queries (bit flips, truncation,
 //! splices, random counts and lengths, a deterministic generator so failures reproduce)
-//! go through the UDP path against the shipped zones, their pools attached to live node
-//! state (some nodes up, some down) so that pool names reach the selection code. Every
+//! go through the UDP path against the shipped zones, their pools checked against real
+//! backends (two nodes up, one down) so that pool names reach the selection code. Every
 //! reply must parse as a DNS message, be a response echoing the query ID, and never be
 //! larger than the UDP limit.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,33 +14,67 @@ use roundel::dns::respond;
 use roundel::dns::rrl_config::{CookieConfig, RrlConfig};
 use roundel::dns::shield::Shield;
 use roundel::dns::stats::{DnsStats, Transport};
-use roundel::node::{Health, NodeAdmin, NodeHealth, PoolRuntime};
+use roundel::node::Health;
+use roundel::reload::{Reloader, Trigger};
+use roundel::zone::{Snapshot, SnapshotCell};
+use support_backends::{Backend, Mode};
 
-/// Attaches a runtime to every pool, node `i` up unless `i % 3 == 2`: no probe runs (the
-/// shipped zones' nodes are not on loopback), the policies see mixed states.
-fn attach_runtimes(snapshot: &mut roundel::zone::Snapshot) -> usize {
-    let epoch = Instant::now();
-    let runtimes: Vec<_> = snapshot
-        .pools()
-        .into_iter()
-        .map(|(key, spec)| {
-            let health = (0..spec.nodes.len())
-                .map(|i| {
-                    let h = Arc::new(NodeHealth::new(epoch));
-                    let state = if i % 3 == 2 { Health::Down } else { Health::Up };
-                    h.force(state, None, None);
-                    h
-                })
-                .collect();
-            let admin = (0..spec.nodes.len())
-                .map(|_| Arc::new(NodeAdmin::default()))
-                .collect();
-            (key, Arc::new(PoolRuntime::new(spec, health, admin)))
-        })
-        .collect();
-    let n = runtimes.len();
-    snapshot.attach_pools(runtimes);
-    n
+mod support_backends;
+
+/// The shipped zones, their pools' HTTP check pointed at real backends on 127.0.0.11 and
+/// 127.0.0.12 (a port of ours), with nothing on 127.0.0.13, loaded by the real reloader:
+/// the first check results decide the states, so the policies see mixed ones (two nodes
+/// up, one down) and pool names reach the selection code.
+struct LivePools {
+    rt: tokio::runtime::Runtime,
+    reloader: Reloader,
+    cell: Arc<SnapshotCell>,
+    _backends: Vec<Backend>,
+    dir: std::path::PathBuf,
+}
+
+impl LivePools {
+    fn start() -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let first = rt.block_on(Backend::http("127.0.0.11", Mode::ok()));
+        let port = first.port();
+        let second = rt.block_on(Backend::http_at(
+            SocketAddr::from(([127, 0, 0, 12], port)),
+            Mode::ok(),
+        ));
+        let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("zones");
+        let dir = std::env::temp_dir().join(format!("roundel-malformed-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for entry in std::fs::read_dir(&shipped).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let text = text.replace("port = 8080,", &format!("port = {port},"));
+            std::fs::write(dir.join(path.file_name().unwrap()), text).unwrap();
+        }
+        let cell = Arc::new(SnapshotCell::from_pointee(Snapshot::default()));
+        let reloader = Reloader::new(cell.clone(), dir.clone());
+        rt.block_on(reloader.reload_by(Trigger::Startup))
+            .expect("the shipped zones load");
+        Self {
+            rt,
+            reloader,
+            cell,
+            _backends: vec![first, second],
+            dir,
+        }
+    }
+}
+
+impl Drop for LivePools {
+    fn drop(&mut self) {
+        self.rt.block_on(self.reloader.monitor().shutdown());
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// xorshift64*: small, deterministic, good enough to mutate bytes.
@@ -93,11 +127,16 @@ fn seeds() -> Vec<Vec<u8>> {
 
 #[test]
 fn mutated_queries_never_panic_and_replies_are_well_formed() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("zones");
-    let mut snapshot = roundel::zone::load_snapshot(&dir, None).expect("shipped zones load");
+    let live = LivePools::start();
+    let snapshot = live.cell.load_full();
+    let states: Vec<Health> = snapshot
+        .pool_runtimes()
+        .iter()
+        .flat_map(|(_, p)| p.nodes().iter().map(|n| n.health.health()))
+        .collect();
     assert!(
-        attach_runtimes(&mut snapshot) > 0,
-        "the shipped zones have pools"
+        states.contains(&Health::Up) && states.contains(&Health::Down),
+        "the pools' nodes are not in mixed states: {states:?}"
     );
     let stats = DnsStats::default();
     // Cookies on (their parsing and verification are fuzzed too), rate limiting off (it

@@ -1,28 +1,26 @@
-//! The last hour of each node's state, and warnings when a pool goes all down.
+//! The last hour of each node's state, for the status page.
 //!
-//! A sampler task, off the query path, looks at every pool once a second: it logs at WARN
-//! when a pool's answering state becomes all-down (and at INFO when it recovers), and every
-//! [`STEP`] it appends each node's state to a ring buffer of [`CELLS`] entries, which the
+//! A sampler task, off the query path, looks at every pool once a [`STEP`] and appends each node's state to a ring buffer of [`CELLS`] entries, which the
 //! status page draws as a timeline, with each node's sampled answer count of the step
 //! (for its share of recent answers). Memory is bounded: nine bytes per node per step.
+//! (Pools going all down are logged by [`crate::pool_watch`], which runs with or without
+//! the admin listener.)
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::sync::{Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::Admin;
-use super::answering::{State, answering};
 use crate::node::{AdminState, Health, NodeRuntime};
+use crate::shutdown::Stopping;
 
-/// How often the sampler looks at the pools.
-pub const TICK: Duration = Duration::from_secs(1);
-/// One timeline cell.
+/// One timeline cell: how often the sampler looks at the pools.
 pub const STEP: Duration = Duration::from_secs(30);
 /// Cells kept: one hour.
 pub const CELLS: usize = 120;
 
-/// Ring buffers of node states and the last answering state of each pool.
+/// Ring buffers of node states and of their sampled answer counts.
 #[derive(Debug, Default)]
 pub struct History {
     inner: Mutex<Inner>,
@@ -33,8 +31,6 @@ struct Inner {
     nodes: HashMap<(String, IpAddr), VecDeque<u8>>,
     /// Sampled answers per node per step, and the counter at the last step.
     answers: HashMap<(String, IpAddr), (VecDeque<u64>, u64)>,
-    pools: HashMap<String, State>,
-    last_step: Option<Instant>,
 }
 
 /// A node's state as one timeline letter: `u`p, `d`own, `?` unknown, d`r`ain, `m`aint.
@@ -76,75 +72,49 @@ impl History {
         sampled * crate::node::ANSWER_SAMPLE
     }
 
-    /// One look at every pool.
-    pub fn tick(&self, admin: &Admin, now: Instant) {
+    /// One look at every pool: a cell more for each node.
+    pub fn tick(&self, admin: &Admin) {
         let snapshot = admin.reloader.cell().load_full();
-        let pools = super::api::all_pools(&snapshot);
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let step = inner
-            .last_step
-            .is_none_or(|t| now.duration_since(t) >= STEP);
-        if step {
-            inner.last_step = Some(now);
-        }
-        let mut seen_pools = Vec::with_capacity(pools.len());
-        let mut seen_nodes = Vec::new();
-        for (_, p) in pools {
+        let mut seen_nodes = HashSet::new();
+        for (_, p) in snapshot.pool_runtimes() {
             let name = p.name().to_ascii();
-            let a = answering(p, now);
-            let before = inner.pools.insert(name.clone(), a.value);
-            if before != Some(a.value) {
-                if a.value == State::AllDown {
-                    tracing::warn!(
-                        target: "roundel::health",
-                        pool = %name,
-                        all_down = a.all_down_mode.unwrap_or_default(),
-                        ttl = a.ttl,
-                        "pool all down: {}", a.detail
-                    );
-                } else if before == Some(State::AllDown) {
-                    tracing::info!(target: "roundel::health", pool = %name, state = a.state, "pool answering again: {}", a.detail);
+            for n in p.nodes() {
+                let ring = inner.nodes.entry((name.clone(), n.spec.addr)).or_default();
+                if ring.len() == CELLS {
+                    ring.pop_front();
                 }
-            }
-            if step {
-                for n in p.nodes() {
-                    let ring = inner.nodes.entry((name.clone(), n.spec.addr)).or_default();
-                    if ring.len() == CELLS {
-                        ring.pop_front();
-                    }
-                    ring.push_back(letter(n));
-                    let now_count = n.admin.sampled();
-                    let (cells, last) = inner
-                        .answers
-                        .entry((name.clone(), n.spec.addr))
-                        .or_insert_with(|| (VecDeque::new(), now_count));
-                    if cells.len() == CELLS {
-                        cells.pop_front();
-                    }
-                    cells.push_back(now_count.saturating_sub(*last));
-                    *last = now_count;
-                    seen_nodes.push((name.clone(), n.spec.addr));
+                ring.push_back(letter(n));
+                let now_count = n.admin.sampled();
+                let (cells, last) = inner
+                    .answers
+                    .entry((name.clone(), n.spec.addr))
+                    .or_insert_with(|| (VecDeque::new(), now_count));
+                if cells.len() == CELLS {
+                    cells.pop_front();
                 }
+                cells.push_back(now_count.saturating_sub(*last));
+                *last = now_count;
+                seen_nodes.insert((name.clone(), n.spec.addr));
             }
-            seen_pools.push(name);
         }
-        inner.pools.retain(|k, _| seen_pools.contains(k));
-        if step {
-            inner.nodes.retain(|k, _| seen_nodes.contains(k));
-            inner.answers.retain(|k, _| seen_nodes.contains(k));
-        }
+        inner.nodes.retain(|k, _| seen_nodes.contains(k));
+        inner.answers.retain(|k, _| seen_nodes.contains(k));
     }
 }
 
-/// Samples until the admin side is gone.
-pub async fn run(admin: Weak<Admin>) {
-    let mut interval = tokio::time::interval(TICK);
+/// Samples until the server stops (or the admin side is gone).
+pub async fn run(admin: Weak<Admin>, mut stop: Stopping) {
+    let mut interval = tokio::time::interval(STEP);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        interval.tick().await;
+        tokio::select! {
+            _ = interval.tick() => {}
+            () = stop.wait() => return,
+        }
         let Some(admin) = admin.upgrade() else {
             return;
         };
-        admin.history.tick(&admin, Instant::now());
+        admin.history.tick(&admin);
     }
 }

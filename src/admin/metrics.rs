@@ -20,7 +20,7 @@
 //! | `roundel_dns_cookies_total` | counter | `result` (`valid`, `client_only`, `invalid`) |
 //! | `roundel_dns_tcp_connections_open` | gauge | |
 //! | `roundel_dns_tcp_refused_global_total`, `_refused_per_address_total`, `_evicted_total`, `_idle_timeouts_total`, `_io_timeouts_total`, `_query_cap_total`, `_accept_errors_total` | counter | |
-//! | `roundel_admin_connections_refused_total`, `roundel_admin_accept_errors_total` | counter | |
+//! | `roundel_admin_connections_refused_total`, `_evicted_total`, `roundel_admin_accept_errors_total` | counter | |
 //! | `roundel_probe_local_errors_total` | counter | |
 //! | `roundel_zone_serial` | gauge | `zone` |
 //! | `roundel_zone_names` | gauge | `zone` |
@@ -31,8 +31,9 @@
 //! | `roundel_pool_serving_nodes` | gauge | `pool` |
 //! | `roundel_pool_answering` | gauge (1 for the current state) | `pool`, `state` (`normal`, `degraded`, `failover`, `all-down`) |
 //! | `roundel_pool_answer_ttl_seconds` | gauge | `pool` |
-//! | `roundel_check_duration_seconds` | histogram | `target`, `check` |
-//! | `roundel_check_failures_total` | counter | `target`, `check`, `reason` |
+//! | `roundel_check_duration_seconds` | histogram, count and sum only | `target`, `check` |
+//! | `roundel_check_kind_duration_seconds` | histogram | `check` |
+//! | `roundel_check_failures_total` | counter | `target`, `check`, `reason` (those of the kind) |
 //! | `roundel_check_transitions_total` | counter | `target`, `check` |
 //! | `roundel_probe_panics_total` | counter | |
 //! | `roundel_probe_tasks` | gauge | |
@@ -129,8 +130,13 @@ fn limits(enc: &mut DescriptorEncoder) -> Fmt {
         ),
         (
             "roundel_admin_connections_refused",
-            "Admin connections refused at the cap",
+            "Admin connections refused at the cap (every connection answering)",
             &c::ADMIN_REFUSED,
+        ),
+        (
+            "roundel_admin_connections_evicted",
+            "Idle admin connections closed to make room at the cap",
+            &c::ADMIN_EVICTED,
         ),
         (
             "roundel_admin_accept_errors",
@@ -431,12 +437,12 @@ impl prometheus_client::collector::Collector for Collector {
         }
         {
             let now = std::time::Instant::now();
-            let states: Vec<(String, crate::admin::answering::Answering)> = pools
+            let states: Vec<(String, crate::policy::answering::Answering)> = pools
                 .iter()
                 .map(|(_, p)| {
                     (
                         p.name().to_ascii(),
-                        crate::admin::answering::answering(p, now),
+                        crate::policy::answering::answering(p, now),
                     )
                 })
                 .collect();
@@ -447,7 +453,7 @@ impl prometheus_client::collector::Collector for Collector {
                 MetricType::Gauge,
             )?;
             for (pool, a) in &states {
-                for st in crate::admin::answering::State::ALL {
+                for st in crate::policy::answering::State::ALL {
                     let labels = [("pool", pool.as_str()), ("state", st.as_str())];
                     ConstGauge::new(i64::from(a.value == st)).encode(m.encode_family(&labels)?)?;
                 }
@@ -497,24 +503,57 @@ impl prometheus_client::collector::Collector for Collector {
             }
         }
         {
+            // Per target only the count and the sum (and the +Inf bucket the format
+            // requires): 3 series instead of 14, so that /metrics stays a few MB at the
+            // probe cap (docs/operations.md#metrics-at-scale). The buckets are kept per kind
+            // of check, summed over its targets, below.
             let mut m = enc.encode_descriptor(
                 "roundel_check_duration_seconds",
-                "Duration of health checks, failed ones included",
+                "Duration of health checks, failed ones included (count and sum per target)",
                 None,
                 MetricType::Histogram,
             )?;
+            let mut by_kind: Vec<(&str, f64, [u64; CHECK_BUCKETS.len() + 1])> = Vec::new();
             for (target, kind, t, _) in &probes {
-                let buckets: Vec<(f64, u64)> = CHECK_BUCKETS
-                    .iter()
-                    .copied()
-                    .chain([f64::INFINITY])
-                    .zip(t.buckets.iter().copied())
-                    .collect();
+                let count = t.buckets.iter().sum();
                 let labels = [("target", target.as_str()), ("check", *kind)];
                 m.encode_family(&labels)?
                     .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
                         t.sum,
-                        t.buckets.iter().sum(),
+                        count,
+                        &[(f64::INFINITY, count)],
+                        None,
+                    )?;
+                let i = match by_kind.iter().position(|(k, ..)| k == kind) {
+                    Some(i) => i,
+                    None => {
+                        by_kind.push((*kind, 0.0, [0; CHECK_BUCKETS.len() + 1]));
+                        by_kind.len() - 1
+                    }
+                };
+                let k = &mut by_kind[i];
+                k.1 += t.sum;
+                for (sum, b) in k.2.iter_mut().zip(t.buckets.iter()) {
+                    *sum += b;
+                }
+            }
+            let mut m = enc.encode_descriptor(
+                "roundel_check_kind_duration_seconds",
+                "Duration of health checks of every target, by kind of check",
+                None,
+                MetricType::Histogram,
+            )?;
+            for (kind, sum, counts) in &by_kind {
+                let buckets: Vec<(f64, u64)> = CHECK_BUCKETS
+                    .iter()
+                    .copied()
+                    .chain([f64::INFINITY])
+                    .zip(counts.iter().copied())
+                    .collect();
+                m.encode_family(&[("check", *kind)])?
+                    .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                        *sum,
+                        counts.iter().sum(),
                         &buckets,
                         None,
                     )?;
@@ -529,6 +568,11 @@ impl prometheus_client::collector::Collector for Collector {
             )?;
             for (target, kind, t, _) in &probes {
                 for (i, reason) in FAILURE_REASONS.iter().enumerate() {
+                    // Only the reasons this kind of check can report: fewer series that
+                    // can never count (a TCP check has no HTTP status, no TLS).
+                    if !reason_applies(kind, reason) {
+                        continue;
+                    }
                     let labels = [
                         ("target", target.as_str()),
                         ("check", *kind),
@@ -599,6 +643,16 @@ impl prometheus_client::collector::Collector for Collector {
             snapshot.generation as f64,
         )?;
         Ok(())
+    }
+}
+
+/// Whether a check of `kind` can fail for `reason` ([`crate::health::probe`]): a TCP check
+/// only connects; only an HTTPS check has TLS.
+fn reason_applies(kind: &str, reason: &str) -> bool {
+    match kind {
+        "tcp" => matches!(reason, "timeout" | "refused" | "connect"),
+        "http" => reason != "tls",
+        _ => true,
     }
 }
 

@@ -12,7 +12,6 @@
 //! (403), from the request headers before any body is read. Overrides are kept in a state file ([`overrides`]) and re-applied after every
 //! reload and at startup.
 
-pub mod answering;
 pub mod api;
 pub mod exposition;
 pub mod history;
@@ -21,10 +20,10 @@ pub mod metrics;
 pub mod overrides;
 pub mod page;
 pub mod read_auth;
+pub mod slots;
 pub mod status_query;
 pub mod time;
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -34,6 +33,7 @@ use axum::response::IntoResponse;
 
 use crate::dns::stats::DnsStats;
 use crate::reload::Reloader;
+use crate::shutdown::Stopping;
 use overrides::Overrides;
 
 /// Default admin listener: loopback only.
@@ -215,18 +215,23 @@ pub fn router(admin: Arc<Admin>, body_limit: usize) -> Router {
         .with_state(admin)
 }
 
-/// Serves the admin routes on `listener` with `limits` until `shutdown` completes.
+/// Serves the admin routes on `listener` with `limits`, and samples the status page's
+/// history, until the server stops.
 pub async fn run(
     listener: tokio::net::TcpListener,
     admin: Arc<Admin>,
     limits: listener::AdminLimits,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    stop: Stopping,
 ) -> std::io::Result<()> {
-    let sampler = tokio::spawn(history::run(Arc::downgrade(&admin)));
-    let served =
-        listener::serve(listener, router(admin, limits.body_limit), limits, shutdown).await;
-    sampler.abort();
-    served
+    // The sampler ends at the same signal (or when the listener's side is gone).
+    tokio::spawn(history::run(Arc::downgrade(&admin), stop.clone()));
+    listener::serve(
+        listener,
+        router(admin, limits.body_limit),
+        limits,
+        stop.stopped(),
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -93,7 +93,7 @@ struct File {
 pub struct Overrides {
     map: Mutex<BTreeMap<NodeKey, Override>>,
     file: Option<PathBuf>,
-    cluster: std::sync::OnceLock<std::sync::Arc<AdminStore>>,
+    cluster: std::sync::OnceLock<Arc<AdminStore>>,
 }
 
 fn from_stored(o: StoredOverride) -> Override {
@@ -160,7 +160,7 @@ impl Overrides {
 
     /// Keeps the overrides in the cluster's store (etcd) from now on. Call it before the
     /// first load; only the first call has an effect.
-    pub fn set_cluster(&self, store: std::sync::Arc<AdminStore>) {
+    pub fn set_cluster(&self, store: Arc<AdminStore>) {
         let _ = self.cluster.set(store);
     }
 
@@ -201,44 +201,82 @@ impl Overrides {
     pub fn update(
         &self,
         key: NodeKey,
-        f: impl FnOnce(&mut Override),
+        f: impl Fn(&mut Override),
     ) -> Result<Override, StateFileError> {
-        if let Some(c) = self.cluster.get() {
-            let mut o = self.get(&key).unwrap_or(Override {
-                state: AdminState::Ready,
-                weight: None,
-                since: SystemTime::now(),
-            });
+        let mut changed = self.update_all(vec![key], f)?;
+        Ok(changed.remove(0))
+    }
+
+    /// Changes the overrides of every node of `keys` with `f` and saves the file once:
+    /// all or nothing (on a write error nothing changes). The new overrides, in the order
+    /// of `keys`. Blocking (the file is written and fsynced): call it off the runtime.
+    pub fn update_all(
+        &self,
+        keys: Vec<NodeKey>,
+        f: impl Fn(&mut Override),
+    ) -> Result<Vec<Override>, StateFileError> {
+        let fresh = || Override {
+            state: AdminState::Ready,
+            weight: None,
+            since: SystemTime::now(),
+        };
+        let changed = |mut o: Override| {
             f(&mut o);
             o.since = SystemTime::now();
-            let stored =
-                (o.state != AdminState::Ready || o.weight.is_some()).then_some(StoredOverride {
+            o
+        };
+        let kept = |o: &Override| o.state != AdminState::Ready || o.weight.is_some();
+        if let Some(c) = self.cluster.get() {
+            let all = self.all();
+            let mut out = Vec::with_capacity(keys.len());
+            for key in keys {
+                let o = changed(all.get(&key).copied().unwrap_or_else(fresh));
+                let stored = kept(&o).then_some(StoredOverride {
                     state: o.state,
                     weight: o.weight,
                     since: o.since,
                 });
-            c.put((key.pool, key.addr), stored);
-            return Ok(o);
+                c.put((key.pool, key.addr), stored);
+                out.push(o);
+            }
+            return Ok(out);
         }
         let mut map = self.lock();
-        let mut o = map.get(&key).copied().unwrap_or(Override {
-            state: AdminState::Ready,
-            weight: None,
-            since: SystemTime::now(),
-        });
-        f(&mut o);
-        o.since = SystemTime::now();
         let mut next = map.clone();
-        if o.state == AdminState::Ready && o.weight.is_none() {
-            next.remove(&key);
-        } else {
-            next.insert(key, o);
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let o = changed(next.get(&key).copied().unwrap_or_else(fresh));
+            if kept(&o) {
+                next.insert(key, o);
+            } else {
+                next.remove(&key);
+            }
+            out.push(o);
         }
         if let Some(path) = &self.file {
             write_atomically(path, &render(&next))?;
         }
         *map = next;
-        Ok(o)
+        Ok(out)
+    }
+
+    /// [`Overrides::update_all`] on a blocking thread: the state file is written and
+    /// fsynced before a change is acknowledged, and that must not hold up the runtime
+    /// threads that serve the API (and DNS over TCP).
+    pub async fn update_all_off_runtime(
+        self: Arc<Self>,
+        keys: Vec<NodeKey>,
+        f: impl Fn(&mut Override) + Send + 'static,
+    ) -> Result<Vec<Override>, StateFileError> {
+        let path = self.file.clone().unwrap_or_default();
+        tokio::task::spawn_blocking(move || self.update_all(keys, f))
+            .await
+            .unwrap_or_else(|e| {
+                Err(StateFileError::Io {
+                    path,
+                    source: std::io::Error::other(format!("state file task failed: {e}")),
+                })
+            })
     }
 
     /// Sets the admin slots of every pool node of `snapshot` from the overrides (nodes

@@ -146,6 +146,21 @@ fn counts(pool: &PoolRuntime) -> (usize, usize, usize, usize, usize) {
     (serving, down, unknown, drain, maint)
 }
 
+impl Paging {
+    /// Every pool asked for (or one by name) in full, not a page.
+    fn whole(pools_total: usize, totals: NodeTotals) -> Self {
+        Paging {
+            summary: false,
+            pools_total,
+            totals,
+            page: None,
+            limit: None,
+            pages: None,
+            pool_summaries: Vec::new(),
+        }
+    }
+}
+
 /// Builds the answer to `GET /api/v1/status?...`.
 pub fn status_page(admin: &Admin, q: &StatusQuery) -> Result<StatusPage, ApiError> {
     let snapshot = admin.reloader.cell().load_full();
@@ -170,15 +185,7 @@ pub fn status_page(admin: &Admin, q: &StatusQuery) -> Result<StatusPage, ApiErro
         status.pools = vec![pool_view(admin, z, p)];
         return Ok(StatusPage {
             status,
-            paging: Paging {
-                summary: false,
-                pools_total,
-                totals,
-                page: None,
-                limit: None,
-                pages: None,
-                pool_summaries: Vec::new(),
-            },
+            paging: Paging::whole(pools_total, totals),
         });
     }
 
@@ -189,15 +196,7 @@ pub fn status_page(admin: &Admin, q: &StatusQuery) -> Result<StatusPage, ApiErro
         status.pools = all.iter().map(|(z, p)| pool_view(admin, z, p)).collect();
         return Ok(StatusPage {
             status,
-            paging: Paging {
-                summary: false,
-                pools_total,
-                totals,
-                page: None,
-                limit: None,
-                pages: None,
-                pool_summaries: Vec::new(),
-            },
+            paging: Paging::whole(pools_total, totals),
         });
     }
     let (default, max) = if summary {
@@ -205,22 +204,8 @@ pub fn status_page(admin: &Admin, q: &StatusQuery) -> Result<StatusPage, ApiErro
     } else {
         (STATUS_PAGE_DEFAULT, STATUS_PAGE_MAX)
     };
-    let limit = q.limit.unwrap_or(default);
-    if limit == 0 || limit > max {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("limit must be from 1 to {max}"),
-        ));
-    }
-    let page = q.page.unwrap_or(0);
-    let pages = pools_total.div_ceil(limit).max(1);
-    if page >= pages {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("page must be below {pages} ({pools_total} pools, {limit} a page)"),
-        ));
-    }
-    let range = page * limit..((page + 1) * limit).min(pools_total);
+    let w = window(q.page, q.limit, default, max, pools_total)?;
+    let (page, limit, pages, range) = (w.page, w.limit, w.pages, w.range);
     let mut pool_summaries = Vec::new();
     if summary {
         pool_summaries = range
@@ -259,6 +244,46 @@ pub fn status_page(admin: &Admin, q: &StatusQuery) -> Result<StatusPage, ApiErro
     })
 }
 
+/// One page of a list of pools.
+struct Window {
+    page: usize,
+    limit: usize,
+    pages: usize,
+    range: std::ops::Range<usize>,
+}
+
+/// The page `page` (default 0) of `limit` (default `default`, at most `max`) pools out of
+/// `total`; a request outside the list is a 400 saying what is valid.
+fn window(
+    page: Option<usize>,
+    limit: Option<usize>,
+    default: usize,
+    max: usize,
+    total: usize,
+) -> Result<Window, ApiError> {
+    let limit = limit.unwrap_or(default);
+    if limit == 0 || limit > max {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("limit must be from 1 to {max}"),
+        ));
+    }
+    let page = page.unwrap_or(0);
+    let pages = total.div_ceil(limit).max(1);
+    if page >= pages {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("page must be below {pages} ({total} pools, {limit} a page)"),
+        ));
+    }
+    Ok(Window {
+        page,
+        limit,
+        pages,
+        range: page * limit..((page + 1) * limit).min(total),
+    })
+}
+
 /// The query string of `GET /api/v1/pools`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -284,22 +309,8 @@ pub fn pools_page(
         let v = all.iter().map(|(z, p)| pool_view(admin, z, p)).collect();
         return Ok((v, headers));
     }
-    let limit = q.limit.unwrap_or(STATUS_PAGE_DEFAULT);
-    if limit == 0 || limit > STATUS_PAGE_MAX {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("limit must be from 1 to {STATUS_PAGE_MAX}"),
-        ));
-    }
-    let page = q.page.unwrap_or(0);
-    let pages = total.div_ceil(limit).max(1);
-    if page >= pages {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("page must be below {pages} ({total} pools, {limit} a page)"),
-        ));
-    }
-    let range = page * limit..((page + 1) * limit).min(total);
+    let w = window(q.page, q.limit, STATUS_PAGE_DEFAULT, STATUS_PAGE_MAX, total)?;
+    let (page, limit, pages, range) = (w.page, w.limit, w.pages, w.range);
     if page + 1 < pages
         && let Ok(v) = axum::http::HeaderValue::from_str(&format!(
             "</api/v1/pools?page={}&limit={limit}>; rel=\"next\"",

@@ -108,17 +108,13 @@ pub(crate) fn derive(c: &Cluster) {
                 .iter()
                 .map(|(m, o)| format!("{m}={}", o.state))
                 .collect();
-            tracing::info!(
-                target: "roundel::health",
-                node = %key.target.addr,
-                port = key.target.port,
-                check = key.check.kind.name(),
-                from = %from,
-                to = %to,
-                rule = c.cfg.health_rule.as_str(),
-                observers = %says.join(","),
-                "node health changed (cluster view)"
+            let pools = health.with_detail(|d| d.users.join(","));
+            let reason = format!(
+                "cluster rule {}: {}",
+                c.cfg.health_rule.as_str(),
+                says.join(",")
             );
+            crate::health::change_log::health_changed(&key, &pools, from, to, &reason);
         }
     }
 }

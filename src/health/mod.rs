@@ -7,7 +7,9 @@
 //! * [`monitor`]: [`HealthMonitor`], one tokio task per distinct (target, check).
 //! * [`supervise`]: probe tasks restarted (and counted) when they panic.
 //! * [`local`]: checks that failed for a reason on this host, which change no state.
+//! * [`change_log`]: the log line of a node's health change (WARN when it goes down).
 
+pub mod change_log;
 pub mod hook;
 pub mod hysteresis;
 pub mod local;

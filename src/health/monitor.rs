@@ -465,7 +465,7 @@ fn same_probe(a: &ProbeKey, b: &ProbeKey) -> bool {
 async fn run_probe(
     key: ProbeKey,
     health: Arc<NodeHealth>,
-    mut machine: Hysteresis,
+    machine: Hysteresis,
     first: Option<watch::Sender<bool>>,
     phase: Duration,
     in_flight: Arc<Semaphore>,
@@ -473,24 +473,19 @@ async fn run_probe(
 ) {
     let spec = key.check.clone();
     let prober = Prober::with_source(&spec, &key.target, hook.as_ref().and_then(|h| h.source()));
-    let mut local = Local::default();
-    // A check runs only with a permit of the in-flight cap, so that many probes cannot
-    // open more sockets at once than the cap; the timeout covers the check, not the wait.
-    // The semaphore is never closed, so acquiring cannot fail.
-    let Ok(permit) = in_flight.acquire().await else {
-        return;
+    let mut task = ProbeTask {
+        key,
+        prober,
+        health,
+        // Fresh, or resumed from the probe this one replaces.
+        machine,
+        hook,
+        local: Local::default(),
+        in_flight,
     };
-    let result = prober.run(spec.timeout).await;
-    drop(permit);
-    record(
-        &key,
-        &health,
-        &mut machine,
-        result,
-        hook.as_deref(),
-        &mut local,
-        true,
-    );
+    if !task.check(true).await {
+        return;
+    }
     if let Some(first) = first {
         let _ = first.send(true);
     }
@@ -500,33 +495,57 @@ async fn run_probe(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        if let Some(h) = &hook {
-            if !h.should_probe(&key) {
+        if let Some(h) = &task.hook {
+            if !h.should_probe(&task.key) {
                 active = false;
                 continue;
             }
             if !active {
                 // Taking over a share: the first result decides again, as at start,
                 // rather than a stale run of results from before.
-                machine = Hysteresis::new(spec.rise, spec.fall);
-                local = Local::default();
+                task.machine = Hysteresis::new(spec.rise, spec.fall);
+                task.local = Local::default();
                 active = true;
             }
         }
-        let Ok(permit) = in_flight.acquire().await else {
+        if !task.check(false).await {
             return;
+        }
+    }
+}
+
+/// What one probe task keeps from one check to the next.
+struct ProbeTask {
+    key: ProbeKey,
+    prober: Prober,
+    health: Arc<NodeHealth>,
+    machine: Hysteresis,
+    hook: Option<Arc<dyn ProbeHook>>,
+    local: Local,
+    in_flight: Arc<Semaphore>,
+}
+
+impl ProbeTask {
+    /// One check and its result applied. A check runs only with a permit of the
+    /// in-flight cap, so that many probes cannot open more sockets at once than the cap;
+    /// the timeout covers the check, not the wait. `false` if no permit can be had (the
+    /// semaphore is never closed, so in practice never).
+    async fn check(&mut self, first: bool) -> bool {
+        let Ok(permit) = self.in_flight.acquire().await else {
+            return false;
         };
-        let result = prober.run(spec.timeout).await;
+        let result = self.prober.run(self.key.check.timeout).await;
         drop(permit);
         record(
-            &key,
-            &health,
-            &mut machine,
+            &self.key,
+            &self.health,
+            &mut self.machine,
             result,
-            hook.as_deref(),
-            &mut local,
-            false,
+            self.hook.as_deref(),
+            &mut self.local,
+            first,
         );
+        true
     }
 }
 
@@ -624,26 +643,6 @@ fn record(
     });
     // Logged outside the detail lock: a slow log sink must not hold up admin readers.
     if let (Some((from, to)), Some(pools)) = (change, users) {
-        // A node going down is what an operator must notice: WARN; the rest is INFO.
-        macro_rules! log_change {
-            ($level:ident) => {
-                tracing::$level!(
-                    target: "roundel::health",
-                    node = %key.target.addr,
-                    port = key.target.port,
-                    check = key.check.kind.name(),
-                    pools = %pools,
-                    from = %from,
-                    to = %to,
-                    reason = %reason,
-                    "node health changed"
-                )
-            };
-        }
-        if to == Health::Down {
-            log_change!(warn);
-        } else {
-            log_change!(info);
-        }
+        super::change_log::health_changed(key, &pools, from, to, &reason);
     }
 }

@@ -227,8 +227,9 @@ impl NodeHealth {
         self.srtt_us.store(us, Relaxed);
     }
 
-    /// Test hook: sets the state directly, as if probes had decided it.
-    #[doc(hidden)]
+    /// Test hook (unit tests and the `test-hooks` feature of the fuzz targets only): sets
+    /// the state directly, as if probes had decided it.
+    #[cfg(any(test, feature = "test-hooks"))]
     pub fn force(&self, h: Health, came_back_at: Option<Instant>, srtt: Option<Duration>) {
         self.set_health(h, came_back_at);
         if let Some(r) = srtt {
@@ -236,8 +237,8 @@ impl NodeHealth {
         }
     }
 
-    /// Test hook: sets the reported weight directly.
-    #[doc(hidden)]
+    /// Test hook (unit tests and the `test-hooks` feature only): sets the reported weight.
+    #[cfg(any(test, feature = "test-hooks"))]
     pub fn force_reported(&self, r: Option<Reported>) {
         self.set_reported(r);
     }

@@ -2,7 +2,7 @@
 //!
 //! [`select`] is the entry point of the DNS answer path. It reads each node's runtime
 //! state through atomics and writes into a fixed-capacity [`Selection`]: no lock, no heap
-//! allocation (checked by `tests/health_select_noalloc.rs`). [`explain`] runs the very
+//! allocation (checked by `noalloc_tests.rs`, with a counting allocator). [`explain`] runs the very
 //! same code with a sink that records, for every node, why it was picked or left out.
 //!
 //! Order of decisions for a query of one address family:
@@ -15,6 +15,9 @@
 //!    down* and its `all_down` mode decides.
 //! 4. The policy orders the chosen nodes; `max_answers` cuts the list.
 //! 5. TTL: `degraded_ttl` while any node of the family is down, else `ttl`.
+//!
+//! [`answering`] names the outcome of these decisions for a whole pool (normal,
+//! degraded, failing over, all down) for operators.
 
 use std::net::IpAddr;
 
@@ -26,6 +29,9 @@ use crate::node::{AdminState, Family, Health, NodeRuntime, PoolRuntime};
 use crate::pool::spec::{MAX_ANSWERS, MAX_NODES};
 use crate::pool::{AllDown, Policy};
 
+pub mod answering;
+#[cfg(test)]
+mod noalloc_tests;
 #[cfg(test)]
 mod tests;
 

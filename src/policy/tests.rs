@@ -16,9 +16,11 @@ use crate::pool::{
     AllDown, CheckKind, CheckSpec, MinHealthy, NodeSpec, Policy, PoolSpec, ProbeTarget,
 };
 
-struct N(&'static str, u32, u8);
+/// A node: address, weight, tier.
+pub(super) struct N(pub &'static str, pub u32, pub u8);
 
-fn spec(policy: Policy, nodes: &[N]) -> PoolSpec {
+/// A pool of `nodes` with `policy` and the defaults the tests start from.
+pub(super) fn spec(policy: Policy, nodes: &[N]) -> PoolSpec {
     PoolSpec {
         name: Name::from_ascii("web.example.com.").unwrap(),
         key: "web".into(),

@@ -130,7 +130,7 @@ fn key_start(text: &str, path: &str) -> Option<usize> {
     let doc = DeTable::parse(text).ok()?;
     fn walk(t: &DeTable<'_>, prefix: &str, want: &str) -> Option<usize> {
         for (k, v) in t {
-            let name = segment(k.get_ref());
+            let name = super::toml_key(k.get_ref());
             let p = if prefix.is_empty() {
                 name
             } else {
@@ -159,7 +159,7 @@ fn find(
     here: bool,
 ) -> Option<(String, usize)> {
     for (k, v) in table {
-        let seg = segment(k.get_ref());
+        let seg = super::toml_key(k.get_ref());
         let path = if prefix.is_empty() {
             seg
         } else {
@@ -188,18 +188,6 @@ fn find_value(
             .enumerate()
             .find_map(|(i, x)| find_value(x, at, name, &format!("{path}[{i}]"))),
         _ => None,
-    }
-}
-
-/// A key as written in a dotted path: bare when it can be, quoted otherwise.
-fn segment(k: &str) -> String {
-    if !k.is_empty()
-        && k.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        k.to_owned()
-    } else {
-        format!("{k:?}")
     }
 }
 

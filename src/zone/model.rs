@@ -411,6 +411,18 @@ impl Snapshot {
         }
     }
 
+    /// Every pool with a runtime attached, with its zone, zones sorted by origin.
+    pub fn pool_runtimes(&self) -> Vec<(&Zone, &Arc<PoolRuntime>)> {
+        self.sorted_zones()
+            .into_iter()
+            .flat_map(|z| {
+                z.pools
+                    .iter()
+                    .filter_map(move |p| p.runtime.as_ref().map(|rt| (&**z, rt)))
+            })
+            .collect()
+    }
+
     /// Zones sorted by origin, for listings.
     pub fn sorted_zones(&self) -> Vec<&Arc<Zone>> {
         let mut v: Vec<_> = self.zones.values().collect();

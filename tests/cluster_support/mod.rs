@@ -17,9 +17,10 @@ use std::time::{Duration, Instant};
 
 use roundel::admin::Token;
 use roundel::cluster::ClusterConfig;
-use roundel::server::{Listeners, ServeOptions, serve};
+use roundel::server::{Listeners, ServeOptions};
 use serde_json::Value;
 
+use crate::ops_support::in_process::InProcess;
 use crate::ops_support::{TempDir, http_get_blocking};
 
 /// The admin token of every test instance.
@@ -284,8 +285,7 @@ pub struct Instance {
     pub dns: SocketAddr,
     pub admin: SocketAddr,
     freeze: Arc<AtomicBool>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<Result<(), String>>>,
+    server: InProcess,
 }
 
 /// Cluster settings of the test instances: short lease so failures show quickly.
@@ -318,21 +318,7 @@ impl Instance {
         let source = cfg.probe_source.unwrap().to_string();
         let freeze = cfg.freeze.clone();
         opts.cluster = Some(cfg);
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name(format!("roundel-{name}"))
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .map_err(|e| e.to_string())?;
-                rt.block_on(serve(opts, listeners, async move {
-                    let _ = rx.await;
-                }))
-                .map_err(|e| e.to_string())
-            })
-            .unwrap();
+        let server = InProcess::spawn(&format!("roundel-{name}"), opts, listeners);
         let ok = wait_until(Duration::from_secs(15), || {
             http_get_blocking(admin, "/api/v1/status").is_some_and(|(s, _)| s == 200)
         });
@@ -343,8 +329,7 @@ impl Instance {
             dns,
             admin,
             freeze,
-            stop: Some(tx),
-            thread: Some(thread),
+            server,
         }
     }
 
@@ -374,27 +359,7 @@ impl Instance {
     /// then the server stops.
     pub fn kill(mut self) {
         self.freeze.store(true, Ordering::SeqCst);
-        self.shutdown();
-    }
-
-    fn shutdown(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let done = wait_until(Duration::from_secs(10), || t.is_finished());
-            if done.is_some() {
-                let _ = t.join();
-            } else {
-                eprintln!("instance {} did not stop within 10 s", self.name);
-            }
-        }
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        self.shutdown();
+        self.server.stop();
     }
 }
 

@@ -2,8 +2,9 @@
 //! Roundel zone file, and two outcomes compared after normalisation.
 
 use super::REFERENCE;
-use super::client::Outcome;
+use super::client::{Outcome, Q};
 use super::normal::{Normal, describe_outcome, diff, normalise};
+use super::wire::ty;
 
 /// Origin and owner names (absolute) of a Roundel TOML zone file.
 pub fn toml_names(path: &std::path::Path) -> (String, Vec<String>) {
@@ -23,6 +24,33 @@ pub fn toml_names(path: &std::path::Path) -> (String, Vec<String>) {
     names.sort();
     names.dedup();
     (origin, names)
+}
+
+/// What the differential tests ask about each owner name: every usual type, then around
+/// it: without EDNS, in mixed case (RFC 4343: the answer echoes the case asked), and
+/// below it (NXDOMAIN, wildcard or a delegation), with the DO bit.
+pub fn about_name(n: &str) -> Vec<Q> {
+    let types = [
+        ty::A,
+        ty::AAAA,
+        ty::NS,
+        ty::MX,
+        ty::TXT,
+        ty::SOA,
+        ty::CNAME,
+        ty::SRV,
+        ty::CAA,
+        ty::PTR,
+        ty::DS,
+        ty::ANY,
+    ];
+    let mut out: Vec<Q> = types.iter().map(|&t| Q::new(n, t)).collect();
+    out.push(Q::new(n, ty::A).no_edns());
+    out.push(Q::new(n, ty::TXT).no_edns());
+    out.push(Q::new(&mixed_case(n), ty::A));
+    out.push(Q::new(&format!("zz.{n}"), ty::A));
+    out.push(Q::new(&format!("zz.{n}"), ty::TXT).dnssec_ok());
+    out
 }
 
 /// Flips the case of every other letter: `www.example.test.` -> `WwW.ExAmPlE.TeSt.`

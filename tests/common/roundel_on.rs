@@ -3,10 +3,13 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use roundel::server::{Listeners, ServeOptions, serve};
+use roundel::server::{Listeners, ServeOptions};
+
+#[path = "../in_process/mod.rs"]
+mod in_process;
+use in_process::InProcess;
 
 use super::client::{self, Q, Transport};
 use super::wire::{rcode, ty};
@@ -14,8 +17,7 @@ use super::wire::{rcode, ty};
 pub struct TestServer {
     pub udp: SocketAddr,
     pub tcp: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<Result<(), String>>>,
+    server: InProcess,
 }
 
 /// Always starts Roundel (the switch in mod.rs chose this file).
@@ -48,7 +50,6 @@ impl TestServer {
             Listeners::bind(&["127.0.0.1:0".parse().unwrap()]).expect("bind 127.0.0.1:0");
         let udp = listeners.udp_addrs()[0];
         let tcp = listeners.tcp_addrs()[0];
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let mut opts = ServeOptions::new(zones_dir);
         // The reference server answers no cookies, so neither does Roundel here (each
         // server cookie is also time-dependent); tests/cookies_dig.rs covers them.
@@ -61,25 +62,10 @@ impl TestServer {
         // second from 127.0.0.1 to measure distributions. tests/rrl_flood.rs floods
         // from other 127.0.0.x addresses.
         opts.rrl.exempt = vec![roundel::dns::rrl_config::Prefix::parse("127.0.0.1").unwrap()];
-        let thread = std::thread::Builder::new()
-            .name("roundel-test-server".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .map_err(|e| e.to_string())?;
-                rt.block_on(serve(opts, listeners, async move {
-                    let _ = rx.await;
-                }))
-                .map_err(|e| e.to_string())
-            })
-            .expect("spawn server thread");
         let mut s = TestServer {
             udp,
             tcp,
-            stop: Some(tx),
-            thread: Some(thread),
+            server: InProcess::spawn("roundel-test-server", opts, listeners),
         };
         s.wait_ready(&origin);
         s
@@ -88,9 +74,8 @@ impl TestServer {
     fn wait_ready(&mut self, origin: &str) {
         let deadline = Instant::now() + Duration::from_secs(10);
         for _ in 0..200 {
-            if self.thread.as_ref().is_some_and(|t| t.is_finished()) {
-                let r = self.thread.take().unwrap().join();
-                panic!("roundel::server::serve ended during start-up: {r:?}");
+            if let Some(why) = self.server.exited() {
+                panic!("roundel::server::serve ended during start-up: {why}");
             }
             let ok = |addr, t| {
                 let o = client::exchange(addr, t, &Q::new(origin, ty::SOA));
@@ -108,28 +93,5 @@ impl TestServer {
             "Roundel did not answer {origin} SOA on {} / {} within 10 s",
             self.udp, self.tcp
         );
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            // Bounded: at most 5 s, then leave the thread behind.
-            for _ in 0..250 {
-                if t.is_finished() {
-                    match t.join() {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => eprintln!("roundel::server::serve returned an error: {e}"),
-                        Err(_) => eprintln!("roundel server thread panicked"),
-                    }
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            eprintln!("roundel server did not stop within 5 s of shutdown");
-        }
     }
 }

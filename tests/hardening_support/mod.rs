@@ -6,14 +6,14 @@
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::Path;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use roundel::dns::rrl_config::{CookieConfig, RrlConfig};
-use roundel::server::{Listeners, ServeOptions, serve};
+use roundel::server::{Listeners, ServeOptions};
 
 #[path = "../ops_support/mod.rs"]
 pub mod ops_support;
+use ops_support::in_process::InProcess;
 
 /// The shipped zones: `big.example.test TXT` is their largest UDP answer (949 bytes with
 /// EDNS for a 45-byte query).
@@ -25,8 +25,7 @@ pub fn shipped_zones() -> std::path::PathBuf {
 pub struct Server {
     pub dns: SocketAddr,
     pub admin: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<Result<(), String>>>,
+    server: InProcess,
 }
 
 impl Server {
@@ -41,30 +40,17 @@ impl Server {
         opts.watch_zones = false;
         opts.rrl = rrl;
         opts.cookies = cookies;
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())?;
-            rt.block_on(serve(opts, listeners, async move {
-                let _ = rx.await;
-            }))
-            .map_err(|e| e.to_string())
-        });
         let s = Server {
             dns,
             admin,
-            stop: Some(tx),
-            thread: Some(thread),
+            server: InProcess::spawn("roundel-hardening", opts, listeners),
         };
         let deadline = Instant::now() + Duration::from_secs(15);
         while ops_support::http_get_blocking(admin, "/api/v1/status")
             .is_none_or(|(st, _)| st != 200)
         {
             assert!(
-                Instant::now() < deadline && !s.thread.as_ref().unwrap().is_finished(),
+                Instant::now() < deadline && s.server.running(),
                 "server did not start"
             );
             std::thread::sleep(Duration::from_millis(50));
@@ -75,17 +61,6 @@ impl Server {
     /// The value of one metric line (`name{labels}`), 0 when absent.
     pub fn metric(&self, series: &str) -> u64 {
         metric(self.admin, series)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

@@ -92,9 +92,41 @@ impl Daemon {
         Err(format!("not up within 20 s:\n{}", d.log().join("\n")))
     }
 
+    /// `roundel serve` of `zones` without the admin listener and the file watcher (so
+    /// that only what the test does reloads); panics with the log if it does not start.
+    pub fn quiet(zones: &std::path::Path) -> Daemon {
+        Self::start(&[
+            "--no-admin",
+            "--no-watch",
+            "--zones",
+            zones.to_str().unwrap(),
+        ])
+        .unwrap_or_else(|log| panic!("the server did not start:\n{log}"))
+    }
+
     /// Everything logged so far.
     pub fn log(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()
+    }
+
+    /// Waits (at most `bound`) until a line of the log satisfies `find`; what it found.
+    pub fn wait_log<T>(&self, bound: Duration, find: impl Fn(&str) -> Option<T>) -> Option<T> {
+        let start = Instant::now();
+        for _ in 0..(bound.as_millis() / 10 + 1) {
+            if let Some(t) = self.log.lock().unwrap().iter().find_map(|l| find(l)) {
+                return Some(t);
+            }
+            if start.elapsed() > bound {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
+    /// The process id, to signal it.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// `http://ADMIN/PATH`.

@@ -7,16 +7,18 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RData;
 use roundel::admin::Token;
-use roundel::server::{Listeners, ServeOptions, serve};
+use roundel::server::{Listeners, ServeOptions};
 use serde_json::Value;
 
 pub mod daemon;
+#[path = "../in_process/mod.rs"]
+pub mod in_process;
+use in_process::InProcess;
 
 /// A fresh directory under the system temp dir, removed on drop.
 pub struct TempDir(pub PathBuf);
@@ -92,8 +94,7 @@ pub struct Opts {
 pub struct Server {
     pub dns: SocketAddr,
     pub admin: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<Result<(), String>>>,
+    server: InProcess,
 }
 
 impl Server {
@@ -121,35 +122,15 @@ impl Server {
         if let Some(l) = &o.limits {
             opts.limits = l.clone();
         }
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("roundel-ops-server".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .map_err(|e| e.to_string())?;
-                rt.block_on(serve(opts, listeners, async move {
-                    let _ = rx.await;
-                }))
-                .map_err(|e| e.to_string())
-            })
-            .unwrap();
         let mut s = Server {
             dns,
             admin,
-            stop: Some(tx),
-            thread: Some(thread),
+            server: InProcess::spawn("roundel-ops-server", opts, listeners),
         };
         let deadline = Instant::now() + Duration::from_secs(15);
         for _ in 0..300 {
-            if s.thread.as_ref().is_some_and(|t| t.is_finished()) {
-                let r = s.thread.take().unwrap().join();
-                return Err(match r {
-                    Ok(Err(e)) => e,
-                    other => format!("{other:?}"),
-                });
+            if let Some(why) = s.server.exited() {
+                return Err(why);
             }
             if http_get_blocking(admin, "/api/v1/status").is_some_and(|(st, _)| st == 200) {
                 return Ok(s);
@@ -165,24 +146,6 @@ impl Server {
     /// `http://127.0.0.1:PORT/PATH`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.admin)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            for _ in 0..250 {
-                if t.is_finished() {
-                    let _ = t.join();
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            eprintln!("roundel server did not stop within 5 s of shutdown");
-        }
     }
 }
 

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::admin::Admin;
-use crate::admin::overrides::{StateFileError, state_name};
+use crate::admin::overrides::state_name;
 use crate::admin::time::rfc3339;
 use crate::node::AdminState;
 use crate::node::NodeKey;
@@ -125,26 +125,15 @@ pub(super) async fn change(
         Err(e) => return e.into_response(),
     };
     let key = NodeKey::new(p.name(), n.spec.addr);
-    // The state file is written and fsynced before the change is acknowledged: blocking
-    // work, kept off the runtime threads that serve the API (and DNS over TCP).
-    let overrides = admin.overrides.clone();
-    let saved = tokio::task::spawn_blocking(move || {
-        overrides.update(key, |o| match what {
+    let saved = admin
+        .overrides
+        .clone()
+        .update_all_off_runtime(vec![key], move |o| match what {
             Change::State(s) => o.state = s,
             Change::Weight(w) => o.weight = w,
         })
-    })
-    .await
-    .unwrap_or_else(|e| {
-        Err(StateFileError::Io {
-            path: admin
-                .overrides
-                .file()
-                .map(|p| p.to_path_buf())
-                .unwrap_or_default(),
-            source: std::io::Error::other(format!("state file task failed: {e}")),
-        })
-    });
+        .await
+        .map(|mut v| v.remove(0));
     let o = match saved {
         Ok(o) => o,
         Err(e) => {

@@ -13,15 +13,7 @@ use super::ApiError;
 
 /// Every pool with a runtime, with its zone, in a stable order.
 pub fn all_pools(snapshot: &Snapshot) -> Vec<(&Zone, &Arc<PoolRuntime>)> {
-    snapshot
-        .sorted_zones()
-        .into_iter()
-        .flat_map(|z| {
-            z.pools
-                .iter()
-                .filter_map(move |p| p.runtime.as_ref().map(|rt| (&**z, rt)))
-        })
-        .collect()
+    snapshot.pool_runtimes()
 }
 
 pub(crate) fn find_pool<'a>(

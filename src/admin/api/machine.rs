@@ -6,6 +6,7 @@
 //! "safe to stop at": the latest time any pool's cached answers may still name it.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::extract::{Path, State};
@@ -61,13 +62,22 @@ fn nodes_at(snapshot: &Snapshot, addr: IpAddr) -> Vec<(&PoolRuntime, &NodeRuntim
         .collect()
 }
 
-fn parse_addr(text: &str) -> Result<IpAddr, ApiError> {
-    text.parse().map_err(|_| {
+/// The address in an API path, with the snapshot in which some pool lists it.
+fn listed(admin: &Admin, text: &str) -> Result<(IpAddr, Arc<Snapshot>), ApiError> {
+    let addr: IpAddr = text.parse().map_err(|_| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             format!("{text:?} is not an IP address; for a node by label use /api/v1/pools/{{pool}}/nodes/{{node}}"),
         )
-    })
+    })?;
+    let snapshot = admin.reloader.cell().load_full();
+    if nodes_at(&snapshot, addr).is_empty() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no pool lists the address {addr}"),
+        ));
+    }
+    Ok((addr, snapshot))
 }
 
 fn view(
@@ -98,24 +108,13 @@ fn view(
     }
 }
 
-fn not_listed(addr: IpAddr) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        format!("no pool lists the address {addr}"),
-    )
-}
-
 /// `GET /api/v1/nodes/{addr}`.
 pub(super) async fn machine(State(admin): Ctx, Path(addr): Path<String>) -> Response {
-    let addr = match parse_addr(&addr) {
-        Ok(a) => a,
+    let (addr, snapshot) = match listed(&admin, &addr) {
+        Ok(x) => x,
         Err(e) => return e.into_response(),
     };
-    let snapshot = admin.reloader.cell().load_full();
     let found = nodes_at(&snapshot, addr);
-    if found.is_empty() {
-        return not_listed(addr).into_response();
-    }
     let message = format!("{addr} is in {} pool(s)", found.len());
     json(&view(&admin, addr, &found, message))
 }
@@ -140,39 +139,36 @@ pub(super) async fn machine_action(
             );
         }
     };
-    let addr = match parse_addr(&addr) {
-        Ok(a) => a,
+    let (addr, snapshot) = match listed(&admin, &addr) {
+        Ok(x) => x,
         Err(e) => return e.into_response(),
     };
-    let snapshot = admin.reloader.cell().load_full();
     let found = nodes_at(&snapshot, addr);
-    if found.is_empty() {
-        return not_listed(addr).into_response();
-    }
-    let mut changed = Vec::new();
-    for (p, n) in &found {
-        let key = crate::node::NodeKey::new(p.name(), n.spec.addr);
-        match admin.overrides.update(key, |o| o.state = state) {
-            Ok(o) => {
-                n.admin.set_state(o.state);
-                n.admin.set_weight(o.weight);
-                changed.push(p.name().to_ascii());
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "admin: cannot save the state file");
-                return super::error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    &format!(
-                        "cannot save the state file: {e}; changed so far: {}",
-                        if changed.is_empty() {
-                            "none".to_string()
-                        } else {
-                            changed.join(", ")
-                        }
-                    ),
-                );
-            }
+    let keys = found
+        .iter()
+        .map(|(p, n)| crate::node::NodeKey::new(p.name(), n.spec.addr))
+        .collect();
+    // One write of the state file for every pool, all or nothing, off the runtime.
+    let saved = admin
+        .overrides
+        .clone()
+        .update_all_off_runtime(keys, move |o| o.state = state)
+        .await;
+    let saved = match saved {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::error!(error = %e, "admin: cannot save the state file; nothing changed");
+            return super::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("cannot save the state file, nothing changed: {e}"),
+            );
         }
+    };
+    let mut changed = Vec::with_capacity(found.len());
+    for ((p, n), o) in found.iter().zip(saved) {
+        n.admin.set_state(o.state);
+        n.admin.set_weight(o.weight);
+        changed.push(p.name().to_ascii());
     }
     tracing::info!(
         target: "roundel::admin",

@@ -118,7 +118,7 @@ pub struct PoolView {
     pub serving: usize,
     /// How the pool answers now: normal, degraded, failing over, or all down and what is
     /// handed out then; with the TTL in force.
-    pub answering: crate::admin::answering::Answering,
+    pub answering: crate::policy::answering::Answering,
     /// Seconds per letter of each node's `timeline`.
     pub timeline_step_s: u64,
     /// The nodes, in file order.
@@ -381,7 +381,7 @@ pub(crate) fn pool_view(admin: &Admin, zone: &Zone, pool: &PoolRuntime) -> PoolV
         check: spec.check.kind.name(),
         check_interval_ms: spec.check.interval.as_millis() as u64,
         serving: nodes.iter().filter(|n| n.state == "up").count(),
-        answering: crate::admin::answering::answering(pool, std::time::Instant::now()),
+        answering: crate::policy::answering::answering(pool, std::time::Instant::now()),
         timeline_step_s: crate::admin::history::STEP.as_secs(),
         nodes,
     }

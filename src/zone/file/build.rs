@@ -10,12 +10,13 @@ use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::{Name, RData, RecordType};
 use toml::Spanned;
 
-use super::names::{check_name, toml_key};
+use super::names::check_name;
 use super::raw::{RawNode, RawSoa, RawZone};
 use super::{
     DEFAULT_EXPIRE, DEFAULT_MINIMUM, DEFAULT_REFRESH, DEFAULT_RETRY, DEFAULT_TTL, MAX_TTL, digest,
 };
 use crate::source::SourceMap;
+use crate::source::toml_key;
 use crate::zone::model::{NameMap, Node, Rdata, RrSet, SerialPolicy, Zone, ZonePool};
 use crate::zone::name::{is_within, key_of, name_of, parent, wire_of};
 

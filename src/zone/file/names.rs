@@ -112,15 +112,3 @@ pub(super) fn check_name(text: &str) -> Result<(), String> {
     }
     Ok(())
 }
-
-/// A TOML key as it would be written in a dotted path.
-pub(super) fn toml_key(k: &str) -> String {
-    if !k.is_empty()
-        && k.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        k.to_owned()
-    } else {
-        format!("{k:?}")
-    }
-}

@@ -14,6 +14,7 @@ use super::dname::DName;
 use super::rdata::{Data, MAX_CHARACTER_STRING, SoaData};
 use super::reader::{Loc, Record};
 use super::{ImportError, Problem};
+use crate::source::toml_key;
 
 /// One RRset as read.
 struct Set {
@@ -336,18 +337,6 @@ fn verify(path: &Path, text: &str, owners: &[Owner]) -> Result<(), ImportError> 
         Ok(())
     } else {
         Err(ImportError::Problems(problems))
-    }
-}
-
-/// A TOML key: bare when it can be, quoted otherwise.
-fn toml_key(k: &str) -> String {
-    if !k.is_empty()
-        && k.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        k.to_owned()
-    } else {
-        quote(k)
     }
 }
 

@@ -1,60 +1,54 @@
-//! The answer path contract: `select` allocates nothing, for every policy and mode.
-//! A counting global allocator (per thread) proves it.
+//! The answer path contract: [`select`] allocates nothing, for every policy and all-down
+//! mode, with nodes up, down, ramping (slow start) and drained. A global allocator that
+//! counts per thread (`tests/counting_alloc`, installed for the library's unit tests
+//! only) proves it.
 
-mod counting_alloc;
-
-use counting_alloc::ALLOCS;
+use std::cell::Cell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hickory_proto::rr::Name;
-use roundel::node::{AdminState, Family, Health, NodeAdmin, NodeHealth, PoolRuntime};
-use roundel::policy::{ClientKey, SelectInput, Selection, select};
-use roundel::pool::{
-    AllDown, CheckKind, CheckSpec, MinHealthy, NodeSpec, Policy, PoolSpec, ProbeTarget,
-};
+use super::tests::{N, spec};
+use super::{ClientKey, SelectInput, Selection, select};
+use crate::node::{AdminState, Family, Health, NodeAdmin, NodeHealth, PoolRuntime};
+use crate::pool::{AllDown, MinHealthy, Policy};
+
+// The counting allocator the integration tests use, installed here for the library's
+// unit tests.
+#[path = "../../tests/counting_alloc/mod.rs"]
+mod counting_alloc;
+
+/// Allocations and reallocations made by this thread so far.
+fn allocs() -> u64 {
+    counting_alloc::ALLOCS.with(Cell::get)
+}
+
+/// Twelve nodes, every third IPv6, the last four in tier 2.
+const ADDRS: [&str; 12] = [
+    "192.0.2.1",
+    "192.0.2.2",
+    "2001:db8::3",
+    "192.0.2.4",
+    "192.0.2.5",
+    "2001:db8::6",
+    "192.0.2.7",
+    "192.0.2.8",
+    "2001:db8::9",
+    "192.0.2.10",
+    "192.0.2.11",
+    "2001:db8::12",
+];
 
 fn pool(policy: Policy, all_down: AllDown) -> PoolRuntime {
-    let nodes: Vec<NodeSpec> = (1..=12u32)
-        .map(|i| {
-            let addr = if i % 3 == 0 {
-                format!("2001:db8::{i}").parse().unwrap()
-            } else {
-                format!("192.0.2.{i}").parse().unwrap()
-            };
-            NodeSpec {
-                addr,
-                label: addr.to_string(),
-                weight: i,
-                tier: if i > 8 { 2 } else { 1 },
-                maint: false,
-                probe: ProbeTarget {
-                    addr,
-                    port: 0,
-                    host: None,
-                },
-            }
-        })
+    let nodes: Vec<N> = ADDRS
+        .iter()
+        .enumerate()
+        .map(|(i, a)| N(a, i as u32 + 1, if i >= 8 { 2 } else { 1 }))
         .collect();
-    let spec = PoolSpec {
-        name: Name::from_ascii("web.example.com.").unwrap(),
-        key: "web".into(),
-        ttl: 20,
-        degraded_ttl: 10,
-        policy,
-        max_answers: 3,
-        min_healthy: MinHealthy::Permille(500),
-        all_down,
-        slow_start: Some(Duration::from_secs(60)),
-        check: Arc::new(CheckSpec {
-            kind: CheckKind::None,
-            interval: Duration::from_secs(1),
-            timeout: Duration::from_millis(100),
-            rise: 1,
-            fall: 1,
-        }),
-        nodes,
-    };
+    let mut spec = spec(policy, &nodes);
+    spec.max_answers = 3;
+    spec.min_healthy = MinHealthy::Permille(500);
+    spec.all_down = all_down;
+    spec.slow_start = Some(Duration::from_secs(60));
     let epoch = Instant::now();
     let health: Vec<_> = (0..12)
         .map(|i| {
@@ -77,9 +71,9 @@ fn pool(policy: Policy, all_down: AllDown) -> PoolRuntime {
 #[test]
 fn select_never_allocates() {
     // The counter does count: an allocation is seen.
-    let before = ALLOCS.with(|a| a.get());
+    let before = allocs();
     std::hint::black_box(vec![1u8; 8]);
-    assert!(ALLOCS.with(|a| a.get()) > before);
+    assert!(allocs() > before);
 
     let policies = [
         Policy::RoundRobin,
@@ -103,7 +97,7 @@ fn select_never_allocates() {
                         n.health.force(Health::Down, None, None);
                     }
                 }
-                let before = ALLOCS.with(|a| a.get());
+                let before = allocs();
                 for i in 0..1000u64 {
                     let input = SelectInput {
                         counter: p.next_counter(),
@@ -117,7 +111,7 @@ fn select_never_allocates() {
                     };
                     select(&p, &input, &mut out);
                 }
-                let after = ALLOCS.with(|a| a.get());
+                let after = allocs();
                 assert_eq!(after - before, 0, "{policy:?} {mode:?} all_down={all_down}");
             }
         }
