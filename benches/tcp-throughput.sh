@@ -34,7 +34,9 @@ for tool in dnsperf dig python3 taskset; do
     command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
 done
 
-run_id="tcp-$(date -u +%Y%m%dT%H%M%SZ)-$(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo nogit)"
+# ROUNDEL_LABEL names the binary in the run id (default: the checkout's commit).
+label=${ROUNDEL_LABEL:-$(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo nogit)}
+run_id="tcp-$(date -u +%Y%m%dT%H%M%SZ)-$label"
 run=${TCP_RUN_DIR:-$here/benches/.run}/$run_id
 mkdir -p "$run"
 zone="$bench/templates/lb.example.static.zone"

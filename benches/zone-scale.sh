@@ -35,7 +35,9 @@ for tool in dnsperf dig python3 knotd knotc nsd taskset; do
 done
 [[ -x $bin ]] || { echo "no Roundel binary at $bin" >&2; exit 1; }
 
-run_id="zone-scale-$names-$(date -u +%Y%m%dT%H%M%SZ)-$(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo nogit)"
+# ROUNDEL_LABEL names the binary in the run id (default: the checkout's commit).
+label=${ROUNDEL_LABEL:-$(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo nogit)}
+run_id="zone-scale-$names-$(date -u +%Y%m%dT%H%M%SZ)-$label"
 run=${ZONE_SCALE_RUN_DIR:-$here/benches/.run}/$run_id
 mkdir -p "$run/zones"
 port=5391
