@@ -202,6 +202,7 @@ fn be16(b: &[u8], at: usize) -> Option<u16> {
 /// The whole message is read before anything is rejected, so that a rejection (FORMERR,
 /// NOTIMP, REFUSED, BADVERS) still carries an OPT record when the request had one
 /// (RFC 6891 section 7).
+#[inline]
 pub fn parse(msg: &[u8]) -> Parsed<'_> {
     if msg.len() < HEADER_LEN {
         return Parsed::Drop;
