@@ -23,9 +23,9 @@ use hyper::service::Service as _;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 
-use super::slots::{ADMIN_EVICTIONS_IN_FLIGHT, SlotGuard, Slots};
+use super::slots::{SlotGuard, Slots};
 
 use crate::limits::accept::{AcceptErrors, Next};
 use crate::limits::{Limits, counters};
@@ -72,9 +72,6 @@ pub async fn serve(
     limits: AdminLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // The table decides; the semaphore only lets shutdown wait for every connection.
-    let all = limits.max_connections + ADMIN_EVICTIONS_IN_FLIGHT;
-    let running = Arc::new(Semaphore::new(all));
     let table = Slots::new(limits.max_connections);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut errors = AcceptErrors::new("admin", &counters::ADMIN_ACCEPT_ERRORS);
@@ -100,17 +97,9 @@ pub async fn serve(
                     counters::ADMIN_REFUSED.inc();
                     continue;
                 };
-                let Ok(permit) = running.clone().try_acquire_owned() else {
-                    // Not reached: the table admits fewer than `all`.
-                    counters::ADMIN_REFUSED.inc();
-                    continue;
-                };
                 let router = router.clone();
                 let stop = stop_rx.clone();
-                tokio::spawn(async move {
-                    connection(stream, router, limits, stop, guard).await;
-                    drop(permit);
-                });
+                tokio::spawn(connection(stream, router, limits, stop, guard));
             }
             Err(e) => match errors.failed(&e) {
                 Next::Retry => {}
@@ -123,9 +112,7 @@ pub async fn serve(
     }
     let _ = stop_tx.send(true);
     // Connections end on their own (graceful shutdown), bounded by the caller.
-    let _ = running
-        .acquire_many(all.min(u32::MAX as usize) as u32)
-        .await;
+    table.all_closed().await;
     Ok(())
 }
 

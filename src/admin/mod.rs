@@ -13,6 +13,7 @@
 //! reload and at startup.
 
 pub mod api;
+pub mod check_metrics;
 pub mod exposition;
 pub mod history;
 pub mod listener;

@@ -52,6 +52,8 @@ pub struct Slots {
     inner: Mutex<Inner>,
     max: usize,
     epoch: Instant,
+    /// Woken when the last connection (open or closing) is gone.
+    emptied: Notify,
 }
 
 /// A connection's place in the table, freed on drop.
@@ -75,6 +77,7 @@ impl Slots {
             inner: Mutex::new(Inner::default()),
             max: max.max(1),
             epoch: Instant::now(),
+            emptied: Notify::new(),
         })
     }
 
@@ -94,6 +97,23 @@ impl Slots {
     /// Whether no connection is open.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Completes once no connection is open or closing (the listener stops).
+    pub async fn all_closed(&self) {
+        loop {
+            let notified = self.emptied.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so a connection closing in between wakes it.
+            notified.as_mut().enable();
+            {
+                let inner = self.lock();
+                if inner.conns.is_empty() && inner.closing == 0 {
+                    return;
+                }
+            }
+            notified.await;
+        }
     }
 
     /// Whether as many evicted connections are still closing as may be: the accept loop
@@ -174,6 +194,9 @@ impl Drop for SlotGuard {
             // Evicted earlier: its socket closes now.
             inner.closing -= 1;
         }
+        if inner.conns.is_empty() && inner.closing == 0 {
+            self.table.emptied.notify_waiters();
+        }
     }
 }
 
@@ -226,5 +249,26 @@ mod tests {
         drop(a);
         assert_eq!(t.len(), 1);
         assert!(t.admit().is_some());
+    }
+
+    #[tokio::test]
+    async fn all_closed_waits_for_open_and_evicted_connections() {
+        let t = Slots::new(1);
+        let a = t.admit().unwrap();
+        // a is evicted for b; both must be gone.
+        let b = t.admit().unwrap();
+        let waiter = tokio::spawn({
+            let t = t.clone();
+            async move { t.all_closed().await }
+        });
+        tokio::task::yield_now().await;
+        drop(b);
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        drop(a);
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .expect("all_closed completes once the last connection is gone")
+            .unwrap();
     }
 }
