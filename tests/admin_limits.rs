@@ -1,7 +1,7 @@
 //! The admin listener's limits against an in-process server on real sockets: the token is
 //! checked before a body is read (a large declared body gets 401 at once, and memory stays
 //! flat over 300 such requests), the Bearer scheme in any case, the header timeout
-//! (slowloris), the idle timeout and the connection cap.
+//! (slowloris), the idle timeout, and the connection cap (the idle longest makes room).
 
 mod ops_support;
 
@@ -191,36 +191,69 @@ fn slow_headers_and_idle_connections_are_closed() {
     assert!(t < Duration::from_secs(4), "idle close after {t:?}");
 }
 
+/// Whether the server closes `c` within `bound` (it sends nothing unasked).
+fn is_closed(c: &mut TcpStream, bound: Duration) -> bool {
+    c.set_read_timeout(Some(bound)).unwrap();
+    let mut b = [0u8; 64];
+    match c.read(&mut b) {
+        Ok(0) => true,
+        Ok(n) => panic!("an idle connection got {n} bytes"),
+        Err(e) if e.kind() == ErrorKind::ConnectionReset => true,
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => false,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn metric(admin: SocketAddr, name: &str) -> f64 {
+    let (_, text) = http_get_blocking(admin, "/metrics").expect("metrics");
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in metrics"))
+}
+
 #[test]
-fn the_connection_cap_refuses_new_connections_but_not_forever() {
+fn at_the_connection_cap_the_longest_idle_connection_makes_room() {
+    // The shipped cap: idle connections beyond it must not lock the operator out.
+    let cap = Limits::default().admin_connections as usize;
+    const EXTRA: usize = 8;
+    // Timeouts far beyond the test's length: only the cap closes connections here.
     let limits = Limits {
-        admin_connections: 8,
+        admin_header_timeout: Duration::from_secs(120),
+        admin_idle_timeout: Duration::from_secs(120),
         ..Limits::default()
     };
     let (_z, s) = server("admin-cap", limits);
-    let held: Vec<TcpStream> = (0..8).map(|_| connect(s.admin)).collect();
-    // Accepted in order: wait until the listener has taken all eight.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
+    // Connected one after the other: the kernel hands them to accept() in this order.
+    let mut held: Vec<TcpStream> = (0..cap + EXTRA).map(|_| connect(s.admin)).collect();
+    // The first EXTRA (idle longest) were evicted for the last EXTRA; the rest stay open.
+    for (i, c) in held.iter_mut().enumerate().take(EXTRA) {
+        assert!(
+            is_closed(c, Duration::from_secs(5)),
+            "idle connection {i} (of the oldest) not closed within 5 s at the cap"
+        );
+    }
+    for (i, c) in held.iter_mut().enumerate().skip(EXTRA) {
+        assert!(
+            !is_closed(c, Duration::from_millis(1)),
+            "connection {i} closed, but older idle ones were there"
+        );
+    }
+    // The cap is full of idle connections: real requests, each on a new connection, are
+    // answered within a bound, each at the cost of the oldest idle connection.
+    for round in 0..10 {
+        let start = Instant::now();
         let mut c = connect(s.admin);
         c.write_all(b"GET /api/v1/query-log HTTP/1.1\r\nHost: x\r\n\r\n")
             .unwrap();
-        if status_of(&mut c).is_none() {
-            break;
-        }
+        assert_eq!(status_of(&mut c), Some(200), "request {round} at the cap");
+        let took = start.elapsed();
+        assert!(took < Duration::from_secs(1), "request {round}: {took:?}");
         assert!(
-            Instant::now() < deadline,
-            "a ninth connection was still served"
+            is_closed(&mut held[EXTRA + round], Duration::from_secs(5)),
+            "request {round} did not evict the oldest idle connection"
         );
-        std::thread::sleep(Duration::from_millis(50));
+        // Kept alive, it is now among the connections at the cap (the newest).
+        held.push(c);
     }
-    drop(held);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        if http_get_blocking(s.admin, "/api/v1/query-log").is_some_and(|(st, _)| st == 200) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "slots not freed within 5 s");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert!(metric(s.admin, "roundel_admin_connections_evicted_total") >= (EXTRA + 10) as f64);
 }

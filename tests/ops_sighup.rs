@@ -18,13 +18,7 @@ fn sighup_reloads_with_the_watcher_off() {
         &file,
         &zone("hup.test.", "1", "[names.www]\nA = \"192.0.2.1\""),
     );
-    let d = Daemon::start(&[
-        "--no-admin",
-        "--no-watch",
-        "--zones",
-        zones.path().to_str().unwrap(),
-    ])
-    .unwrap_or_else(|log| panic!("the server did not start:\n{log}"));
+    let d = Daemon::quiet(zones.path());
     assert_eq!(serial(&query(d.dns, "hup.test.", SOA)), 1);
 
     write_atomic(

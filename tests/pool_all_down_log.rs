@@ -35,13 +35,7 @@ nodes = ["127.0.0.71"]
             ),
         ),
     );
-    let d = Daemon::start(&[
-        "--no-admin",
-        "--no-watch",
-        "--zones",
-        zones.path().to_str().unwrap(),
-    ])
-    .unwrap_or_else(|log| panic!("the server did not start:\n{log}"));
+    let d = Daemon::quiet(zones.path());
     assert_eq!(addrs(&query(d.dns, "www.warn.test.", A)), ["127.0.0.71"]);
     assert!(
         !d.log().iter().any(|l| l.contains("pool all down")),

@@ -2,8 +2,10 @@
 //! timeout and a body limit, so that slow or idle HTTP clients cannot take the process's
 //! descriptors or memory (axum's `serve` has none of these).
 //!
-//! * At the cap a new connection is closed at once (counted in
-//!   `roundel_admin_connections_refused_total`).
+//! * At the cap the connection idle the longest is closed to make room (counted in
+//!   `roundel_admin_connections_evicted_total`), so that idle clients cannot lock
+//!   operators out; only when every connection is being answered is a new one closed at
+//!   once (`roundel_admin_connections_refused_total`). See [`super::slots`].
 //! * A request header must be complete within the header timeout (slowloris).
 //! * A connection with no traffic for the idle timeout is closed.
 //! * Bodies are limited ([`axum::extract::DefaultBodyLimit`]), and state-changing calls are
@@ -13,15 +15,17 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
+use hyper::service::Service as _;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
+
+use super::slots::{SlotGuard, Slots};
 
 use crate::limits::accept::{AcceptErrors, Next};
 use crate::limits::{Limits, counters};
@@ -57,6 +61,9 @@ impl Default for AdminLimits {
     }
 }
 
+/// Rounds of 1 ms the accept loop waits for an evicted connection to close.
+const EVICTION_WAIT_ROUNDS: u32 = 50;
+
 /// Serves `router` on `listener` until `shutdown` completes; then open connections finish
 /// their current request.
 pub async fn serve(
@@ -65,11 +72,19 @@ pub async fn serve(
     limits: AdminLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let table = Slots::new(limits.max_connections);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut errors = AcceptErrors::new("admin", &counters::ADMIN_ACCEPT_ERRORS);
     tokio::pin!(shutdown);
     loop {
+        // After an eviction, let the evicted connection close before taking the next one:
+        // newcomers wait in the kernel's backlog instead of being refused.
+        for _ in 0..EVICTION_WAIT_ROUNDS {
+            if !table.evictions_full() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         let accepted = tokio::select! {
             r = listener.accept() => r,
             () = &mut shutdown => break,
@@ -77,16 +92,14 @@ pub async fn serve(
         match accepted {
             Ok((stream, _peer)) => {
                 errors.accepted();
-                let Ok(permit) = slots.clone().try_acquire_owned() else {
+                // Dropping the stream closes it: the client sees the end at once.
+                let Some(guard) = table.admit() else {
                     counters::ADMIN_REFUSED.inc();
                     continue;
                 };
                 let router = router.clone();
                 let stop = stop_rx.clone();
-                tokio::spawn(async move {
-                    connection(stream, router, limits, stop).await;
-                    drop(permit);
-                });
+                tokio::spawn(connection(stream, router, limits, stop, guard));
             }
             Err(e) => match errors.failed(&e) {
                 Next::Retry => {}
@@ -99,9 +112,7 @@ pub async fn serve(
     }
     let _ = stop_tx.send(true);
     // Connections end on their own (graceful shutdown), bounded by the caller.
-    let _ = slots
-        .acquire_many(limits.max_connections.min(u32::MAX as usize) as u32)
-        .await;
+    table.all_closed().await;
     Ok(())
 }
 
@@ -110,26 +121,35 @@ async fn connection(
     router: Router,
     limits: AdminLimits,
     mut stop: watch::Receiver<bool>,
+    guard: SlotGuard,
 ) {
-    let epoch = Instant::now();
-    let last = Arc::new(AtomicU64::new(0));
+    let guard = Arc::new(guard);
     let io = Activity {
         inner: stream,
-        last: last.clone(),
-        epoch,
+        guard: guard.clone(),
     };
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
         .keep_alive(true);
-    let service = hyper_util::service::TowerToHyperService::new(router);
+    let inner = hyper_util::service::TowerToHyperService::new(router);
+    let busy_of = guard.clone();
+    // While a request is answered the connection is busy and is not evicted.
+    let service = hyper::service::service_fn(move |req| {
+        let busy = busy_of.busy();
+        let answer = inner.call(req);
+        async move {
+            let r = answer.await;
+            drop(busy);
+            r
+        }
+    });
     let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     let mut stopping = false;
     loop {
-        let idle_for =
-            Duration::from_millis(epoch.elapsed().as_millis() as u64 - last.load(Relaxed));
+        let idle_for = Duration::from_millis(guard.idle_ms());
         let Some(left) = limits
             .idle_timeout
             .checked_sub(idle_for)
@@ -141,6 +161,8 @@ async fn connection(
         tokio::select! {
             _ = conn.as_mut() => return,
             () = tokio::time::sleep(left) => {}
+            // Evicted at the cap: dropping the connection closes it.
+            () = guard.slot().kill.notified() => return,
             _ = stop.wait_for(|s| *s), if !stopping => {
                 stopping = true;
                 conn.as_mut().graceful_shutdown();
@@ -149,17 +171,15 @@ async fn connection(
     }
 }
 
-/// A stream that notes when it last moved bytes (milliseconds since `epoch`).
+/// A stream that notes in its slot when it last moved bytes.
 struct Activity {
     inner: TcpStream,
-    last: Arc<AtomicU64>,
-    epoch: Instant,
+    guard: Arc<SlotGuard>,
 }
 
 impl Activity {
     fn touch(&self) {
-        self.last
-            .store(self.epoch.elapsed().as_millis() as u64, Relaxed);
+        self.guard.touch();
     }
 }
 

@@ -20,7 +20,7 @@
 //! | `roundel_dns_cookies_total` | counter | `result` (`valid`, `client_only`, `invalid`) |
 //! | `roundel_dns_tcp_connections_open` | gauge | |
 //! | `roundel_dns_tcp_refused_global_total`, `_refused_per_address_total`, `_evicted_total`, `_idle_timeouts_total`, `_io_timeouts_total`, `_query_cap_total`, `_accept_errors_total` | counter | |
-//! | `roundel_admin_connections_refused_total`, `roundel_admin_accept_errors_total` | counter | |
+//! | `roundel_admin_connections_refused_total`, `_evicted_total`, `roundel_admin_accept_errors_total` | counter | |
 //! | `roundel_probe_local_errors_total` | counter | |
 //! | `roundel_zone_serial` | gauge | `zone` |
 //! | `roundel_zone_names` | gauge | `zone` |
@@ -31,8 +31,9 @@
 //! | `roundel_pool_serving_nodes` | gauge | `pool` |
 //! | `roundel_pool_answering` | gauge (1 for the current state) | `pool`, `state` (`normal`, `degraded`, `failover`, `all-down`) |
 //! | `roundel_pool_answer_ttl_seconds` | gauge | `pool` |
-//! | `roundel_check_duration_seconds` | histogram | `target`, `check` |
-//! | `roundel_check_failures_total` | counter | `target`, `check`, `reason` |
+//! | `roundel_check_duration_seconds` | histogram, count and sum only | `target`, `check` |
+//! | `roundel_check_kind_duration_seconds` | histogram | `check` |
+//! | `roundel_check_failures_total` | counter | `target`, `check`, `reason` (those of the kind) |
 //! | `roundel_check_transitions_total` | counter | `target`, `check` |
 //! | `roundel_probe_panics_total` | counter | |
 //! | `roundel_probe_tasks` | gauge | |
@@ -55,7 +56,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 
 use super::Admin;
 use crate::dns::stats::{self, LATENCY_BUCKETS, QTYPES, RCODES};
-use crate::node::{AdminState, CHECK_BUCKETS, FAILURE_REASONS, Health};
+use crate::node::{AdminState, Health};
 
 /// Collects every metric at scrape time from the admin context.
 #[derive(Debug)]
@@ -129,8 +130,13 @@ fn limits(enc: &mut DescriptorEncoder) -> Fmt {
         ),
         (
             "roundel_admin_connections_refused",
-            "Admin connections refused at the cap",
+            "Admin connections refused at the cap (every connection answering)",
             &c::ADMIN_REFUSED,
+        ),
+        (
+            "roundel_admin_connections_evicted",
+            "Idle admin connections closed to make room at the cap",
+            &c::ADMIN_EVICTED,
         ),
         (
             "roundel_admin_accept_errors",
@@ -475,81 +481,7 @@ impl prometheus_client::collector::Collector for Collector {
             }
         }
 
-        // Probes (shared by every node with the same target and check).
-        let mut probes = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        for (_, p) in &pools {
-            let kind = p.spec().check.kind.name();
-            if kind == "none" {
-                continue;
-            }
-            for n in p.nodes() {
-                if !seen.insert(Arc::as_ptr(&n.health)) {
-                    continue;
-                }
-                let target = std::net::SocketAddr::new(n.spec.probe.addr, n.spec.probe.port);
-                probes.push((
-                    target.to_string(),
-                    kind,
-                    n.health.check_totals(),
-                    n.health.detail().transitions,
-                ));
-            }
-        }
-        {
-            let mut m = enc.encode_descriptor(
-                "roundel_check_duration_seconds",
-                "Duration of health checks, failed ones included",
-                None,
-                MetricType::Histogram,
-            )?;
-            for (target, kind, t, _) in &probes {
-                let buckets: Vec<(f64, u64)> = CHECK_BUCKETS
-                    .iter()
-                    .copied()
-                    .chain([f64::INFINITY])
-                    .zip(t.buckets.iter().copied())
-                    .collect();
-                let labels = [("target", target.as_str()), ("check", *kind)];
-                m.encode_family(&labels)?
-                    .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
-                        t.sum,
-                        t.buckets.iter().sum(),
-                        &buckets,
-                        None,
-                    )?;
-            }
-        }
-        {
-            let mut m = enc.encode_descriptor(
-                "roundel_check_failures",
-                "Failed health checks by reason",
-                None,
-                MetricType::Counter,
-            )?;
-            for (target, kind, t, _) in &probes {
-                for (i, reason) in FAILURE_REASONS.iter().enumerate() {
-                    let labels = [
-                        ("target", target.as_str()),
-                        ("check", *kind),
-                        ("reason", *reason),
-                    ];
-                    ConstCounter::new(t.failures[i]).encode(m.encode_family(&labels)?)?;
-                }
-            }
-        }
-        {
-            let mut m = enc.encode_descriptor(
-                "roundel_check_transitions",
-                "Health state changes of each probe target, the first result included",
-                None,
-                MetricType::Counter,
-            )?;
-            for (target, kind, _, transitions) in &probes {
-                let labels = [("target", target.as_str()), ("check", *kind)];
-                ConstCounter::new(*transitions).encode(m.encode_family(&labels)?)?;
-            }
-        }
+        super::check_metrics::encode(enc, &pools)?;
 
         // Reloads.
         let monitor = admin.reloader.monitor();

@@ -43,8 +43,10 @@ pub static TCP_IO_TIMEOUTS: Counter = Counter::new();
 pub static TCP_QUERY_CAP: Counter = Counter::new();
 /// accept() errors on the DNS TCP listeners.
 pub static TCP_ACCEPT_ERRORS: Counter = Counter::new();
-/// Admin connections refused at the cap.
+/// Admin connections refused at the cap: every connection was being answered.
 pub static ADMIN_REFUSED: Counter = Counter::new();
+/// Idle admin connections closed at the cap to make room for a new one.
+pub static ADMIN_EVICTED: Counter = Counter::new();
 /// accept() errors on the admin listener.
 pub static ADMIN_ACCEPT_ERRORS: Counter = Counter::new();
 /// Health checks that failed for a local reason (no descriptor, no memory): errors of

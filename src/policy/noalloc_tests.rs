@@ -1,8 +1,8 @@
 //! The answer path contract: [`select`] allocates nothing, for every policy and all-down
 //! mode, with nodes up, down, ramping (slow start) and drained. A global allocator that
-//! counts per thread (installed for the library's unit tests only) proves it.
+//! counts per thread (`tests/counting_alloc`, installed for the library's unit tests
+//! only) proves it.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,34 +12,14 @@ use super::{ClientKey, SelectInput, Selection, select};
 use crate::node::{AdminState, Family, Health, NodeAdmin, NodeHealth, PoolRuntime};
 use crate::pool::{AllDown, MinHealthy, Policy};
 
-struct Counting;
-
-thread_local! {
-    static ALLOCS: Cell<u64> = const { Cell::new(0) };
-}
-
-// SAFETY: every call is forwarded to the system allocator unchanged; counting touches
-// only a thread-local cell.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.with(|a| a.set(a.get() + 1));
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.with(|a| a.set(a.get() + 1));
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+// The counting allocator the integration tests use, installed here for the library's
+// unit tests.
+#[path = "../../tests/counting_alloc/mod.rs"]
+mod counting_alloc;
 
 /// Allocations and reallocations made by this thread so far.
 fn allocs() -> u64 {
-    ALLOCS.with(Cell::get)
+    counting_alloc::ALLOCS.with(Cell::get)
 }
 
 /// Twelve nodes, every third IPv6, the last four in tier 2.

@@ -92,6 +92,18 @@ impl Daemon {
         Err(format!("not up within 20 s:\n{}", d.log().join("\n")))
     }
 
+    /// `roundel serve` of `zones` without the admin listener and the file watcher (so
+    /// that only what the test does reloads); panics with the log if it does not start.
+    pub fn quiet(zones: &std::path::Path) -> Daemon {
+        Self::start(&[
+            "--no-admin",
+            "--no-watch",
+            "--zones",
+            zones.to_str().unwrap(),
+        ])
+        .unwrap_or_else(|log| panic!("the server did not start:\n{log}"))
+    }
+
     /// Everything logged so far.
     pub fn log(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()
