@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 /// A server answering every connection with `parts`, written one by one a little apart
-/// (so the check sees them in separate reads), then closing.
+/// (so the check sees them in separate reads), then closing (after `hold`, if set).
 struct RawBackend {
     addr: SocketAddr,
     task: JoinHandle<()>,
@@ -24,6 +24,10 @@ struct RawBackend {
 
 impl RawBackend {
     async fn start(ip: &str, parts: &[&str]) -> Self {
+        Self::start_holding(ip, parts, Duration::ZERO).await
+    }
+
+    async fn start_holding(ip: &str, parts: &[&str], hold: Duration) -> Self {
         let listener = TcpListener::bind((ip, 0)).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let parts: Vec<Vec<u8>> = parts.iter().map(|p| p.as_bytes().to_vec()).collect();
@@ -51,6 +55,7 @@ impl RawBackend {
                         let _ = s.flush().await;
                         tokio::time::sleep(Duration::from_millis(5)).await;
                     }
+                    tokio::time::sleep(hold).await;
                     let _ = s.shutdown().await;
                 });
             }
@@ -206,5 +211,22 @@ async fn request_without_host_names_the_address_and_the_checker() {
         "configured header wins"
     );
     assert_eq!(s.header("connection"), Some("close"));
+    mon.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answer_after_an_interim_one_in_the_same_read_is_not_waited_for() {
+    // Interim and final answers in one write, and the connection left open: the final
+    // answer is already buffered, so the check passes without reading more (else it would
+    // wait for the timeout).
+    let b = RawBackend::start_holding(
+        "127.0.0.161",
+        &["HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n"],
+        Duration::from_secs(5),
+    )
+    .await;
+    let mon = HealthMonitor::new();
+    let r = mon.reconcile(&pools(&zone(&[&b], ""))).await;
+    assert_eq!(state(&r.pools[0]), (Health::Up, None));
     mon.shutdown().await;
 }

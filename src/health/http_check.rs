@@ -138,17 +138,24 @@ impl PlainHttp {
         }
         let mut buf = Vec::with_capacity(FIRST_READ);
         // Read until the head is complete; skip interim (1xx) responses as a client does.
+        // After an interim response, what is already buffered is parsed before reading.
+        let mut parse_first = false;
         let (status, head_len, framing, weight) = loop {
-            if buf.len() == buf.capacity() {
-                if buf.len() >= MAX_HEAD {
-                    return Err(Failure::Http("response head too large".into()));
+            let n = if parse_first {
+                parse_first = false;
+                buf.len()
+            } else {
+                if buf.len() == buf.capacity() {
+                    if buf.len() >= MAX_HEAD {
+                        return Err(Failure::Http("response head too large".into()));
+                    }
+                    buf.reserve(buf.len().min(MAX_HEAD - buf.len()));
                 }
-                buf.reserve(buf.len().min(MAX_HEAD - buf.len()));
-            }
-            let n = stream
-                .read_buf(&mut buf)
-                .await
-                .map_err(|e| io(e, local_error))?;
+                stream
+                    .read_buf(&mut buf)
+                    .await
+                    .map_err(|e| io(e, local_error))?
+            };
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
             let mut resp = httparse::Response::new(&mut headers);
             match resp.parse(&buf) {
@@ -156,6 +163,7 @@ impl PlainHttp {
                     let status = resp.code.unwrap_or(0);
                     if (100..200).contains(&status) && status != 101 {
                         buf.drain(..len);
+                        parse_first = !buf.is_empty();
                         continue;
                     }
                     let framing = self.framing(status, resp.headers)?;
