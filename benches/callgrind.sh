@@ -98,6 +98,9 @@ ttl = 30
 nodes = [$(printf '"%s", ' "${nodes[@]}" | sed 's/, $//')]
 EOT
 fi
+# Response rate limiting off: dnsperf is one client asking one name 20,000 times, which
+# RRL exists to refuse (gdnsd has none; benches/anchor-column.sh turns it off too).
+printf '[rrl]\nenabled = false\n' > "$run/roundel/roundel.toml"
 { cat "$zone"; echo "www     30 DYNA multifo!www"; } > "$run/gdnsd/zones/lb.example"
 cat > "$run/gdnsd/config" <<EOT
 options => {
@@ -146,13 +149,15 @@ measure() {
     local srv=$1 kind=$2 out="$run/$1/callgrind.$2.out" log="$run/$1/$2.log"
     local -a cmd
     case $srv in
-        roundel) cmd=("$bin" serve --zones "$run/roundel/zones" --listen "127.0.0.1:$port"
-                      --udp-threads 1 --no-admin) ;;
+        roundel) cmd=("$bin" serve --config "$run/roundel/roundel.toml" --zones "$run/roundel/zones"
+                      --listen "127.0.0.1:$port" --udp-threads 1 --no-admin) ;;
         gdnsd) cmd=(gdnsd -c "$run/gdnsd" start) ;;
     esac
     valgrind --tool=callgrind --callgrind-out-file="$out" "${cmd[@]}" > "$log" 2>&1 &
     local pid=$!
-    pids+=("$pid")
+    # measure runs in a command substitution (a subshell): its own exit must stop the
+    # server it started, or a failed run leaves it in the port's SO_REUSEPORT group.
+    trap 'kill "$pid" 2>/dev/null || true' EXIT
     local ready=""
     for _ in $(seq 240); do
         kill -0 "$pid" 2>/dev/null || { echo "$srv exited early, see $log" >&2; exit 1; }
@@ -190,6 +195,9 @@ measure() {
     awk '/^totals:/ {print $2}' "$out"
 }
 
+if ss -Hlun "sport = :$port" | grep -q .; then
+    echo "UDP port $port is in use: stop what listens there first" >&2; exit 1
+fi
 declare -A result
 IFS=, read -r -a srv_list <<< "$servers"
 for srv in "${srv_list[@]}"; do

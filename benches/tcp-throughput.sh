@@ -8,7 +8,9 @@
 #
 #   -d  seconds per dnsperf run (default 10)
 #   -r  repeats, interleaved (default 3)
-#   -s  comma list: roundel,knot,nsd,gdnsd (default roundel,knot)
+#   -s  comma list: roundel,roundel-before,knot,nsd,gdnsd (default roundel,knot);
+#       roundel-before runs the binary $ROUNDEL_BEFORE_BIN (e.g. the main branch's build),
+#       to compare two builds in one run
 #   -o  also write the Markdown table to this file
 #
 # dnsperf -m tcp -c 10 -q 100 -T 1 static.lb.example A: ten connections, each reused for
@@ -34,7 +36,9 @@ for tool in dnsperf dig python3 taskset; do
     command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
 done
 
-run_id="tcp-$(date -u +%Y%m%dT%H%M%SZ)-$(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo nogit)"
+# ROUNDEL_LABEL names the binary in the run id (default: the checkout's commit).
+label=${ROUNDEL_LABEL:-$(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo nogit)}
+run_id="tcp-$(date -u +%Y%m%dT%H%M%SZ)-$label"
 run=${TCP_RUN_DIR:-$here/benches/.run}/$run_id
 mkdir -p "$run"
 zone="$bench/templates/lb.example.static.zone"
@@ -43,7 +47,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
-declare -A port=([roundel]=5392 [knot]=5393 [nsd]=5394 [gdnsd]=5395)
+declare -A port=([roundel]=5392 [knot]=5393 [nsd]=5394 [gdnsd]=5395 [roundel-before]=5396)
 declare -A spid
 render() { sed -e "s#@@PORT@@#$2#g" -e "s#@@RUNDIR@@#$3#g" -e "s#@@THREADS@@#1#g" -e "s#@@HEALTH_TIMING@@##g" "$1"; }
 start() {
@@ -51,10 +55,17 @@ start() {
     mkdir -p "$d"
     local -a cmd
     case $srv in
-        roundel)
+        roundel | roundel-before)
+            local b=$bin
+            if [[ $srv == roundel-before ]]; then
+                b=${ROUNDEL_BEFORE_BIN:?roundel-before needs ROUNDEL_BEFORE_BIN}
+            fi
             mkdir -p "$d/zones"
-            "$bin" import "$zone" --origin lb.example. > "$d/zones/lb.example.toml"
-            cmd=("$bin" serve --zones "$d/zones" --listen "127.0.0.1:$p" --udp-threads 1 --no-admin) ;;
+            "$b" import "$zone" --origin lb.example. > "$d/zones/lb.example.toml"
+            # No rate limiting: it applies to UDP only, but keep both builds alike.
+            printf '[rrl]\nenabled = false\n' > "$d/roundel.toml"
+            cmd=("$b" serve --config "$d/roundel.toml" --zones "$d/zones" --listen "127.0.0.1:$p"
+                 --udp-threads 1 --no-admin) ;;
         knot)
             render "$bench/templates/knot/knot.conf" "$p" "$d" > "$d/knot.conf"
             cp "$zone" "$d/lb.example.zone"

@@ -35,7 +35,9 @@ for tool in dnsperf dig python3 knotd knotc nsd taskset; do
 done
 [[ -x $bin ]] || { echo "no Roundel binary at $bin" >&2; exit 1; }
 
-run_id="zone-scale-$names-$(date -u +%Y%m%dT%H%M%SZ)-$(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo nogit)"
+# ROUNDEL_LABEL names the binary in the run id (default: the checkout's commit).
+label=${ROUNDEL_LABEL:-$(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo nogit)}
+run_id="zone-scale-$names-$(date -u +%Y%m%dT%H%M%SZ)-$label"
 run=${ZONE_SCALE_RUN_DIR:-$here/benches/.run}/$run_id
 mkdir -p "$run/zones"
 port=5391
@@ -81,7 +83,12 @@ start() { # SERVER -> sets spid, load seconds in load_s
     case $srv in
         roundel)
             mkdir -p "$d/zones"; cp "$run/zones/big.test.toml" "$d/zones/"
-            cmd=("$bin" serve --zones "$d/zones" --listen "127.0.0.1:$port" --udp-threads 1 --no-admin) ;;
+            # Rate limiting off: dnsperf is one client at 10,000 q/s, half of them
+            # NXDOMAIN of one zone, which RRL exists to slow down (Knot and NSD run
+            # without it here too); its drops would count as lost queries.
+            printf '[rrl]\nenabled = false\n' > "$d/roundel.toml"
+            cmd=("$bin" serve --config "$d/roundel.toml" --zones "$d/zones" --listen "127.0.0.1:$port"
+                 --udp-threads 1 --no-admin) ;;
         knot)
             cp "$run/big.test.zone" "$d/big.test.zone"
             cat > "$d/knot.conf" <<EOT

@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use roundel::dns::respond_udp;
+use roundel::dns::respond;
 use roundel::dns::rrl_config::{CookieConfig, RrlConfig};
 use roundel::dns::shield::Shield;
-use roundel::dns::stats::DnsStats;
+use roundel::dns::stats::{DnsStats, Transport};
 use roundel::node::{AdminState, Health, NodeAdmin, NodeHealth, PoolRuntime};
 use roundel::zone::Snapshot;
 
@@ -116,7 +116,7 @@ impl QueryEngine {
                 _ => AdminState::Ready,
             });
         }
-        respond_udp(
+        respond(
             msg,
             src,
             &self.snapshot,
@@ -125,6 +125,7 @@ impl QueryEngine {
             &self.stats,
             0,
             Instant::now(),
+            Transport::Udp,
         );
         if self.out.is_empty() {
             return;

@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hickory_proto::op::{Message, MessageType};
-use roundel::dns::respond_udp;
+use roundel::dns::respond;
 use roundel::dns::rrl_config::{CookieConfig, RrlConfig};
 use roundel::dns::shield::Shield;
-use roundel::dns::stats::DnsStats;
+use roundel::dns::stats::{DnsStats, Transport};
 use roundel::node::Health;
 use roundel::reload::{Reloader, Trigger};
 use roundel::zone::{Snapshot, SnapshotCell};
@@ -183,7 +183,7 @@ fn mutated_queries_never_panic_and_replies_are_well_formed() {
                 }
             }
         }
-        respond_udp(
+        respond(
             &m,
             src,
             &snapshot,
@@ -192,6 +192,7 @@ fn mutated_queries_never_panic_and_replies_are_well_formed() {
             &stats,
             0,
             Instant::now(),
+            Transport::Udp,
         );
         if out.is_empty() {
             dropped += 1;

@@ -8,6 +8,9 @@
 //! descriptor table, and a backend that cannot accept makes a check that did get a socket
 //! time out, a real failure counted against the node (what made this test fail under load,
 //! when a check was in flight as the descriptors ran out).
+//!
+//! The file has its own `main` (`harness = false` in Cargo.toml): run with
+//! `ROUNDEL_TEST_BACKEND_PROCESS` set it is the backend process, otherwise the test.
 
 mod support_backends;
 
@@ -51,7 +54,6 @@ impl Backends {
     /// Starts [`backend_process`] and reads its addresses (bounded: 20 s).
     fn start() -> Self {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "backend_process", "--ignored", "--nocapture"])
             .env(BACKEND_ENV, "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -62,8 +64,7 @@ impl Backends {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines().map_while(Result::ok) {
-                // libtest may have begun the line with "test backend_process ... ".
-                if let Some((_, rest)) = line.split_once("BACKENDS ") {
+                if let Some(rest) = line.strip_prefix("BACKENDS ") {
                     let _ = tx.send(rest.trim().to_owned());
                 }
             }
@@ -89,16 +90,42 @@ impl Drop for Backends {
     }
 }
 
-/// The backends of [`checks_without_descriptors_change_no_node`], in a process of their
-/// own: an HTTP backend on 127.0.0.71 and a TCP one on 127.0.0.72; prints their addresses
-/// and serves until its standard input closes (or it is killed). Ignored, so that a plain
-/// `cargo test` does not run it; without its environment variable it does nothing.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the backend process of checks_without_descriptors_change_no_node, started by it"]
-async fn backend_process() {
-    if std::env::var_os(BACKEND_ENV).is_none() {
+/// The test name, as libtest would print it.
+const TEST: &str = "checks_without_descriptors_change_no_node";
+
+fn main() {
+    let rt = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    if std::env::var_os(BACKEND_ENV).is_some() {
+        rt().block_on(backend_process());
         return;
     }
+    // `cargo test NAME` passes NAME to every test binary: run only when it matches, as
+    // libtest would; `--list` lists.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--list") {
+        println!("{TEST}: test");
+        return;
+    }
+    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    if !filters.is_empty() && !filters.iter().any(|f| TEST.contains(f.as_str())) {
+        println!("\nrunning 0 tests\n");
+        return;
+    }
+    println!("\nrunning 1 test");
+    rt().block_on(checks_without_descriptors_change_no_node());
+    println!("test {TEST} ... ok\n");
+}
+
+/// The backends of [`checks_without_descriptors_change_no_node`], in a process of their
+/// own: an HTTP backend on 127.0.0.71 and a TCP one on 127.0.0.72; prints their addresses
+/// and serves until its standard input closes (or it is killed).
+async fn backend_process() {
     let http = Backend::http("127.0.0.71", Mode::ok()).await;
     let tcp = Backend::tcp("127.0.0.72").await;
     println!("BACKENDS {} {}", http.addr, tcp.addr);
@@ -110,7 +137,6 @@ async fn backend_process() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checks_without_descriptors_change_no_node() {
     // Started before the limit is lowered: spawning takes descriptors.
     let backends = Backends::start();

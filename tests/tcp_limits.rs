@@ -84,6 +84,63 @@ fn pipelined_queries_are_answered_in_order() {
     }
 }
 
+/// Reads are batched, so messages split anywhere (inside the length prefix, inside the
+/// message, several in one segment) must still be answered, in order.
+#[test]
+fn queries_split_anywhere_are_answered_in_order() {
+    let (_z, s) = server("tcp-split", Limits::default());
+    let mut c = connect(s.dns);
+    c.set_nodelay(true).unwrap();
+    let all: Vec<u8> = (1..=30u16).flat_map(framed).collect();
+    let mut at = 0;
+    for size in [1usize, 2, 3, 5, 7, 11, 13, 64].iter().cycle() {
+        if at == all.len() {
+            break;
+        }
+        let end = (at + size).min(all.len());
+        c.write_all(&all[at..end]).unwrap();
+        c.flush().unwrap();
+        at = end;
+    }
+    for i in 1..=30u16 {
+        let m = read_response(&mut c).expect("an answer");
+        assert_eq!(id(&m), i, "answers in the order of the queries");
+    }
+}
+
+/// The I/O timeout bounds a whole message, not each read: a client trickling one byte at a
+/// time is closed when the time is up.
+#[test]
+fn a_trickled_message_is_closed_after_the_io_timeout() {
+    let limits = Limits {
+        tcp_idle_timeout: Duration::from_secs(5),
+        tcp_io_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let (_z, s) = server("tcp-trickle", limits);
+    let mut c = connect(s.dns);
+    let f = framed(9);
+    let start = Instant::now();
+    let mut closed = false;
+    // A byte every 50 ms: each read is well inside the timeout, the message is not.
+    for b in &f[..f.len() - 1] {
+        if c.write_all(std::slice::from_ref(b)).is_err() {
+            closed = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        if start.elapsed() > Duration::from_secs(2) {
+            break;
+        }
+    }
+    let t = if closed {
+        start.elapsed()
+    } else {
+        closed_after(&mut c, start)
+    };
+    assert!(t < Duration::from_millis(1500), "closed after {t:?}");
+}
+
 #[test]
 fn idle_and_io_timeouts_close_connections() {
     let limits = Limits {

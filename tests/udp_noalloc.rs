@@ -12,10 +12,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
-use roundel::dns::respond_udp;
+use roundel::dns::respond;
 use roundel::dns::rrl_config::{CookieConfig, RrlConfig};
 use roundel::dns::shield::Shield;
-use roundel::dns::stats::DnsStats;
+use roundel::dns::stats::{DnsStats, Transport};
 use roundel::reload::{Reloader, Trigger};
 use roundel::zone::Snapshot;
 
@@ -86,7 +86,7 @@ fn answering_over_udp_never_allocates() {
 
     for (what, msg, answers) in &cases {
         // Warm up (first-use growth of the output buffer is not per query).
-        respond_udp(
+        respond(
             msg,
             src,
             &snapshot,
@@ -95,6 +95,7 @@ fn answering_over_udp_never_allocates() {
             &stats,
             0,
             Instant::now(),
+            Transport::Udp,
         );
         assert!(!out.is_empty(), "{what}: no response");
         assert_eq!(
@@ -104,7 +105,7 @@ fn answering_over_udp_never_allocates() {
         );
         let before = ALLOCS.with(Cell::get);
         for _ in 0..1000 {
-            respond_udp(
+            respond(
                 msg,
                 src,
                 &snapshot,
@@ -113,6 +114,7 @@ fn answering_over_udp_never_allocates() {
                 &stats,
                 0,
                 Instant::now(),
+                Transport::Udp,
             );
         }
         let allocs = ALLOCS.with(Cell::get) - before;

@@ -9,10 +9,10 @@ use counting_alloc::ALLOCS;
 use std::net::IpAddr;
 use std::time::Instant;
 
-use roundel::dns::respond_udp;
+use roundel::dns::respond;
 use roundel::dns::rrl_config::{CookieConfig, RrlConfig};
 use roundel::dns::shield::Shield;
-use roundel::dns::stats::DnsStats;
+use roundel::dns::stats::{DnsStats, Transport};
 
 fn wire_name(name: &str) -> Vec<u8> {
     let mut out = Vec::new();
@@ -63,7 +63,7 @@ fn cookies_and_rate_limiting_allocate_nothing_per_query() {
     // A valid server cookie for `src`, learnt from a first answer.
     let client = [1u8, 2, 3, 4, 5, 6, 7, 8];
     let first = query("ns1.example.test.", 1, Some(&client));
-    respond_udp(
+    respond(
         &first,
         src,
         &snapshot,
@@ -72,6 +72,7 @@ fn cookies_and_rate_limiting_allocate_nothing_per_query() {
         &stats,
         0,
         Instant::now(),
+        Transport::Udp,
     );
     let valid = out[out.len() - 24..].to_vec();
     assert_eq!(valid[..8], client);
@@ -92,7 +93,7 @@ fn cookies_and_rate_limiting_allocate_nothing_per_query() {
     ];
     // Warm-up: first-use allocations (thread-local state of the lock-free secret load).
     for q in &queries {
-        respond_udp(
+        respond(
             q,
             src,
             &snapshot,
@@ -101,12 +102,13 @@ fn cookies_and_rate_limiting_allocate_nothing_per_query() {
             &stats,
             0,
             Instant::now(),
+            Transport::Udp,
         );
     }
     let before = ALLOCS.with(|a| a.get());
     for i in 0..5000 {
         let q = &queries[i % queries.len()];
-        respond_udp(
+        respond(
             q,
             src,
             &snapshot,
@@ -115,6 +117,7 @@ fn cookies_and_rate_limiting_allocate_nothing_per_query() {
             &stats,
             0,
             Instant::now(),
+            Transport::Udp,
         );
     }
     let after = ALLOCS.with(|a| a.get());

@@ -21,6 +21,7 @@ use crate::node::{Family, PoolRuntime};
 use crate::policy::{self, ClientKey, Outcome, SelectInput, Selection};
 use crate::zone::model::ZonePool;
 use crate::zone::name::{is_within, label_starts, parent};
+use crate::zone::prepared::{Prepared, pool_record_len};
 use crate::zone::{Node, Rdata, RrSet, Snapshot, Zone};
 
 /// Longest CNAME chain followed inside a zone before giving up (a loop guard; real chains
@@ -90,6 +91,31 @@ pub struct Rr<'a> {
 /// Records of one section; inline up to 16, which covers nearly every answer.
 pub type Section<'a> = SmallVec<[Rr<'a>; 16]>;
 
+/// Sections encoded when the zone was loaded ([`crate::zone::prepared`]), standing for the
+/// answer, authority and additional sections of a [`Response`] (which are then empty).
+#[derive(Debug, Clone, Copy)]
+pub enum Encoded<'a> {
+    /// The answer section of an RRset at the question name itself.
+    Answer(&'a RrSet),
+    /// Sections anchored at a name of this length that the question name lies at or
+    /// below: the apex (negative answers) or a zone cut (referrals).
+    Anchored(&'a Prepared, usize),
+    /// A pool's answer at the question name: these nodes' records
+    /// ([`ZonePool::records`]), in this order, with this TTL.
+    Pool {
+        /// The pool.
+        pool: &'a ZonePool,
+        /// Record type (A or AAAA).
+        rtype: RecordType,
+        /// Node indices, in answer order.
+        nodes: [u8; crate::pool::spec::MAX_ANSWERS],
+        /// How many of `nodes`.
+        len: u8,
+        /// TTL of the records.
+        ttl: u32,
+    },
+}
+
 /// What to send back, before encoding.
 #[derive(Debug, Default)]
 pub struct Response<'a> {
@@ -114,6 +140,11 @@ pub struct Response<'a> {
     pub ede: Option<u16>,
     /// Synthesised from a wildcard (RFC 4592): rate limiting counts these by zone.
     pub wildcard: bool,
+    /// The zone cut of a referral (original case), which rate limiting counts it by.
+    pub cut: Option<&'a [u8]>,
+    /// The sections, encoded at load time, when the question allowed it (see
+    /// [`answer_at`]); the three sections above are then empty.
+    pub encoded: Option<Encoded<'a>>,
 }
 
 /// RFC 8914 info-code 20: the server is not authoritative for the name (the REFUSED
@@ -126,6 +157,16 @@ impl<'a> Response<'a> {
         Self {
             rcode,
             ..Self::default()
+        }
+    }
+
+    /// Records in the answer section, encoded or not.
+    pub fn answer_count(&self) -> usize {
+        match self.encoded {
+            Some(Encoded::Answer(set)) => set.records.len(),
+            Some(Encoded::Anchored(p, _)) => p.counts()[0] as usize,
+            Some(Encoded::Pool { len, .. }) => len as usize,
+            None => self.answer.len(),
         }
     }
 }
@@ -200,7 +241,7 @@ pub fn answer_with<'a>(
     selector: &mut impl Selector<'a>,
 ) -> Response<'a> {
     let mut resp = Response::default();
-    answer_with_clock(snapshot, q, None, &mut resp, selector);
+    answer_with_clock(snapshot, q, None, 0, &mut resp, selector);
     resp
 }
 
@@ -209,19 +250,26 @@ pub fn answer_with<'a>(
 /// instead of reading the clock, so that a batch of queries reads it once; and the
 /// response, some 2 KB with its inline sections, is built in place instead of being
 /// returned by value.
+///
+/// `room` is how many bytes the records may take in the message (what the size limit
+/// leaves after the header, the question and the OPT record): a static answer, a negative
+/// answer or a referral whose sections were encoded at load time and fit in it is answered
+/// with those bytes ([`Response::encoded`]) instead of a list of records. 0 never does.
 pub fn answer_at<'a>(
     snapshot: &'a Snapshot,
     q: &Question<'_>,
     now: Instant,
+    room: usize,
     resp: &mut Response<'a>,
 ) {
-    answer_with_clock(snapshot, q, Some(now), resp, &mut Live);
+    answer_with_clock(snapshot, q, Some(now), room, resp, &mut Live);
 }
 
 fn answer_with_clock<'a>(
     snapshot: &'a Snapshot,
     q: &Question<'_>,
     now: Option<Instant>,
+    room: usize,
     resp: &mut Response<'a>,
     selector: &mut impl Selector<'a>,
 ) {
@@ -242,6 +290,8 @@ fn answer_with_clock<'a>(
     let mut lookup = Lookup {
         zone,
         resp,
+        qname: q.qname,
+        room,
         qtype: q.qtype,
         client: q.client.key(),
         now,
@@ -279,6 +329,10 @@ enum Step<'a> {
 struct Lookup<'a, 'r, S> {
     zone: &'a Zone,
     resp: &'r mut Response<'a>,
+    /// The question name (the lookup key of the first step).
+    qname: &'r [u8],
+    /// Bytes the records may take; see [`answer_at`].
+    room: usize,
     qtype: RecordType,
     client: ClientKey,
     /// When the question arrived, if the transport knows; else the clock is read when a
@@ -379,6 +433,16 @@ impl<'a, S: Selector<'a>> Lookup<'a, '_, S> {
             _ => node.rrset(qtype),
         };
         if let Some(set) = set {
+            // The question name is the owner (first step, no wildcard): the bytes encoded
+            // at load time are the answer.
+            if owner == Owner::Query
+                && !self.resp.wildcard
+                && !set.prepared.is_empty()
+                && set.prepared.len() <= self.room
+            {
+                self.resp.encoded = Some(Encoded::Answer(set));
+                return Step::Done;
+            }
             self.push_set(owner, set);
             if matches!(set.rtype, RecordType::NS | RecordType::MX | RecordType::SRV) {
                 for rdata in set.records.iter() {
@@ -410,6 +474,20 @@ impl<'a, S: Selector<'a>> Lookup<'a, '_, S> {
         match sel.outcome {
             Outcome::Answer => {
                 let rtype = family.record_type();
+                // At the question name: the records encoded at load time, if they fit.
+                if owner == Owner::Query && sel.nodes().len() * pool_record_len(rtype) <= self.room
+                {
+                    let mut nodes = [0u8; crate::pool::spec::MAX_ANSWERS];
+                    nodes[..sel.nodes().len()].copy_from_slice(sel.nodes());
+                    self.resp.encoded = Some(Encoded::Pool {
+                        pool,
+                        rtype,
+                        nodes,
+                        len: sel.nodes().len() as u8,
+                        ttl: sel.ttl,
+                    });
+                    return Step::Done;
+                }
                 for &i in sel.nodes() {
                     self.resp.answer.push(Rr {
                         owner,
@@ -429,18 +507,21 @@ impl<'a, S: Selector<'a>> Lookup<'a, '_, S> {
     }
 
     fn push_set(&mut self, owner: Owner<'a>, set: &'a RrSet) {
-        for rdata in set.records.iter() {
-            self.resp.answer.push(Rr {
-                owner,
-                rtype: set.rtype,
-                ttl: set.ttl,
-                rdata,
-            });
-        }
+        push_records(&mut self.resp.answer, owner, set);
     }
 
     /// The SOA in the authority section of a negative answer, with the RFC 2308 TTL.
     fn push_soa(&mut self) {
+        // An empty answer section means the first step: the key is the question name.
+        let negative = &self.zone.negative;
+        let apex_len = self.zone.origin_key.len();
+        if self.resp.answer.is_empty()
+            && negative.len() <= self.room
+            && negative.applies_to(self.qname, apex_len)
+        {
+            self.resp.encoded = Some(Encoded::Anchored(negative, apex_len));
+            return;
+        }
         let apex = self.zone.apex();
         self.resp.authority.push(Rr {
             owner: Owner::Name(&apex.name, &apex.wire),
@@ -459,6 +540,15 @@ impl<'a, S: Selector<'a>> Lookup<'a, '_, S> {
         };
         self.resp.authoritative = !self.resp.answer.is_empty();
         self.resp.referral = true;
+        self.resp.cut = Some(&cut.wire);
+        if let Some(p) = cut.referral.as_deref()
+            && self.resp.answer.is_empty()
+            && p.len() <= self.room
+            && p.applies_to(self.qname, cut.wire.len())
+        {
+            self.resp.encoded = Some(Encoded::Anchored(p, cut.wire.len()));
+            return;
+        }
         for rdata in ns.records.iter() {
             self.resp.authority.push(Rr {
                 owner: Owner::Name(&cut.name, &cut.wire),
@@ -475,30 +565,27 @@ impl<'a, S: Selector<'a>> Lookup<'a, '_, S> {
     /// Additional-section processing (RFC 1034 section 3.6): addresses of an in-zone
     /// target of NS, MX or SRV data.
     fn add_addresses(&mut self, rdata: &'a Rdata) {
-        let Some(target) = rdata.target.as_deref() else {
-            return;
-        };
-        if !is_within(target, &self.zone.origin_key) {
-            return;
-        }
-        let Some(node) = self.zone.nodes.get(target) else {
+        let Some(node) = self.zone.additional_node(rdata) else {
             return;
         };
         let owner = Owner::Name(&node.name, &node.wire);
         if self.resp.additional.iter().any(|rr| rr.owner == owner) {
             return;
         }
-        for rtype in [RecordType::A, RecordType::AAAA] {
-            if let Some(set) = node.rrset(rtype) {
-                for rdata in set.records.iter() {
-                    self.resp.additional.push(Rr {
-                        owner,
-                        rtype,
-                        ttl: set.ttl,
-                        rdata,
-                    });
-                }
-            }
+        for set in node.address_sets() {
+            push_records(&mut self.resp.additional, owner, set);
         }
+    }
+}
+
+/// Appends every record of `set` under `owner` to `section`.
+fn push_records<'a>(section: &mut Section<'a>, owner: Owner<'a>, set: &'a RrSet) {
+    for rdata in set.records.iter() {
+        section.push(Rr {
+            owner,
+            rtype: set.rtype,
+            ttl: set.ttl,
+            rdata,
+        });
     }
 }

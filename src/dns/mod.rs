@@ -1,7 +1,7 @@
 //! DNS transports: the wire format, the UDP workers and the TCP listener.
 //!
-//! Both transports parse requests with [`wire::parse`], ask [`crate::answer::answer`] and
-//! encode with [`wire::encode`] ([`respond`]); they differ in framing and in the size
+//! Both transports parse requests with [`wire::parse`], ask [`crate::answer::answer_at`]
+//! and encode with [`wire::encode`] ([`respond`]); they differ in framing and in the size
 //! limit (the client's UDP payload size, or 65,535 bytes over TCP).
 
 pub mod cookie;
@@ -67,43 +67,17 @@ pub fn log_query(
     );
 }
 
-/// Computes the UDP response to `msg`, which arrived at `received`, into `out`; leaves
-/// `out` empty when nothing is to be sent. Answers cookies and applies rate limiting
-/// through `shield`. Counts it by zone, type and rcode in `stats` (shard `shard`); the
-/// caller counts the transport and latency once per batch ([`DnsStats::record_batch`]).
-#[allow(clippy::too_many_arguments)]
-pub fn respond_udp(
-    msg: &[u8],
-    src: IpAddr,
-    snapshot: &Snapshot,
-    shield: &Shield,
-    out: &mut Vec<u8>,
-    stats: &DnsStats,
-    shard: usize,
-    received: Instant,
-) {
-    respond(
-        msg,
-        src,
-        snapshot,
-        shield,
-        out,
-        stats,
-        shard,
-        received,
-        Transport::Udp,
-    );
-}
-
 /// Largest DNS message over TCP: the two-byte length prefix (RFC 1035 section 4.2.2).
 pub const MAX_TCP_MESSAGE: usize = u16::MAX as usize;
 
-/// Computes the response to `msg` received over `transport` into `out`, like
-/// [`respond_udp`]; over TCP the size limit is [`MAX_TCP_MESSAGE`]. A message that must not
-/// be answered (a response, QR set; too short for a header) leaves `out` empty on both
-/// transports. Cookies are answered on both; rate limiting applies to UDP only (TCP
-/// cannot be spoofed, and it is where a limited client is sent to retry). Over TCP the
-/// transport and latency are counted here; over UDP the caller counts them per batch.
+/// Computes the response to `msg`, which arrived over `transport` at `received`, into
+/// `out`; leaves `out` empty when nothing is to be sent (a response, QR set; too short for
+/// a header; dropped by rate limiting). The size limit is the client's UDP payload size, or
+/// [`MAX_TCP_MESSAGE`] over TCP. Cookies are answered on both transports through `shield`;
+/// rate limiting applies to UDP only (TCP cannot be spoofed, and it is where a limited
+/// client is sent to retry). Counts the answer by zone, type and rcode in `stats` (shard
+/// `shard`); over TCP the transport and latency are counted here, over UDP the caller
+/// counts them once per batch ([`DnsStats::record_batch`]).
 #[allow(clippy::too_many_arguments)]
 #[inline]
 pub fn respond(
@@ -121,7 +95,9 @@ pub fn respond(
         Transport::Udp => shield.udp_verdict(src, cookie, class, name, qtype, received),
         Transport::Tcp => Verdict::Send,
     };
-    match wire::parse(msg) {
+    // Matched in place: the query (with its name buffer) is not moved out again.
+    let mut parsed = wire::parse(msg);
+    match parsed {
         Parsed::Drop => {
             out.clear();
             stats.record_drop(shard);
@@ -154,7 +130,7 @@ pub fn respond(
                 stats.record_batch(shard, transport, 1, received.elapsed());
             }
         }
-        Parsed::Query(mut q) => {
+        Parsed::Query(ref mut q) => {
             let cookie = shield.cookies().process(q.edns.as_mut(), src);
             stats.record_cookie(shard, cookie);
             let question = Question {
@@ -162,17 +138,23 @@ pub fn respond(
                 qtype: q.qtype,
                 client: q.client(src),
             };
-            let mut resp = Response::default();
-            answer_at(snapshot, &question, received, &mut resp);
-            let (class, name) = rrl::classify(question.qname, q.qtype, &resp);
             let limit = match transport {
                 Transport::Udp => q.udp_limit(),
                 Transport::Tcp => MAX_TCP_MESSAGE,
             };
+            let mut resp = Response::default();
+            answer_at(
+                snapshot,
+                &question,
+                received,
+                wire::room(q, limit),
+                &mut resp,
+            );
+            let (class, name) = rrl::classify(question.qname, q.qtype, &resp);
             let truncated = match verdict(cookie, class, name, q.qtype) {
-                Verdict::Send => wire::encode(out, &q, &resp, limit),
+                Verdict::Send => wire::encode(out, q, &resp, limit),
                 Verdict::Slip => {
-                    wire::encode_slip(out, &q);
+                    wire::encode_slip(out, q);
                     stats.record_rrl(shard, Verdict::Slip);
                     true
                 }
@@ -189,7 +171,7 @@ pub fn respond(
                     question.qname,
                     q.qtype,
                     resp.rcode,
-                    resp.answer.len(),
+                    resp.answer_count(),
                 );
             }
             let zone = resp.zone.map(|z| z.index);

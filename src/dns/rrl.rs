@@ -30,7 +30,7 @@ use hickory_proto::rr::RecordType;
 use siphasher::sip::SipHasher13;
 
 use super::rrl_config::{Prefix, RrlConfig, mask};
-use crate::answer::{Owner, Response};
+use crate::answer::Response;
 
 /// What the answers of a class are keyed by, besides the client prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,15 +72,11 @@ pub fn classify<'a>(
     let zone = resp.zone.map_or(&[0u8][..], |z| &z.origin_key[..]);
     match resp.rcode {
         ResponseCode::NoError if resp.referral => {
-            let cut = resp.authority.iter().find_map(|rr| match rr.owner {
-                Owner::Name(_, wire) => Some(wire),
-                Owner::Query => None,
-            });
-            (ResponseClass::Referral, cut.unwrap_or(zone))
+            (ResponseClass::Referral, resp.cut.unwrap_or(zone))
         }
         ResponseCode::NoError if resp.wildcard => (ResponseClass::Wildcard, zone),
         ResponseCode::NoError if qtype == RecordType::ANY => (ResponseClass::Any, qname),
-        ResponseCode::NoError if resp.answer.is_empty() => (ResponseClass::Nodata, qname),
+        ResponseCode::NoError if resp.answer_count() == 0 => (ResponseClass::Nodata, qname),
         ResponseCode::NoError => (ResponseClass::Positive, qname),
         ResponseCode::NXDomain => (ResponseClass::Nxdomain, zone),
         _ => (ResponseClass::Error, &[]),

@@ -19,7 +19,7 @@ use arc_swap::Cache;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 use super::mmsg::{self, Batch};
-use super::respond_udp;
+use super::respond;
 use super::shield::Shield;
 use super::stats::{DnsStats, Transport};
 use crate::shutdown::Stopping;
@@ -122,7 +122,17 @@ fn worker(
         for i in 0..n.min(mmsg::BATCH) {
             let (msg, src, out) = batch.slot(i);
             if let Some(src) = src {
-                respond_udp(msg, src.ip(), snapshot, shield, out, stats, shard, received);
+                respond(
+                    msg,
+                    src.ip(),
+                    snapshot,
+                    shield,
+                    out,
+                    stats,
+                    shard,
+                    received,
+                    Transport::Udp,
+                );
             }
         }
         let answered = batch.send(&socket);

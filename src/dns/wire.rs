@@ -11,8 +11,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
-use crate::answer::{Client, Owner, Response, Rr};
+use crate::answer::{Client, Encoded, Owner, Response, Rr};
+use crate::zone::encode::{CLASS_IN, HEADER_LEN, NameWriter, write_record};
 use crate::zone::name::MAX_NAME_LEN;
+use crate::zone::prepared::{POOL_RECORD_STRIDE, pool_record_len};
 
 /// Largest UDP payload Roundel advertises and sends: the DNS flag day 2020 value, which
 /// avoids IP fragmentation on nearly every path.
@@ -20,8 +22,6 @@ pub const MAX_UDP_PAYLOAD: u16 = 1232;
 /// UDP payload limit for a query without EDNS (RFC 1035 section 4.2.1).
 pub const CLASSIC_UDP_PAYLOAD: u16 = 512;
 
-const HEADER_LEN: usize = 12;
-const CLASS_IN: u16 = 1;
 const TYPE_OPT: u16 = 41;
 const EDNS_CLIENT_SUBNET: u16 = 8;
 /// EDNS option code of DNS cookies (RFC 7873 section 4).
@@ -450,84 +450,12 @@ fn parse_ecs(data: &[u8]) -> Option<Ecs> {
 // ---------------------------------------------------------------------------------------
 // Encoding.
 
-/// Writes names, compressing them against the question name where a suffix matches.
-struct NameWriter<'q> {
-    /// The question name, lowercase wire, which sits at offset 12 of every response.
-    qname: &'q [u8],
-}
-
-impl NameWriter<'_> {
-    fn write(&self, out: &mut Vec<u8>, name: &[u8]) {
-        let mut i = 0;
-        while i < name.len() {
-            let len = name[i] as usize;
-            if len == 0 {
-                break;
-            }
-            let suffix = &name[i..];
-            if suffix.len() <= self.qname.len() {
-                let j = self.qname.len() - suffix.len();
-                if is_label_start(self.qname, j) && self.qname[j..].eq_ignore_ascii_case(suffix) {
-                    out.extend_from_slice(&name[..i]);
-                    let ptr = 0xC000 | (HEADER_LEN + j) as u16;
-                    out.extend_from_slice(&ptr.to_be_bytes());
-                    return;
-                }
-            }
-            i += len + 1;
-        }
-        out.extend_from_slice(name);
-    }
-}
-
-fn is_label_start(name: &[u8], at: usize) -> bool {
-    let mut i = 0;
-    while i < at {
-        i += name[i] as usize + 1;
-    }
-    i == at
-}
-
-/// Length of the uncompressed wire name at the start of `wire`.
-fn name_len(wire: &[u8]) -> usize {
-    let mut i = 0;
-    while i < wire.len() && wire[i] != 0 {
-        i += wire[i] as usize + 1;
-    }
-    i + 1
-}
-
 fn write_rr(out: &mut Vec<u8>, names: &NameWriter, rr: &Rr) {
-    match rr.owner {
-        Owner::Query => out.extend_from_slice(&(0xC000u16 | HEADER_LEN as u16).to_be_bytes()),
-        Owner::Name(_, wire) => names.write(out, wire),
-    }
-    // Type, class, TTL and RDLENGTH in one copy; most data has no name to compress, so
-    // its length is known up front (hot path: one bounds check per part, not per field).
-    let wire = &rr.rdata.wire;
-    let mut fixed = [0u8; 10];
-    fixed[0..2].copy_from_slice(&u16::from(rr.rtype).to_be_bytes());
-    fixed[2..4].copy_from_slice(&CLASS_IN.to_be_bytes());
-    fixed[4..8].copy_from_slice(&rr.ttl.to_be_bytes());
-    if rr.rdata.compressible_names().is_empty() {
-        fixed[8..10].copy_from_slice(&(wire.len() as u16).to_be_bytes());
-        out.extend_from_slice(&fixed);
-        out.extend_from_slice(wire);
-        return;
-    }
-    out.extend_from_slice(&fixed);
-    let len_at = out.len() - 2;
-    let mut copied = 0;
-    for &at in rr.rdata.compressible_names() {
-        let at = at as usize;
-        out.extend_from_slice(&wire[copied..at]);
-        let len = name_len(&wire[at..]);
-        names.write(out, &wire[at..at + len]);
-        copied = at + len;
-    }
-    out.extend_from_slice(&wire[copied..]);
-    let rdlen = (out.len() - len_at - 2) as u16;
-    out[len_at..len_at + 2].copy_from_slice(&rdlen.to_be_bytes());
+    let owner = match rr.owner {
+        Owner::Query => None,
+        Owner::Name(_, wire) => Some(wire),
+    };
+    write_record(out, names, owner, rr.rtype, rr.ttl, rr.rdata, |_| {});
 }
 
 fn write_header(
@@ -632,6 +560,10 @@ pub fn question_type(question: &[u8]) -> RecordType {
 ///
 /// Returns whether the response was truncated.
 pub fn encode(out: &mut Vec<u8>, query: &Query, resp: &Response, limit: usize) -> bool {
+    if let Some(encoded) = resp.encoded {
+        encode_prepared(out, query, resp, encoded);
+        return false;
+    }
     out.clear();
     write_header(
         out,
@@ -679,6 +611,58 @@ pub fn encode(out: &mut Vec<u8>, query: &Query, resp: &Response, limit: usize) -
         out[2] |= (FLAG_TC >> 8) as u8;
     }
     truncated
+}
+
+/// Bytes the records of a response to `query` may take within `limit`: what the header,
+/// the question and the OPT record (without an Extended DNS Error, which no answer with
+/// encoded sections carries) leave. See [`crate::answer::answer_at`].
+pub fn room(query: &Query, limit: usize) -> usize {
+    let reserve = query.edns.as_ref().map_or(0, |e| opt_len(e, None));
+    limit.saturating_sub(HEADER_LEN + query.question.len() + reserve)
+}
+
+/// [`encode`] for sections encoded at load time, which the answer engine took only when
+/// they fit ([`room`]): header, the question as received, the sections (pointers moved
+/// when the question name is longer than their anchor), then the OPT record.
+fn encode_prepared(out: &mut Vec<u8>, query: &Query, resp: &Response, encoded: Encoded) {
+    out.clear();
+    let counts = match encoded {
+        Encoded::Answer(set) => [set.records.len() as u16, 0, 0],
+        Encoded::Anchored(p, _) => p.counts(),
+        Encoded::Pool { len, .. } => [len as u16, 0, 0],
+    };
+    let opt = query.edns.is_some() as u16;
+    write_header(
+        out,
+        &query.header,
+        resp.rcode,
+        resp.authoritative,
+        [1, counts[0], counts[1], counts[2] + opt],
+    );
+    out.extend_from_slice(query.question);
+    match encoded {
+        Encoded::Answer(set) => out.extend_from_slice(&set.prepared),
+        Encoded::Anchored(p, anchor_len) => p.write(out, query.qname().len() - anchor_len),
+        Encoded::Pool {
+            pool,
+            rtype,
+            nodes,
+            len,
+            ttl,
+        } => {
+            let n = pool_record_len(rtype);
+            for &i in &nodes[..len as usize] {
+                let at = i as usize * POOL_RECORD_STRIDE;
+                let start = out.len();
+                out.extend_from_slice(&pool.records[at..at + n]);
+                // Pointer (2), type (2), class (2), then the TTL.
+                out[start + 6..start + 10].copy_from_slice(&ttl.to_be_bytes());
+            }
+        }
+    }
+    if let Some(edns) = &query.edns {
+        write_opt(out, edns, resp.rcode, resp.ecs_scope, resp.ede);
+    }
 }
 
 /// Encodes a response that carries only an rcode (and the question and OPT when known).
@@ -925,21 +909,5 @@ mod tests {
         assert_eq!(out[2] & 0x82, 0x82);
         assert_eq!(&out[6..10], &[0, 0, 0, 0]);
         assert!(out.len() <= query.len() + 16);
-    }
-
-    #[test]
-    fn names_compress_against_the_question() {
-        let names = NameWriter {
-            qname: b"\x03www\x07example\x00",
-        };
-        let mut out = Vec::new();
-        names.write(&mut out, b"\x03ns1\x07EXAMPLE\x00");
-        assert_eq!(out, b"\x03ns1\xc0\x10");
-        out.clear();
-        names.write(&mut out, b"\x03www\x07example\x00");
-        assert_eq!(out, b"\xc0\x0c");
-        out.clear();
-        names.write(&mut out, b"\x03ns1\x05other\x00");
-        assert_eq!(out, b"\x03ns1\x05other\x00");
     }
 }

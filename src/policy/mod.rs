@@ -413,8 +413,8 @@ pub fn select_with<E: Explain + ?Sized>(
         for j in 0..len {
             let i = cand[j] as usize;
             let r = ramp[i] as u64;
-            let draw = mix(input.counter ^ pool.nodes[i].seed) % RAMP_ONE;
-            if r >= RAMP_ONE || draw < r {
+            // The draw only for a ramping node (most answers have none).
+            if r >= RAMP_ONE || mix(input.counter ^ pool.nodes[i].seed) % RAMP_ONE < r {
                 cand[kept] = i as u8;
                 kept += 1;
             } else {
@@ -436,11 +436,10 @@ pub fn select_with<E: Explain + ?Sized>(
 
     let k = (spec.max_answers as usize).min(len).min(MAX_ANSWERS);
     let cand = &mut cand[..len];
+    // Round robin starts the list at a rotating position; the others order it.
+    let mut start = 0;
     match spec.policy {
-        Policy::RoundRobin => {
-            let start = (input.counter % len as u64) as usize;
-            cand.rotate_left(start);
-        }
+        Policy::RoundRobin => start = (input.counter % len as u64) as usize,
         Policy::Weighted => weighted_order(cand, &weight, k, input.counter),
         Policy::ClientHash => {
             let (key, prefix) = client_hash(&input.client);
@@ -460,7 +459,8 @@ pub fn select_with<E: Explain + ?Sized>(
             insertion_sort_by(cand, |a, b| rtt[a as usize] < rtt[b as usize]);
         }
     }
-    for (rank, &i) in cand.iter().enumerate() {
+    let (head, tail) = cand.split_at(start);
+    for (rank, &i) in tail.iter().chain(head).enumerate() {
         if rank < k {
             out.push(i as usize);
             ex.note(i as usize, Verdict::Selected { rank: rank as u8 });
@@ -473,7 +473,11 @@ pub fn select_with<E: Explain + ?Sized>(
 
 /// Slow-start ramp of a node, in `1..=RAMP_ONE`.
 fn ramp_of(pool: &PoolRuntime, node: &NodeRuntime, now: Instant) -> u64 {
-    let (Some(period), Some(since)) = (pool.spec().slow_start, node.health.up_since()) else {
+    // No slow start configured: no need to load when the node came up.
+    let Some(period) = pool.spec().slow_start else {
+        return RAMP_ONE;
+    };
+    let Some(since) = node.health.up_since() else {
         return RAMP_ONE;
     };
     let elapsed = now.saturating_duration_since(since);

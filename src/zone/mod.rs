@@ -5,11 +5,13 @@
 //! result. `master` converts to and from RFC 1035 master files.
 
 pub mod dir;
+pub mod encode;
 pub mod file;
 pub mod limits;
 pub mod master;
 pub mod model;
 pub mod name;
+pub mod prepared;
 pub mod settle;
 
 use std::path::{Path, PathBuf};
@@ -144,6 +146,36 @@ mod tests {
                 let runtime = pool.runtime.as_ref().expect("attached");
                 assert_eq!(runtime.spec(), &pool.spec, "pool {}", pool.spec.name);
             }
+        }
+    }
+
+    /// The closest enclosing zone, whether the snapshot is searched by comparing origins
+    /// (a few zones) or by looking up suffixes (more).
+    #[test]
+    fn find_zone_picks_the_closest_enclosing_zone() {
+        let key = |s: &str| crate::zone::name::key_of(&s.parse().unwrap());
+        for extra in [0, 5] {
+            let mut snapshot = Snapshot::default();
+            let origins = ["test.", "a.test.", "b.a.test."];
+            let others: Vec<String> = (0..extra).map(|i| format!("z{i}.example.")).collect();
+            for origin in origins
+                .iter()
+                .copied()
+                .chain(others.iter().map(|s| s.as_str()))
+            {
+                let zone = zone_with_pools(origin, &[]);
+                snapshot
+                    .zones
+                    .insert(zone.origin_key.clone(), Arc::new(zone));
+            }
+            let found = |q: &str| snapshot.find_zone(&key(q)).map(|z| z.origin.to_string());
+            assert_eq!(found("x.b.a.test.").as_deref(), Some("b.a.test."));
+            assert_eq!(found("b.a.test.").as_deref(), Some("b.a.test."));
+            assert_eq!(found("c.a.test.").as_deref(), Some("a.test."));
+            assert_eq!(found("xa.test.").as_deref(), Some("test."));
+            assert_eq!(found("test.").as_deref(), Some("test."));
+            assert_eq!(found("other."), None);
+            assert_eq!(found("atest."), None);
         }
     }
 

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use hickory_proto::rr::{Name, RData, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
-use super::name::{key_of, wire_of};
+use super::name::{is_within, key_of, wire_of};
+use super::prepared::Prepared;
 use crate::node::PoolRuntime;
 use crate::pool::PoolSpec;
 
@@ -146,6 +147,9 @@ pub struct RrSet {
     pub ttl: u32,
     /// The records, in file order.
     pub records: Box<[Rdata]>,
+    /// The answer section for a question of this type at this name, encoded at load time
+    /// ([`super::prepared::answer`]); empty when the per-query encoder writes it.
+    pub prepared: Box<[u8]>,
 }
 
 /// One owner name of a zone, possibly an empty non-terminal.
@@ -161,12 +165,22 @@ pub struct Node {
     pub cut: bool,
     /// Index into [`Zone::pools`] when this name is a pool.
     pub pool: Option<usize>,
+    /// At a zone cut: the referral, encoded at load time ([`super::prepared::referral`]).
+    pub referral: Option<Box<Prepared>>,
 }
 
 impl Node {
     /// The RRset of `rtype`, if any.
     pub fn rrset(&self, rtype: RecordType) -> Option<&RrSet> {
         self.rrsets.iter().find(|s| s.rtype == rtype)
+    }
+
+    /// The address RRsets (A, then AAAA) that additional-section processing adds for a
+    /// name server or mail exchange at this name (RFC 1034 section 3.6).
+    pub fn address_sets(&self) -> impl Iterator<Item = &RrSet> {
+        [RecordType::A, RecordType::AAAA]
+            .into_iter()
+            .filter_map(|t| self.rrset(t))
     }
 }
 
@@ -209,6 +223,9 @@ pub struct Zone {
     pub has_wildcards: bool,
     /// Pools of this zone, referenced by [`Node::pool`].
     pub pools: Vec<ZonePool>,
+    /// The authority section of a negative answer (the SOA), encoded at load time
+    /// ([`super::prepared::negative`]).
+    pub negative: Prepared,
     /// Stable number of this zone for the life of the process: kept by origin across
     /// reloads, never reused by another origin. The transport keeps per-zone counters
     /// under it (`dns::stats`), so the zone model does not hold them.
@@ -225,6 +242,9 @@ pub struct ZonePool {
     pub position: (usize, usize),
     /// One A or AAAA record per node, in node order.
     pub rdata: Box<[Rdata]>,
+    /// The same records encoded for an answer at the question name, TTL 0, node `i`'s
+    /// at `i *` [`super::prepared::POOL_RECORD_STRIDE`] ([`super::prepared::pool_records`]).
+    pub records: Box<[u8]>,
     /// Live node state; `None` until [`Snapshot::attach_pools`] (a zone loaded only for
     /// checking has none).
     pub runtime: Option<Arc<PoolRuntime>>,
@@ -242,9 +262,21 @@ impl Zone {
             if let RData::SOA(mut soa) = set.records[0].data.clone() {
                 soa.serial = serial;
                 set.records = Box::new([Rdata::new(RData::SOA(soa))]);
+                set.prepared = Box::default();
             }
         }
         apex.rrsets = sets.into();
+        super::prepared::prepare_apex(self);
+    }
+
+    /// The node whose addresses additional-section processing adds for the target of
+    /// `rdata` (NS, MX, SRV; RFC 1034 section 3.6), when this zone holds that name.
+    pub fn additional_node(&self, rdata: &Rdata) -> Option<&Node> {
+        let target = rdata.target.as_deref()?;
+        if !is_within(target, &self.origin_key) {
+            return None;
+        }
+        self.nodes.get(target)
     }
 
     /// The apex node.
@@ -293,6 +325,10 @@ pub struct PoolKey {
     pub pool: Box<[u8]>,
 }
 
+/// Up to this many zones, [`Snapshot::find_zone`] compares the question with each origin
+/// instead of looking up each of its suffixes.
+const FEW_ZONES: usize = 4;
+
 /// Every served zone: what one reload produces and the query path reads.
 #[derive(Debug, Default)]
 pub struct Snapshot {
@@ -307,6 +343,16 @@ pub struct Snapshot {
 impl Snapshot {
     /// The zone that is the closest enclosing one for `qname` (a lowercase wire name).
     pub fn find_zone(&self, qname: &[u8]) -> Option<&Zone> {
+        // A few zones: comparing the question's tail with each origin is cheaper than
+        // hashing every suffix of the question (hot path).
+        if self.zones.len() <= FEW_ZONES {
+            return self
+                .zones
+                .iter()
+                .filter(|(origin, _)| is_within(qname, origin))
+                .max_by_key(|(origin, _)| origin.len())
+                .map(|(_, z)| &**z);
+        }
         let mut name = qname;
         loop {
             if let Some(z) = self.zones.get(name) {

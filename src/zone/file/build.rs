@@ -102,7 +102,7 @@ impl Builder<'_, '_> {
 
         let has_wildcards = nodes.keys().any(|k| k.starts_with(b"\x01*"));
         let content_digest = digest(&nodes, &pools);
-        Some(Zone {
+        let mut zone = Zone {
             origin: self.origin.clone(),
             origin_position: self.map.position(origin_at),
             origin_key: self.origin_key.clone(),
@@ -116,8 +116,11 @@ impl Builder<'_, '_> {
             has_cuts,
             has_wildcards,
             pools,
+            negative: Default::default(),
             index: 0,
-        })
+        };
+        crate::zone::prepared::prepare_zone(&mut zone);
+        Some(zone)
     }
 
     /// Reads `origin`, the zone's apex; returns where it is written.
@@ -201,6 +204,7 @@ impl Builder<'_, '_> {
                     rrsets: rrsets.into(),
                     cut: false,
                     pool: None,
+                    referral: None,
                 },
             );
         }
@@ -310,19 +314,21 @@ impl Builder<'_, '_> {
                         std::net::IpAddr::V6(a) => RData::AAAA(a.into()),
                     })
                 })
-                .collect();
+                .collect::<Box<[Rdata]>>();
             let node = nodes.entry(key).or_insert_with(|| Node {
                 wire: wire_of(&spec.name),
                 name: spec.name.clone(),
                 rrsets: Box::new([]),
                 cut: false,
                 pool: None,
+                referral: None,
             });
             node.pool = Some(zone_pools.len());
             pool_owners.push((key_of(&spec.name), at, key_text));
             zone_pools.push(ZonePool {
                 position: self.map.position(at),
                 spec,
+                records: crate::zone::prepared::pool_records(&rdata),
                 rdata,
                 runtime: None,
             });
@@ -352,6 +358,7 @@ impl Builder<'_, '_> {
                             rrsets: Box::new([]),
                             cut: false,
                             pool: None,
+                            referral: None,
                         },
                     );
                 }
@@ -367,6 +374,7 @@ impl Builder<'_, '_> {
                     rrsets: Box::new([]),
                     cut: false,
                     pool: None,
+                    referral: None,
                 },
             );
         }
@@ -494,6 +502,7 @@ impl Builder<'_, '_> {
                 rtype: RecordType::SOA,
                 ttl: fields.ttl,
                 records: Box::new([Rdata::new(RData::SOA(soa))]),
+                prepared: Box::default(),
             },
         );
         apex.rrsets = sets.into();

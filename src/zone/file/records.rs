@@ -104,6 +104,7 @@ impl Builder<'_, '_> {
                     rtype,
                     ttl,
                     records: records.into(),
+                    prepared: Box::default(),
                 });
             }
         }
