@@ -21,7 +21,6 @@ pub mod metrics;
 pub mod overrides;
 pub mod page;
 pub mod read_auth;
-pub mod slots;
 pub mod status_query;
 pub mod time;
 
