@@ -119,7 +119,7 @@ fn main() {
     }
     println!("\nrunning 1 test");
     rt().block_on(checks_without_descriptors_change_no_node());
-    println!("test {TEST} ... ok\n");
+    println!("test {TEST} ... ok\n\ntest result: ok. 1 passed; 0 failed\n");
 }
 
 /// The backends of [`checks_without_descriptors_change_no_node`], in a process of their

@@ -5,7 +5,11 @@
 //! * At the cap the connection idle the longest is closed to make room (counted in
 //!   `roundel_admin_connections_evicted_total`), so that idle clients cannot lock
 //!   operators out; only when every connection is being answered is a new one closed at
-//!   once (`roundel_admin_connections_refused_total`). See [`super::slots`].
+//!   once (`roundel_admin_connections_refused_total`). The table is
+//!   [`crate::limits::slots`], as for DNS over TCP; at most
+//!   [`ADMIN_EVICTIONS_IN_FLIGHT`] evicted connections are still closing at once (the
+//!   accept loop waits for them), and that socket comes out of the budget's fixed share
+//!   ([`crate::limits::FIXED_DESCRIPTORS`]).
 //! * A request header must be complete within the header timeout (slowloris).
 //! * A connection with no traffic for the idle timeout is closed.
 //! * Bodies are limited ([`axum::extract::DefaultBodyLimit`]), and state-changing calls are
@@ -23,11 +27,10 @@ use hyper::service::Service as _;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
-
-use super::slots::{ADMIN_EVICTIONS_IN_FLIGHT, SlotGuard, Slots};
+use tokio::sync::watch;
 
 use crate::limits::accept::{AcceptErrors, Next};
+use crate::limits::slots::{Admission, SlotCaps, SlotGuard, SlotTable};
 use crate::limits::{Limits, counters};
 
 /// The admin listener's limits.
@@ -61,6 +64,9 @@ impl Default for AdminLimits {
     }
 }
 
+/// Admin connections evicted at the cap but not yet closed, at most.
+pub const ADMIN_EVICTIONS_IN_FLIGHT: usize = 1;
+
 /// Rounds of 1 ms the accept loop waits for an evicted connection to close.
 const EVICTION_WAIT_ROUNDS: u32 = 50;
 
@@ -72,10 +78,11 @@ pub async fn serve(
     limits: AdminLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // The table decides; the semaphore only lets shutdown wait for every connection.
-    let all = limits.max_connections + ADMIN_EVICTIONS_IN_FLIGHT;
-    let running = Arc::new(Semaphore::new(all));
-    let table = Slots::new(limits.max_connections);
+    let table = SlotTable::new(SlotCaps {
+        max: limits.max_connections,
+        per_client: None,
+        evictions_in_flight: ADMIN_EVICTIONS_IN_FLIGHT,
+    });
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut errors = AcceptErrors::new("admin", &counters::ADMIN_ACCEPT_ERRORS);
     tokio::pin!(shutdown);
@@ -96,21 +103,21 @@ pub async fn serve(
             Ok((stream, _peer)) => {
                 errors.accepted();
                 // Dropping the stream closes it: the client sees the end at once.
-                let Some(guard) = table.admit() else {
-                    counters::ADMIN_REFUSED.inc();
-                    continue;
-                };
-                let Ok(permit) = running.clone().try_acquire_owned() else {
-                    // Not reached: the table admits fewer than `all`.
-                    counters::ADMIN_REFUSED.inc();
-                    continue;
+                let guard = match table.admit(None) {
+                    Admission::Admitted { guard, evicted } => {
+                        if evicted {
+                            counters::ADMIN_EVICTED.inc();
+                        }
+                        guard
+                    }
+                    Admission::RefusedGlobal | Admission::RefusedPerClient => {
+                        counters::ADMIN_REFUSED.inc();
+                        continue;
+                    }
                 };
                 let router = router.clone();
                 let stop = stop_rx.clone();
-                tokio::spawn(async move {
-                    connection(stream, router, limits, stop, guard).await;
-                    drop(permit);
-                });
+                tokio::spawn(connection(stream, router, limits, stop, guard));
             }
             Err(e) => match errors.failed(&e) {
                 Next::Retry => {}
@@ -123,9 +130,7 @@ pub async fn serve(
     }
     let _ = stop_tx.send(true);
     // Connections end on their own (graceful shutdown), bounded by the caller.
-    let _ = running
-        .acquire_many(all.min(u32::MAX as usize) as u32)
-        .await;
+    table.all_closed().await;
     Ok(())
 }
 
@@ -150,11 +155,13 @@ async fn connection(
     let busy_of = guard.clone();
     // While a request is answered the connection is busy and is not evicted.
     let service = hyper::service::service_fn(move |req| {
-        let busy = busy_of.busy();
+        busy_of.busy();
         let answer = inner.call(req);
+        let idle_of = busy_of.clone();
         async move {
             let r = answer.await;
-            drop(busy);
+            // The answer is out: idle from now.
+            idle_of.idle();
             r
         }
     });

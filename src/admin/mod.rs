@@ -13,6 +13,7 @@
 //! reload and at startup.
 
 pub mod api;
+pub mod check_metrics;
 pub mod exposition;
 pub mod history;
 pub mod listener;
@@ -20,7 +21,6 @@ pub mod metrics;
 pub mod overrides;
 pub mod page;
 pub mod read_auth;
-pub mod slots;
 pub mod status_query;
 pub mod time;
 

@@ -30,8 +30,9 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::shield::Shield;
 use super::stats::{DnsStats, Transport};
-use super::tcp_conns::{Admission, ConnGuard, ConnTable};
+use super::tcp_conns::{address_key, table};
 use crate::limits::accept::{AcceptErrors, Next};
+use crate::limits::slots::{Admission, SlotGuard, SlotTable};
 use crate::limits::{Limits, counters};
 use crate::shutdown::Stopping;
 use crate::zone::SnapshotCell;
@@ -45,7 +46,7 @@ pub struct TcpContext {
     cell: Arc<SnapshotCell>,
     stats: Arc<DnsStats>,
     shield: Arc<Shield>,
-    table: Arc<ConnTable>,
+    table: Arc<SlotTable>,
     idle_timeout: Duration,
     io_timeout: Duration,
     queries_per_connection: u32,
@@ -65,7 +66,7 @@ impl TcpContext {
             cell,
             stats,
             shield,
-            table: ConnTable::new(max_clients as usize, limits.tcp_clients_per_address),
+            table: table(max_clients as usize, limits.tcp_clients_per_address),
             idle_timeout: limits.tcp_idle_timeout,
             io_timeout: limits.tcp_io_timeout,
             queries_per_connection: limits.tcp_queries_per_connection.max(1),
@@ -102,15 +103,18 @@ pub async fn accept_loop(listener: TcpListener, ctx: Arc<TcpContext>, mut stop: 
         match accepted {
             Ok((stream, peer)) => {
                 errors.accepted();
-                match ctx.table.admit(peer.ip()) {
-                    Admission::Admitted(guard) => {
+                match ctx.table.admit(Some(address_key(peer.ip()))) {
+                    Admission::Admitted { guard, evicted } => {
+                        if evicted {
+                            counters::TCP_EVICTED.inc();
+                        }
                         ctx.stats.note_tcp_connection();
                         tokio::spawn(connection(stream, peer, ctx.clone(), guard));
                     }
                     // Dropping the stream closes it: the client sees the end at once
                     // rather than waiting in the backlog.
                     Admission::RefusedGlobal => counters::TCP_REFUSED_GLOBAL.inc(),
-                    Admission::RefusedPerAddress => counters::TCP_REFUSED_PER_ADDRESS.inc(),
+                    Admission::RefusedPerClient => counters::TCP_REFUSED_PER_ADDRESS.inc(),
                 }
             }
             Err(e) => match errors.failed(&e) {
@@ -150,7 +154,7 @@ async fn connection(
     mut stream: TcpStream,
     peer: SocketAddr,
     ctx: Arc<TcpContext>,
-    guard: ConnGuard,
+    guard: SlotGuard,
 ) {
     // Responses go out as soon as they are written: a client waits for each one.
     let _ = stream.set_nodelay(true);
@@ -201,7 +205,7 @@ impl Conn {
         stream: &mut TcpStream,
         peer: SocketAddr,
         ctx: &TcpContext,
-        guard: &ConnGuard,
+        guard: &SlotGuard,
     ) -> End {
         loop {
             let consumed = self.answer_buffered(peer, ctx);
@@ -231,7 +235,7 @@ impl Conn {
                     guard.idle();
                     let r = tokio::select! {
                         r = tokio::time::timeout(ctx.idle_timeout, stream.read(buf)) => r,
-                        () = guard.state().kill.notified() => return End::Idle,
+                        () = guard.slot().kill.notified() => return End::Idle,
                     };
                     guard.busy();
                     match r {

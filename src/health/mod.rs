@@ -3,6 +3,7 @@
 //! * [`hysteresis`]: the `rise`/`fall` machine; the state it decides lives in
 //!   [`crate::node`], where selection reads it.
 //! * [`probe`]: one HTTP(S) or TCP check, hard-bounded by its timeout.
+//! * [`http_check`]: the plain-HTTP check, a pre-built request on a fresh connection.
 //! * [`hook`]: [`ProbeHook`], through which cluster mode shares out the probes.
 //! * [`monitor`]: [`HealthMonitor`], one tokio task per distinct (target, check).
 //! * [`supervise`]: probe tasks restarted (and counted) when they panic.
@@ -11,6 +12,7 @@
 
 pub mod change_log;
 pub mod hook;
+pub mod http_check;
 pub mod hysteresis;
 pub mod local;
 pub mod monitor;

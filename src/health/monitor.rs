@@ -575,7 +575,8 @@ fn record(
     let ok = r.outcome.is_ok();
     health.observe_check(r.rtt, r.outcome.as_ref().err());
     let change = machine.record(ok);
-    let reason = match &r.outcome {
+    // Written out only when something reads it (a hook, a state change): not per check.
+    let reason = || match &r.outcome {
         Ok(_) => "ok".to_owned(),
         Err(f) => f.to_string(),
     };
@@ -591,7 +592,7 @@ fn record(
         Some(h) => {
             let obs = LocalObservation {
                 health: machine.health(),
-                reason: reason.clone(),
+                reason: reason(),
                 rtt: r.rtt,
                 srtt: local.srtt,
                 reported: r.outcome.as_ref().ok().copied().flatten(),
@@ -637,12 +638,12 @@ fn record(
             at: SystemTime::now(),
             from,
             to,
-            reason: reason.clone(),
+            reason: reason(),
         });
         Some(d.users.join(","))
     });
     // Logged outside the detail lock: a slow log sink must not hold up admin readers.
     if let (Some((from, to)), Some(pools)) = (change, users) {
-        super::change_log::health_changed(key, &pools, from, to, &reason);
+        super::change_log::health_changed(key, &pools, from, to, &reason());
     }
 }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
+use super::http_check::{PlainHttp, USER_AGENT};
 use super::tls;
 use crate::node::{Failure, Reported};
 use crate::pool::spec::MAX_WEIGHT;
@@ -28,8 +29,10 @@ pub struct CheckResult {
 
 /// A ready-to-run check for one target: the HTTP client is built once, not per check.
 pub enum Prober {
-    /// HTTP(S).
+    /// HTTPS (through the HTTP client library).
     Http(Box<HttpProber>),
+    /// Plain HTTP (a pre-built request on a fresh connection).
+    PlainHttp(Box<PlainHttp>),
     /// TCP connect (from a source address, if set).
     Tcp(SocketAddr, Option<std::net::IpAddr>),
     /// Nothing to probe.
@@ -38,7 +41,7 @@ pub enum Prober {
     Broken(Failure),
 }
 
-/// An HTTP(S) check bound to one target.
+/// An HTTPS check bound to one target.
 pub struct HttpProber {
     client: reqwest::Client,
     method: reqwest::Method,
@@ -64,6 +67,10 @@ impl Prober {
         match &spec.kind {
             CheckKind::None => Prober::None,
             CheckKind::Tcp { .. } => Prober::Tcp(addr, source),
+            CheckKind::Http(h) if !h.tls => match PlainHttp::new(h, target, source) {
+                Ok(p) => Prober::PlainHttp(Box::new(p)),
+                Err(e) => Prober::Broken(Failure::Setup(e)),
+            },
             CheckKind::Http(h) => match HttpProber::new(h, target, spec.timeout, source) {
                 Ok(p) => Prober::Http(Box::new(p)),
                 Err(e) => Prober::Broken(Failure::Setup(e)),
@@ -93,6 +100,7 @@ impl Prober {
                     }
                 },
                 Prober::Http(h) => h.run(&mut weight_error, &mut local_error).await,
+                Prober::PlainHttp(h) => h.run(&mut weight_error, &mut local_error).await,
             }
         };
         // The hard bound: whatever the client does, a check ends at `timeout`.
@@ -147,7 +155,7 @@ impl HttpProber {
             .pool_max_idle_per_host(0)
             .timeout(timeout)
             .connect_timeout(timeout)
-            .user_agent(concat!("roundel-health/", env!("CARGO_PKG_VERSION")))
+            .user_agent(USER_AGENT)
             .tls_backend_preconfigured(tls_config)
             .local_address(source);
         let scheme = if check.tls { "https" } else { "http" };
@@ -248,7 +256,7 @@ impl HttpProber {
 }
 
 /// A TCP connection to `addr`, from `source` when set.
-async fn connect(
+pub(super) async fn connect(
     addr: SocketAddr,
     source: Option<std::net::IpAddr>,
 ) -> std::io::Result<tokio::net::TcpStream> {
@@ -264,7 +272,7 @@ async fn connect(
     s.connect(addr).await
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
+pub(super) fn contains(hay: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
 }
 

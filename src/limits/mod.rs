@@ -12,7 +12,9 @@
 //!             + EVICTIONS_IN_FLIGHT (idle connections evicted at the cap, still closing)
 //! ```
 //!
-//! Client connections (DNS over TCP, admin HTTP) are capped at their share; the probe
+//! Client connections (DNS over TCP, admin HTTP) are capped at their share (each
+//! listener keeps a [`slots::SlotTable`], which evicts the longest idle connection at the
+//! cap); the probe
 //! share is never handed to a client, so health checking keeps its descriptors under any
 //! connection flood. A configured cap larger than its share is lowered to it (with a
 //! WARN) rather than letting the process run out.
@@ -24,6 +26,7 @@ pub mod accept;
 pub mod config;
 pub mod counters;
 pub mod nofile;
+pub mod slots;
 
 use std::time::Duration;
 

@@ -56,9 +56,16 @@ impl DName {
                     i += 1;
                 }
                 b'\\' => {
-                    // One escape: `\DDD` or `\X`.
-                    let len = if bytes.get(i + 1).is_some_and(u8::is_ascii_digit) {
-                        4
+                    // One escape: `\DDD` or `\X`. A decimal escape is its ASCII digits (at
+                    // most three; fewer is an error of `decode`), never a fixed 4 bytes,
+                    // which could end inside a multi-byte character ("\0Ӷ").
+                    let digits = bytes[i + 1..]
+                        .iter()
+                        .take(3)
+                        .take_while(|b| b.is_ascii_digit())
+                        .count();
+                    let len = if digits > 0 {
+                        1 + digits
                     } else {
                         1 + text[i + 1..].chars().next().map_or(0, char::len_utf8)
                     };
@@ -229,6 +236,17 @@ mod tests {
         let d = DName::parse("\\065bc.example.test.", None).unwrap();
         assert_eq!(d.labels[0], b"Abc");
         assert_eq!(d.roundel_text(&origin()).unwrap(), "Abc");
+    }
+
+    #[test]
+    fn a_short_decimal_escape_before_a_multibyte_character_is_an_error() {
+        // Found by the master_file fuzz target: this panicked slicing inside 'Ӷ'.
+        for text in ["\\0A\u{4f6}", "\\0\u{4f6}", "\\01\u{4f6}.", "x\\9\u{1F600}"] {
+            let e = DName::parse(text, Some(&origin())).unwrap_err();
+            assert!(e.contains("exactly three digits"), "{text:?}: {e}");
+        }
+        let n = DName::parse("\\065\u{4f6}.", None).unwrap();
+        assert_eq!(n.labels[0], "A\u{4f6}".as_bytes());
     }
 
     #[test]
