@@ -87,7 +87,7 @@ for r in $(seq "$repeats"); do
         c1=$(cpu_ticks "$server")
         stop
         done_q=$(awk '/Queries completed:/ {print $3}' "$out")
-        q=$(awk '/Queries per second:/ {print $4}' "$out")
+        q=$(awk '/Queries per second:/ {printf "%.0f", $4}' "$out")
         e=$(python3 -c "print(f'{${done_q:-0} / max(($c1 - $c0) / $hz, 1e-9):.0f}')")
         qps[$n]+="${q:-0} " eff[$n]+="$e "
         echo "workers $n run $r: ${q:-0} q/s, $e q/srv-CPU-s" >&2
