@@ -46,7 +46,7 @@ echo "static.lb.example A" > "$run/queries"
 # Response rate limiting off: one client sending one name tens of thousands of times a
 # second is what RRL exists to refuse (the reference servers run without it too).
 printf '[rrl]\nenabled = false\n' > "$run/roundel.toml"
-port=5396
+port=5398
 server=""
 cleanup() { [[ -n $server ]] && kill "$server" 2>/dev/null || true; }
 trap cleanup EXIT
