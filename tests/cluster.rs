@@ -63,6 +63,26 @@ fn converge(all: &[Instance], n: usize) -> Duration {
 
 /// Checks per second each backend receives over `window`, after the probe share has
 /// settled.
+/// For each instance, how long after `start` `cond` first held for it (`None` if not
+/// within `bound`, polled until all have it or the bound passes).
+fn when_each(
+    all: &[Instance],
+    start: Instant,
+    bound: Duration,
+    cond: impl Fn(&Instance) -> bool,
+) -> Vec<Option<Duration>> {
+    let mut at = vec![None; all.len()];
+    wait_until(bound, || {
+        for (k, i) in all.iter().enumerate() {
+            if at[k].is_none() && cond(i) {
+                at[k] = Some(start.elapsed());
+            }
+        }
+        at.iter().all(Option::is_some)
+    });
+    at
+}
+
 fn check_rate(backends: &[Backend], window: Duration) -> Vec<f64> {
     // One interval plus the lease TTL lets every probe settle on its observers.
     std::thread::sleep(Duration::from_millis(2500));
@@ -152,14 +172,8 @@ fn killed_backend_leaves_every_instance_within_2s() {
     let dead = bs[1].addr.ip().to_string();
     let start = Instant::now();
     bs[1].stop();
-    let mut gone = vec![None; all.len()];
-    wait_until(Duration::from_secs(5), || {
-        for (k, i) in all.iter().enumerate() {
-            if gone[k].is_none() && !i.answer(0).contains(&dead) {
-                gone[k] = Some(start.elapsed());
-            }
-        }
-        gone.iter().all(Option::is_some)
+    let gone = when_each(&all, start, Duration::from_secs(5), |i| {
+        !i.answer(0).contains(&dead)
     });
     eprintln!("detection: backend killed, gone from each instance after {gone:?}");
     for (k, g) in gone.iter().enumerate() {
@@ -222,14 +236,8 @@ fn drain_through_one_instance_reaches_all_within_1s_and_survives_restart() {
         body.contains("safe to stop after that"),
         "not safe to stop while ns3's answers may be cached: {body}"
     );
-    let mut took = vec![None; 3];
-    wait_until(Duration::from_secs(3), || {
-        for (k, i) in all.iter().enumerate() {
-            if took[k].is_none() && !i.answer(0).contains(&drained) {
-                took[k] = Some(start.elapsed());
-            }
-        }
-        took.iter().all(Option::is_some)
+    let took = when_each(&all, start, Duration::from_secs(3), |i| {
+        !i.answer(0).contains(&drained)
     });
     eprintln!("drain through ns1 obeyed after {took:?}");
     for (k, t) in took.iter().enumerate() {
