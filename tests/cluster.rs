@@ -451,8 +451,12 @@ fn etcd_down_degraded_then_local_fallback_then_rejoin() {
     let (_, page) = ops_support::http_get_blocking(all[1].admin, "/api/v1/status").unwrap();
     assert!(page.contains("\"mode\":\"fallback\""), "{page}");
     // Local probing: every backend now sees every instance.
-    std::thread::sleep(Duration::from_millis(1200));
-    let since = Instant::now() - Duration::from_millis(1000);
+    // (Waited for with a bound: a fixed pause would race the first local checks.)
+    let mut since = Instant::now();
+    wait_until(Duration::from_secs(5), || {
+        since = Instant::now() - Duration::from_millis(1000);
+        bs.iter().all(|b| b.hits_since(since).len() == 3)
+    });
     for b in &bs {
         assert_eq!(
             b.hits_since(since).len(),
