@@ -37,6 +37,16 @@ nodes = ["127.0.0.71"]
     );
     let d = Daemon::quiet(zones.path());
     assert_eq!(addrs(&query(d.dns, "www.warn.test.", A)), ["127.0.0.71"]);
+    // The first result (at once on loopback) already names the pool node it is for.
+    let first = d
+        .log()
+        .into_iter()
+        .find(|l| l.contains("node health changed"))
+        .expect("the first result is logged before the server answers");
+    assert!(
+        first.contains("pools=www.warn.test./127.0.0.71"),
+        "the first result does not name its pool: {first}"
+    );
     assert!(
         !d.log().iter().any(|l| l.contains("pool all down")),
         "all down with a healthy node: {:#?}",

@@ -170,11 +170,25 @@ impl HealthMonitor {
                 })
             })
             .collect();
+        // The pool nodes each probe serves, known before any probe starts: a first result
+        // (a refused connection comes back at once) is logged with them.
+        let mut users: HashMap<ProbeKey, Vec<String>> = HashMap::new();
+        for pool in pools {
+            for node in &pool.nodes {
+                let key = ProbeKey {
+                    target: node.probe.clone(),
+                    check: pool.check.clone(),
+                };
+                users
+                    .entry(key)
+                    .or_default()
+                    .push(format!("{}/{}", pool.name, node.label));
+            }
+        }
         let (runtimes, started, kept, carried, stopped) = {
             let mut reg = self.registry();
             let mut old = std::mem::take(&mut reg.probes);
             let mut old_admin = std::mem::take(&mut reg.admin);
-            let mut users: HashMap<ProbeKey, Vec<String>> = HashMap::new();
             let (mut started, mut kept, mut carried) = (0, 0, 0);
             let mut runtimes = Vec::with_capacity(pools.len());
             for pool in pools {
@@ -185,10 +199,6 @@ impl HealthMonitor {
                         target: node.probe.clone(),
                         check: pool.check.clone(),
                     };
-                    users
-                        .entry(key.clone())
-                        .or_default()
-                        .push(format!("{}/{}", pool.name, node.label));
                     let health = if let Some(e) = reg.probes.get(&key) {
                         e.health.clone()
                     } else {
@@ -201,11 +211,14 @@ impl HealthMonitor {
                                 let e = match predecessor(&mut old, &wanted, &key) {
                                     Some((old_key, prev)) => {
                                         carried += 1;
+                                        prev.health.set_users(users[&key].clone());
                                         self.carry(&key, &old_key, prev)
                                     }
                                     None => {
                                         started += 1;
-                                        self.start(&key, Arc::new(NodeHealth::new(self.epoch)))
+                                        let h = Arc::new(NodeHealth::new(self.epoch));
+                                        h.set_users(users[&key].clone());
+                                        self.start(&key, h)
                                     }
                                 };
                                 if !*e.first.borrow() {
@@ -236,6 +249,7 @@ impl HealthMonitor {
                 }
                 runtimes.push(Arc::new(PoolRuntime::new(pool.clone(), healths, admins)));
             }
+            // Kept probes serve the new list from now on.
             for (key, list) in users {
                 if let Some(e) = reg.probes.get(&key) {
                     e.health.set_users(list);
