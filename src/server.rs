@@ -106,6 +106,7 @@ fn bind_pair(addr: SocketAddr) -> std::io::Result<(UdpSocket, TcpListener)> {
             addr
         };
         udp.set_reuse_port(true)?;
+        crate::dns::udp::ignore_path_mtu(&udp, addr.is_ipv6())?;
         if let Err(e) = udp.bind(&addr.into()) {
             last_error = Some(e);
             continue;
