@@ -65,7 +65,10 @@ start() {
             # No rate limiting: it applies to UDP only, but keep both builds alike.
             printf '[rrl]\nenabled = false\n' > "$d/roundel.toml"
             cmd=("$b" serve --config "$d/roundel.toml" --zones "$d/zones" --listen "127.0.0.1:$p"
-                 --udp-threads 1 --no-admin) ;;
+                 --udp-threads 1 --no-admin)
+            # One TCP thread, as Knot's tcp-workers: 1 (builds before --tcp-threads ran TCP
+            # on the tokio runtime's two workers).
+            if "$b" serve --help | grep -q -- --tcp-threads; then cmd+=(--tcp-threads 1); fi ;;
         knot)
             render "$bench/templates/knot/knot.conf" "$p" "$d" > "$d/knot.conf"
             cp "$zone" "$d/lb.example.zone"
