@@ -117,6 +117,11 @@ impl Workers {
     pub fn hand(&self, stream: std::net::TcpStream, peer: SocketAddr, guard: SlotGuard) {
         let i = self.next.fetch_add(1, Relaxed) % self.mailboxes.len();
         let m = &self.mailboxes[i];
+        if m.stop.load(Relaxed) {
+            // Its thread has ended: dropping the stream and the guard closes the
+            // connection and frees its slot.
+            return;
+        }
         m.new
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -182,11 +187,18 @@ impl Thread {
         let mut now = Instant::now();
         loop {
             let timeout = self.sweep_at.map(|t| t.saturating_duration_since(now));
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
-                if e.kind() != std::io::ErrorKind::Interrupted {
-                    tracing::error!(error = %e, "DNS-over-TCP thread: epoll failed; its connections are closed");
-                    return;
-                }
+            if let Err(e) = self.poll.poll(&mut events, timeout)
+                && e.kind() != std::io::ErrorKind::Interrupted
+            {
+                tracing::error!(error = %e, "DNS-over-TCP thread: epoll failed; its connections are closed");
+                // New connections are not handed to it any more (closed instead).
+                self.mailbox.stop.store(true, Relaxed);
+                self.mailbox
+                    .new
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clear();
+                return;
             }
             now = Instant::now();
             let sh = Shared {
