@@ -23,7 +23,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use arc_swap::Cache;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::shield::Shield;
@@ -182,7 +181,6 @@ impl Thread {
 
     fn run(mut self) {
         let settings = self.settings.clone();
-        let mut cache = Cache::new(&*settings.cell);
         let mut events = Events::with_capacity(EVENTS);
         let mut now = Instant::now();
         loop {
@@ -201,8 +199,11 @@ impl Thread {
                 return;
             }
             now = Instant::now();
+            // Loaded per wake-up, not cached: an idle thread must not keep a replaced
+            // snapshot (a whole zone set) alive.
+            let snapshot = settings.cell.load();
             let sh = Shared {
-                snapshot: cache.load(),
+                snapshot: &snapshot,
                 shield: &settings.shield,
                 stats: &settings.stats,
                 now,
