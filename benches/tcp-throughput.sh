@@ -144,7 +144,7 @@ median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR
 {
     echo "### TCP throughput (run $run_id)"
     echo
-    echo "dnsperf -m tcp -c 10 -q 100 -T 1, $duration s, static.lb.example A; servers on CPU 0 (1 worker), dnsperf on CPU 1; medians of $repeats interleaved runs${qcap:+; Roundel's tcp_queries_per_connection = $qcap}."
+    echo "dnsperf -m tcp -c 10 -q 100 -T 1, $duration s, static.lb.example A; servers on CPU 0 (1 worker), dnsperf on CPU 1; medians of $repeats interleaved runs${qcap:+; Roundel with tcp_queries_per_connection = $qcap}."
     echo
     echo "| server | QPS | q/srv-CPU-s | vs ${srv_list[-1]} | runs (q/srv-CPU-s) |"
     echo "|---|---|---|---|---|"
