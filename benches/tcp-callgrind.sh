@@ -78,7 +78,7 @@ total_ir() {
     for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     wait "$pid" 2>/dev/null || true
     pid=""
-    ir=$(callgrind_annotate "$out.cg" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}')
+    ir=$(callgrind_annotate "$out.cg" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
 }
 
 per_query() { # BIN NAME: sets per (Ir per answered query) and answered
