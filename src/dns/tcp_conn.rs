@@ -28,6 +28,11 @@ use crate::zone::Snapshot;
 /// hundred pipelined queries (RFC 7766 section 6.2.1.1) in one read.
 const READ_CHUNK: usize = 4096;
 
+/// Full reads one connection may make per turn: a client that keeps its socket full must
+/// not keep its thread from the other connections. Past it the connection takes another
+/// turn after the thread's other ready sockets ([`Conn::wants_turn`]).
+const READS_PER_TURN: u32 = 8;
+
 /// Responses a connection collects before writing them out (more when one response is
 /// longer): bounds its memory when a client pipelines many queries with long answers.
 const OUTPUT_HIGH: usize = 16 * 1024;
@@ -88,8 +93,11 @@ pub struct Conn {
     partial_since: Option<Instant>,
     /// When a write first could not complete.
     blocked_since: Option<Instant>,
-    /// A readable edge may not have been read (a blocked write came first).
+    /// A readable edge may not have been read (a blocked write came first, or the turn's
+    /// reads ran out).
     read_owed: bool,
+    /// The turn's reads ran out with data still to read.
+    turn_over: bool,
     deadline: Instant,
     on_deadline: End,
 }
@@ -118,6 +126,7 @@ impl Conn {
             partial_since: None,
             blocked_since: None,
             read_owed: true,
+            turn_over: false,
             deadline: now + idle_timeout,
             on_deadline: End::Idle,
         }
@@ -129,11 +138,21 @@ impl Conn {
         (self.deadline, self.on_deadline)
     }
 
+    /// Whether the connection stopped reading with data left ([`READS_PER_TURN`]): no edge
+    /// will come for it, so its thread calls [`Conn::ready`] again on its own.
+    #[inline]
+    pub fn wants_turn(&self) -> bool {
+        self.turn_over
+    }
+
     /// The socket is ready (`readable`: for reading): reads, answers and writes as far as
-    /// it goes without blocking. `Err` ends the connection.
+    /// it goes without blocking, at most [`READS_PER_TURN`] reads. `Err` ends the
+    /// connection.
     pub fn ready(&mut self, readable: bool, sh: &Shared<'_>) -> Result<(), End> {
         let mut may_read = readable || self.read_owed;
         self.read_owed = false;
+        self.turn_over = false;
+        let mut reads = 0;
         let mut answered = false;
         loop {
             if !self.flush()? {
@@ -156,6 +175,15 @@ impl Conn {
             if !may_read {
                 break;
             }
+            if reads == READS_PER_TURN {
+                // Still busy: the next turn comes before the thread waits again.
+                self.read_owed = true;
+                self.turn_over = true;
+                self.deadline = sh.now + sh.io_timeout;
+                self.on_deadline = End::Io;
+                return Ok(());
+            }
+            reads += 1;
             self.make_room();
             let buf = &mut self.input[self.filled..];
             let room = buf.len();

@@ -165,6 +165,8 @@ struct Thread {
     free: Vec<usize>,
     /// No connection's deadline is before this (minus the slack); `None`: no connection.
     sweep_at: Option<Instant>,
+    /// Connections that used up their turn with data left to read.
+    again: Vec<usize>,
 }
 
 impl Thread {
@@ -176,6 +178,7 @@ impl Thread {
             conns: Vec::new(),
             free: Vec::new(),
             sweep_at: None,
+            again: Vec::new(),
         }
     }
 
@@ -184,7 +187,11 @@ impl Thread {
         let mut events = Events::with_capacity(EVENTS);
         let mut now = Instant::now();
         loop {
-            let timeout = self.sweep_at.map(|t| t.saturating_duration_since(now));
+            let timeout = if self.again.is_empty() {
+                self.sweep_at.map(|t| t.saturating_duration_since(now))
+            } else {
+                Some(Duration::ZERO)
+            };
             if let Err(e) = self.poll.poll(&mut events, timeout)
                 && e.kind() != std::io::ErrorKind::Interrupted
             {
@@ -223,18 +230,38 @@ impl Thread {
                     continue;
                 }
                 let i = ev.token().0;
-                let Some(Some(c)) = self.conns.get_mut(i) else {
-                    continue;
-                };
                 let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
-                match c.ready(readable, &sh) {
-                    Ok(()) => self.note_deadline(i),
-                    Err(why) => self.close(i, why),
-                }
+                self.turn(i, readable, &sh);
+            }
+            // Another turn for the connections that had more to read, after everyone else.
+            let mut again = std::mem::take(&mut self.again);
+            for &i in &again {
+                self.turn(i, false, &sh);
+            }
+            again.clear();
+            if self.again.is_empty() {
+                self.again = again;
             }
             if self.sweep_at.is_some_and(|t| t <= now) {
                 self.sweep(now);
             }
+        }
+    }
+
+    /// Lets connection `i` read, answer and write.
+    #[inline]
+    fn turn(&mut self, i: usize, readable: bool, sh: &Shared<'_>) {
+        let Some(Some(c)) = self.conns.get_mut(i) else {
+            return;
+        };
+        match c.ready(readable, sh) {
+            Ok(()) => {
+                if c.wants_turn() {
+                    self.again.push(i);
+                }
+                self.note_deadline(i);
+            }
+            Err(why) => self.close(i, why),
         }
     }
 
