@@ -233,15 +233,13 @@ impl Thread {
                 let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
                 self.turn(i, readable, &sh);
             }
-            // Another turn for the connections that had more to read, after everyone else.
-            let mut again = std::mem::take(&mut self.again);
-            for &i in &again {
-                self.turn(i, false, &sh);
+            // Another turn for the connections that had more to read, after everyone else
+            // (those that still have more are queued behind, for the next round).
+            let waiting = self.again.len();
+            for k in 0..waiting {
+                self.turn(self.again[k], false, &sh);
             }
-            again.clear();
-            if self.again.is_empty() {
-                self.again = again;
-            }
+            self.again.drain(..waiting);
             if self.sweep_at.is_some_and(|t| t <= now) {
                 self.sweep(now);
             }
