@@ -355,6 +355,20 @@ mod tests {
     }
 
     #[test]
+    fn thread_counts_are_at_least_one() {
+        let c = load_text("threads", "udp_threads = 3\ntcp_threads = 2\n").unwrap();
+        assert_eq!((c.udp_threads, c.tcp_threads), (Some(3), Some(2)));
+        let e = load_text("zero", "udp_threads = 0\ntcp_threads = 0\n").unwrap_err();
+        for key in ["udp_threads", "tcp_threads"] {
+            assert!(
+                e.iter()
+                    .any(|e| e.key == key && e.reason.contains("at least 1")),
+                "{key}: {e:?}"
+            );
+        }
+    }
+
+    #[test]
     fn admin_table_is_checked_with_positions() {
         let c = load_text(
             "ok",

@@ -284,7 +284,7 @@ pub async fn serve(
             tcp_ctx.clone(),
             stopping.stopping(),
         ));
-        tracing::info!(%addr, max_clients = budget.tcp_clients, "serving DNS over TCP");
+        tracing::info!(%addr, max_clients = budget.tcp_clients, threads = opts.tcp_threads, "serving DNS over TCP");
     }
 
     let sighup = if opts.reload_on_sighup {
