@@ -551,3 +551,19 @@ fn notify(state: &[sd_notify::NotifyState<'_>]) {
         tracing::warn!(error = %e, "cannot notify systemd");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dns::udp::path_mtu_mode;
+
+    /// The listening UDP sockets ignore path MTU information (see
+    /// [`crate::dns::udp::ignore_path_mtu`]).
+    #[test]
+    fn listening_udp_sockets_ignore_path_mtu() {
+        let addrs = ["127.0.0.1:0".parse().unwrap(), "[::1]:0".parse().unwrap()];
+        let l = Listeners::bind(&addrs).unwrap();
+        assert_eq!(path_mtu_mode(&l.udp[0], false), libc::IP_PMTUDISC_OMIT);
+        assert_eq!(path_mtu_mode(&l.udp[1], true), libc::IPV6_PMTUDISC_OMIT);
+    }
+}

@@ -180,42 +180,54 @@ fn worker(
     }
 }
 
+/// The path MTU discovery mode of a UDP socket (`IP_MTU_DISCOVER` / `IPV6_MTU_DISCOVER`),
+/// for tests.
+#[cfg(test)]
+pub(crate) fn path_mtu_mode(s: &impl std::os::fd::AsRawFd, ipv6: bool) -> libc::c_int {
+    let (level, name) = if ipv6 {
+        (libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER)
+    } else {
+        (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER)
+    };
+    let mut v: libc::c_int = -1;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt into a c_int of the given size.
+    let rc = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            level,
+            name,
+            (&mut v as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn mtu_discover(s: &impl std::os::fd::AsRawFd, ipv6: bool) -> libc::c_int {
-        let (level, name) = if ipv6 {
-            (libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER)
-        } else {
-            (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER)
-        };
-        let mut v: libc::c_int = -1;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: getsockopt into a c_int of the given size.
-        let rc = unsafe {
-            libc::getsockopt(
-                s.as_raw_fd(),
-                level,
-                name,
-                (&mut v as *mut libc::c_int).cast(),
-                &mut len,
-            )
-        };
-        assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
-        v
-    }
-
-    /// The listening sockets and each worker's own socket ignore path MTU information.
+    /// Each worker's own socket ignores path MTU information (the listening sockets:
+    /// `server`'s tests).
     #[test]
-    fn udp_sockets_ignore_path_mtu() {
-        let addrs = ["127.0.0.1:0".parse().unwrap(), "[::1]:0".parse().unwrap()];
-        let l = crate::server::Listeners::bind(&addrs).unwrap();
-        assert_eq!(mtu_discover(&l.udp[0], false), libc::IP_PMTUDISC_OMIT);
-        assert_eq!(mtu_discover(&l.udp[1], true), libc::IPV6_PMTUDISC_OMIT);
-        let v4 = sibling(l.udp[0].local_addr().unwrap()).unwrap();
-        assert_eq!(mtu_discover(&v4, false), libc::IP_PMTUDISC_OMIT);
-        let v6 = sibling(l.udp[1].local_addr().unwrap()).unwrap();
-        assert_eq!(mtu_discover(&v6, true), libc::IPV6_PMTUDISC_OMIT);
+    fn worker_sockets_ignore_path_mtu() {
+        for (first, ipv6) in [("127.0.0.1:0", false), ("[::1]:0", true)] {
+            let first: SocketAddr = first.parse().unwrap();
+            let s = Socket::new(Domain::for_address(first), Type::DGRAM, None).unwrap();
+            s.set_reuse_port(true).unwrap();
+            s.bind(&first.into()).unwrap();
+            let local = s.local_addr().unwrap().as_socket().unwrap();
+            let worker = sibling(local).unwrap();
+            assert_eq!(
+                path_mtu_mode(&worker, ipv6),
+                if ipv6 {
+                    libc::IPV6_PMTUDISC_OMIT
+                } else {
+                    libc::IP_PMTUDISC_OMIT
+                }
+            );
+        }
     }
 }
