@@ -87,7 +87,7 @@ impl Builder<'_, '_> {
             mut nodes,
             owners,
             ns_targets,
-        } = self.names(&raw.names, default_ttl);
+        } = self.names(raw.names, default_ttl);
         let Some(soa) = raw.soa else {
             self.map
                 .report_file("missing [soa] table: every zone needs mname and rname");
@@ -159,10 +159,12 @@ impl Builder<'_, '_> {
         Some(origin_at)
     }
 
-    /// Reads `[names]`: one node per owner name, with its RRsets.
+    /// Reads `[names]`: one node per owner name, with its RRsets. Each entry is freed as
+    /// soon as its node is built, so that the raw file and the model are not both whole
+    /// in memory at once.
     fn names(
         &mut self,
-        names: &BTreeMap<Spanned<String>, Spanned<RawNode>>,
+        names: BTreeMap<Spanned<String>, Spanned<RawNode>>,
         default_ttl: u32,
     ) -> Names {
         let mut nodes: NameMap<Node> = NameMap::default();
@@ -172,7 +174,7 @@ impl Builder<'_, '_> {
 
         for (key, node) in names {
             let key_text = format!("names.{}", toml_key(key.get_ref()));
-            let Some(owner) = self.owner(key, &key_text) else {
+            let Some(owner) = self.owner(&key, &key_text) else {
                 continue;
             };
             if let Some(&first) = seen.get(&owner.key) {
@@ -194,7 +196,7 @@ impl Builder<'_, '_> {
                 ttl: node_ttl,
                 ..owner
             };
-            let rrsets = self.rrsets(&owner, node, &key_text, default_ttl, &mut ns_targets);
+            let rrsets = self.rrsets(&owner, &node, &key_text, default_ttl, &mut ns_targets);
             owners.push((owner.key.clone(), owner.at, key_text.clone()));
             nodes.insert(
                 owner.key.clone(),

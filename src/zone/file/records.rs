@@ -31,7 +31,6 @@ impl Builder<'_, '_> {
         let node_at = node.span().start;
         let raw = node.get_ref();
         for (rtype, set) in raw.sets() {
-            let Some(set) = set else { continue };
             let set_key = format!("{key_text}.{rtype}");
             let set_at = set.span().start;
             let set = set.get_ref();
@@ -119,7 +118,7 @@ impl Builder<'_, '_> {
                 self.map.report(node_at, key_text, format!("{} has a CNAME and {} records: a CNAME cannot coexist with other data (RFC 1034 section 3.6.2)", owner.name, other.rtype));
             }
         }
-        if out.is_empty() && raw.sets().iter().all(|(_, s)| s.is_none()) {
+        if out.is_empty() && raw.sets.is_empty() {
             self.map.report(
                 node_at,
                 key_text,
