@@ -419,7 +419,7 @@ impl<'a, S: Selector<'a>> Lookup<'a, '_, S> {
             });
             return Step::Follow(rdata);
         }
-        if let Some(i) = node.pool
+        if let Some(i) = node.pool_index()
             && let Some(family) = pool_family(qtype, node)
         {
             return self.pool_answer(&self.zone.pools[i], owner, family);

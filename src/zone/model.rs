@@ -209,8 +209,11 @@ pub struct Node {
     pub rrsets: Box<[RrSet]>,
     /// A zone cut: NS records below the apex (RFC 1034 section 4.2.1).
     pub cut: bool,
-    /// Index into [`Zone::pools`] when this name is a pool.
-    pub pool: Option<usize>,
+    /// When this name is a pool: its index into [`Zone::pools`] plus one
+    /// ([`Node::pool_index`]). Four bytes, not a `usize` option's sixteen: with them a node
+    /// is 48 bytes, and a large zone's map holds one per bucket (two million of them for a
+    /// million names).
+    pub pool: Option<std::num::NonZeroU32>,
     /// At a zone cut: the referral, encoded at load time ([`super::prepared::referral`]).
     pub referral: Option<Box<Prepared>>,
 }
@@ -220,6 +223,12 @@ impl Node {
     /// and export, not for answers.
     pub fn name(&self) -> Name {
         name_of(&self.wire)
+    }
+
+    /// Index into [`Zone::pools`] when this name is a pool.
+    #[inline]
+    pub fn pool_index(&self) -> Option<usize> {
+        self.pool.map(|p| p.get() as usize - 1)
     }
 
     /// The RRset of `rtype`, if any.
@@ -478,6 +487,12 @@ impl Snapshot {
 mod tests {
     use super::*;
     use hickory_proto::rr::rdata::{CAA, CNAME, MX, NS, PTR, SOA, SRV, TXT};
+
+    /// The size the node map's buckets are made of (see [`Node::pool`]).
+    #[test]
+    fn a_node_is_48_bytes() {
+        assert_eq!(std::mem::size_of::<Node>(), 48);
+    }
 
     fn name(s: &str) -> Name {
         Name::from_ascii(s).unwrap()

@@ -329,7 +329,10 @@ impl Builder<'_, '_> {
                 pool: None,
                 referral: None,
             });
-            node.pool = Some(zone_pools.len());
+            // Never `None`: a zone file cannot hold 2^32 - 1 pools (a table each).
+            node.pool = u32::try_from(zone_pools.len() + 1)
+                .ok()
+                .and_then(std::num::NonZeroU32::new);
             pool_owners.push((key_of(&spec.name), at, key_text));
             zone_pools.push(ZonePool {
                 position: self.map.position(at),
