@@ -4,13 +4,17 @@
 # so this is its TCP column: same zone (the harness's lb.example static part), same
 # pinning (servers on CPU 0, dnsperf on CPU 1), runs interleaved A B A B ..., medians.
 #
-#   benches/tcp-throughput.sh [-d SECONDS] [-r REPEATS] [-s SERVERS] [-o OUTFILE]
+#   benches/tcp-throughput.sh [-d SECONDS] [-r REPEATS] [-s SERVERS] [-Q QUERIES] [-o OUTFILE]
 #
 #   -d  seconds per dnsperf run (default 10)
 #   -r  repeats, interleaved (default 3)
 #   -s  comma list: roundel,roundel-before,knot,nsd,gdnsd (default roundel,knot);
 #       roundel-before runs the binary $ROUNDEL_BEFORE_BIN (e.g. the main branch's build),
 #       to compare two builds in one run
+#   -Q  Roundel's tcp_queries_per_connection (default: its default, 1000). dnsperf loses
+#       the queries it pipelined past the cap when Roundel closes, and they hold its
+#       in-flight slots until they time out; a large value shows Roundel without reconnects
+#       (Knot, NSD and gdnsd have no such cap)
 #   -o  also write the Markdown table to this file
 #
 # dnsperf -m tcp -c 10 -q 100 -T 1 static.lb.example A: ten connections, each reused for
@@ -22,14 +26,15 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bench=${BENCH_DIR:-$here/../shared/bench}
 [[ -d $bench ]] || bench=/work/shared/bench
 bin=${ROUNDEL_BIN:-${CARGO_TARGET_DIR:-$here/target}/release/roundel}
-duration=10 repeats=3 servers=roundel,knot outfile=""
-while getopts "d:r:s:o:" opt; do
+duration=10 repeats=3 servers=roundel,knot outfile="" qcap=""
+while getopts "d:r:s:Q:o:" opt; do
     case $opt in
         d) duration=$OPTARG ;;
         r) repeats=$OPTARG ;;
         s) servers=$OPTARG ;;
+        Q) qcap=$OPTARG ;;
         o) outfile=$OPTARG ;;
-        *) sed -n '2,17p' "$0"; exit 2 ;;
+        *) sed -n '2,21p' "$0"; exit 2 ;;
     esac
 done
 for tool in dnsperf dig python3 taskset; do
@@ -64,8 +69,12 @@ start() {
             "$b" import "$zone" --origin lb.example. > "$d/zones/lb.example.toml"
             # No rate limiting: it applies to UDP only, but keep both builds alike.
             printf '[rrl]\nenabled = false\n' > "$d/roundel.toml"
+            [[ -n $qcap ]] && printf '[limits]\ntcp_queries_per_connection = %s\n' "$qcap" >> "$d/roundel.toml"
             cmd=("$b" serve --config "$d/roundel.toml" --zones "$d/zones" --listen "127.0.0.1:$p"
-                 --udp-threads 1 --no-admin) ;;
+                 --udp-threads 1 --no-admin)
+            # One TCP thread, as Knot's tcp-workers: 1 (builds before --tcp-threads ran TCP
+            # on the tokio runtime's two workers).
+            if "$b" serve --help | grep -q -- --tcp-threads; then cmd+=(--tcp-threads 1); fi ;;
         knot)
             render "$bench/templates/knot/knot.conf" "$p" "$d" > "$d/knot.conf"
             cp "$zone" "$d/lb.example.zone"
@@ -135,7 +144,7 @@ median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR
 {
     echo "### TCP throughput (run $run_id)"
     echo
-    echo "dnsperf -m tcp -c 10 -q 100 -T 1, $duration s, static.lb.example A; servers on CPU 0 (1 worker), dnsperf on CPU 1; medians of $repeats interleaved runs."
+    echo "dnsperf -m tcp -c 10 -q 100 -T 1, $duration s, static.lb.example A; servers on CPU 0 (1 worker), dnsperf on CPU 1; medians of $repeats interleaved runs${qcap:+; Roundel with tcp_queries_per_connection = $qcap}."
     echo
     echo "| server | QPS | q/srv-CPU-s | vs ${srv_list[-1]} | runs (q/srv-CPU-s) |"
     echo "|---|---|---|---|---|"

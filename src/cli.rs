@@ -68,6 +68,9 @@ struct ServeArgs {
     /// UDP worker threads per address, at least 1 [default: one per CPU]
     #[arg(long, value_name = "N", value_parser = parse_udp_threads)]
     udp_threads: Option<usize>,
+    /// Threads serving DNS-over-TCP connections, at least 1 [default: one per CPU]
+    #[arg(long, value_name = "N", value_parser = parse_tcp_threads)]
+    tcp_threads: Option<usize>,
     /// Log format.
     #[arg(long, value_enum)]
     log_format: Option<LogFormat>,
@@ -155,6 +158,9 @@ fn serve(args: ServeArgs) -> ExitCode {
     let mut opts = ServeOptions::new(zones);
     if let Some(n) = args.udp_threads.or(file_config.udp_threads) {
         opts.udp_threads = n;
+    }
+    if let Some(n) = args.tcp_threads.or(file_config.tcp_threads) {
+        opts.tcp_threads = n;
     }
     opts.probe_limits = file_config.probe_limits;
     opts.read_access = file_config.admin.read_access.clone();
@@ -417,6 +423,15 @@ fn export(file: &Path) -> ExitCode {
 fn parse_udp_threads(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(0) => Err("must be at least 1 (0 would leave UDP unanswered)".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("not a thread count: {e}")),
+    }
+}
+
+/// `--tcp-threads`: as `--udp-threads`.
+fn parse_tcp_threads(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1 (0 would leave TCP unanswered)".into()),
         Ok(n) => Ok(n),
         Err(e) => Err(format!("not a thread count: {e}")),
     }

@@ -7,6 +7,7 @@
 //! listen = ["127.0.0.1:5353", "[::1]:5353"]
 //! zones = "zones"
 //! udp_threads = 2
+//! tcp_threads = 1
 //! [log]
 //! format = "text"      # or "json"
 //! filter = "info"      # tracing filter directives
@@ -123,6 +124,8 @@ pub struct ServerConfig {
     pub zones: Option<PathBuf>,
     /// UDP worker threads per address.
     pub udp_threads: Option<usize>,
+    /// DNS-over-TCP threads.
+    pub tcp_threads: Option<usize>,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -167,6 +170,8 @@ pub struct Config {
     pub zones: Option<PathBuf>,
     /// UDP worker threads per address.
     pub udp_threads: Option<usize>,
+    /// DNS-over-TCP threads.
+    pub tcp_threads: Option<usize>,
     /// Logging.
     pub log: LogConfig,
     /// The admin listener.
@@ -216,6 +221,9 @@ pub fn load(path: &Path) -> Result<Config, Vec<ZoneError>> {
     }
     if raw.udp_threads == Some(0) {
         map.report(0, "udp_threads", "must be at least 1");
+    }
+    if raw.tcp_threads == Some(0) {
+        map.report(0, "tcp_threads", "must be at least 1");
     }
     let base = path.parent().unwrap_or(Path::new("."));
     let mut admin = AdminConfig {
@@ -316,6 +324,7 @@ pub fn load(path: &Path) -> Result<Config, Vec<ZoneError>> {
         listen,
         zones: raw.zones.map(|z| base.join(z)),
         udp_threads: raw.udp_threads,
+        tcp_threads: raw.tcp_threads,
         log: raw.log,
         admin,
     })
@@ -343,6 +352,20 @@ mod tests {
         assert_eq!(c.listen.len(), 2);
         assert_eq!(c.admin.listen, Some("127.0.0.1:8053".parse().unwrap()));
         assert_eq!(c.log.queries, Some(false));
+    }
+
+    #[test]
+    fn thread_counts_are_at_least_one() {
+        let c = load_text("threads", "udp_threads = 3\ntcp_threads = 2\n").unwrap();
+        assert_eq!((c.udp_threads, c.tcp_threads), (Some(3), Some(2)));
+        let e = load_text("zero", "udp_threads = 0\ntcp_threads = 0\n").unwrap_err();
+        for key in ["udp_threads", "tcp_threads"] {
+            assert!(
+                e.iter()
+                    .any(|e| e.key == key && e.reason.contains("at least 1")),
+                "{key}: {e:?}"
+            );
+        }
     }
 
     #[test]

@@ -106,6 +106,7 @@ fn bind_pair(addr: SocketAddr) -> std::io::Result<(UdpSocket, TcpListener)> {
             addr
         };
         udp.set_reuse_port(true)?;
+        crate::dns::udp::ignore_path_mtu(&udp, addr.is_ipv6())?;
         if let Err(e) = udp.bind(&addr.into()) {
             last_error = Some(e);
             continue;
@@ -131,6 +132,8 @@ pub struct ServeOptions {
     pub zones_dir: PathBuf,
     /// UDP worker threads per UDP socket.
     pub udp_threads: usize,
+    /// Threads serving DNS-over-TCP connections (each with its own epoll loop).
+    pub tcp_threads: usize,
     /// Reload the zones on SIGHUP. Off by default so that tests running several servers
     /// in one process do not take over the process's signal handling.
     pub reload_on_sighup: bool,
@@ -159,13 +162,14 @@ pub struct ServeOptions {
 }
 
 impl ServeOptions {
-    /// Defaults for serving `zones_dir`: one UDP worker per CPU, zone files watched, no
+    /// Defaults for serving `zones_dir`: one UDP worker and one TCP thread per CPU, zone files watched, no
     /// signal handling.
     pub fn new(zones_dir: impl Into<PathBuf>) -> Self {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         Self {
             zones_dir: zones_dir.into(),
             udp_threads: cpus,
+            tcp_threads: cpus,
             reload_on_sighup: false,
             watch_zones: true,
             admin_token: None,
@@ -271,7 +275,8 @@ pub async fn serve(
         shield.clone(),
         &opts.limits,
         budget.tcp_clients,
-    );
+        opts.tcp_threads,
+    )?;
     for listener in listeners.tcp {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
@@ -280,7 +285,7 @@ pub async fn serve(
             tcp_ctx.clone(),
             stopping.stopping(),
         ));
-        tracing::info!(%addr, max_clients = budget.tcp_clients, "serving DNS over TCP");
+        tracing::info!(%addr, max_clients = budget.tcp_clients, threads = opts.tcp_threads, "serving DNS over TCP");
     }
 
     let sighup = if opts.reload_on_sighup {
@@ -544,5 +549,21 @@ fn secret_reload(shield: Arc<Shield>) -> reload::OnSighup {
 fn notify(state: &[sd_notify::NotifyState<'_>]) {
     if let Err(e) = sd_notify::notify(false, state) {
         tracing::warn!(error = %e, "cannot notify systemd");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dns::udp::path_mtu_mode;
+
+    /// The listening UDP sockets ignore path MTU information (see
+    /// [`crate::dns::udp::ignore_path_mtu`]).
+    #[test]
+    fn listening_udp_sockets_ignore_path_mtu() {
+        let addrs = ["127.0.0.1:0".parse().unwrap(), "[::1]:0".parse().unwrap()];
+        let l = Listeners::bind(&addrs).unwrap();
+        assert_eq!(path_mtu_mode(&l.udp[0], false), libc::IP_PMTUDISC_OMIT);
+        assert_eq!(path_mtu_mode(&l.udp[1], true), libc::IPV6_PMTUDISC_OMIT);
     }
 }

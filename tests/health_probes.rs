@@ -506,3 +506,56 @@ nodes = ["{}", {{ addr = "192.0.2.2", check_addr = "{}", check_port = {} }}]
     );
     mon.shutdown().await;
 }
+
+/// A check ends its connection with a reset (`SO_LINGER` 0), not the FIN exchange: the
+/// backend's next read fails with "connection reset" instead of seeing end of file, and
+/// neither side keeps a TIME_WAIT socket per check. Both check kinds that Roundel
+/// connects itself: TCP (connect, then close) and plain HTTP (after the answer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checks_end_with_a_reset_not_a_fin() {
+    use std::io::{Read, Write};
+    for (kind, ip) in [("tcp", "127.0.0.39"), ("http", "127.0.0.40")] {
+        let listener = std::net::TcpListener::bind((ip, 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let http = kind == "http";
+        // The backend: accept one connection, answer it if HTTP, then read what comes next.
+        std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut buf = [0u8; 4096];
+            if http {
+                let mut head = Vec::new();
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = s.read(&mut buf).unwrap();
+                    assert!(n > 0, "request head incomplete");
+                    head.extend_from_slice(&buf[..n]);
+                }
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK")
+                    .unwrap();
+            }
+            let _ = tx.send(s.read(&mut buf).map_err(|e| e.kind()));
+        });
+        let check = if http {
+            format!("http = {{ port = {port}, path = \"/\" }}")
+        } else {
+            format!("tcp = {{ port = {port} }}")
+        };
+        let zone = format!(
+            "[pools.t]\ncheck = {{ {check}, interval = \"1h\", timeout = \"2s\", rise = 1 }}\nnodes = [\"{ip}\"]\n"
+        );
+        let mon = HealthMonitor::new();
+        let r = mon.reconcile(&pools(&zone)).await;
+        assert_eq!(health(&r.pools[0], 0).health(), Health::Up, "{kind} check");
+        let end = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(10)))
+            .await
+            .unwrap()
+            .expect("the backend saw no end of the connection within 10 s");
+        assert_eq!(
+            end,
+            Err(std::io::ErrorKind::ConnectionReset),
+            "{kind} check: the backend should see a reset (Ok(0) is an orderly close)"
+        );
+        mon.shutdown().await;
+    }
+}

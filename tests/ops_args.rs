@@ -20,3 +20,19 @@ fn zero_udp_threads_is_refused_not_raised() {
         "stderr: {err}"
     );
 }
+
+#[test]
+fn zero_tcp_threads_is_refused_not_raised() {
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--tcp-threads", "0"])
+        // Where no `zones` directory is: were 0 accepted, the server would stop there.
+        .current_dir(env!("CARGO_TARGET_TMPDIR"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    assert!(
+        err.contains("--tcp-threads") && err.contains("at least 1"),
+        "stderr: {err}"
+    );
+}

@@ -256,3 +256,21 @@ fn a_malformed_response_gets_no_reply_over_tcp() {
     c.write_all(&framed(42)).unwrap();
     assert_eq!(id(&read_response(&mut c).unwrap()), 42);
 }
+
+/// Stopping the server closes the connections its TCP threads hold (the threads end with
+/// them), well before the idle timeout would.
+#[test]
+fn stopping_the_server_closes_open_connections() {
+    let (_z, s) = server("tcp-stop", Limits::default());
+    let mut held: Vec<TcpStream> = (0..4).map(|_| connect(s.dns)).collect();
+    for (i, c) in held.iter_mut().enumerate() {
+        c.write_all(&framed(i as u16)).unwrap();
+        assert_eq!(id(&read_response(c).unwrap()), i as u16);
+    }
+    let start = Instant::now();
+    drop(s);
+    for c in &mut held {
+        let t = closed_after(c, start);
+        assert!(t < Duration::from_secs(3), "closed {t:?} after the stop");
+    }
+}

@@ -89,11 +89,14 @@ impl Batch {
     /// Receives up to [`BATCH`] datagrams on `socket`, waiting (up to the socket's read
     /// timeout) for the first. Returns how many arrived.
     pub fn recv(&mut self, socket: &impl AsRawFd) -> io::Result<usize> {
-        self.len = 0;
-        for out in &mut self.outs {
+        // Only the slots of the last batch were written (by the kernel and by the
+        // answers): a lightly loaded server gets one datagram per call and should not
+        // reset all BATCH slots for it.
+        let used = std::mem::take(&mut self.len);
+        for out in &mut self.outs[..used] {
             out.clear();
         }
-        for (h, iov) in self.hdrs.iter_mut().zip(&self.iovs) {
+        for (h, iov) in self.hdrs[..used].iter_mut().zip(&self.iovs) {
             // The kernel overwrites these with the source's length and the datagram's
             // length and flags.
             h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;

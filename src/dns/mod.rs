@@ -12,7 +12,9 @@ pub mod rrl_config;
 pub mod shield;
 pub mod stats;
 pub mod tcp;
+pub mod tcp_conn;
 pub mod tcp_conns;
+pub mod tcp_worker;
 pub mod udp;
 pub mod wire;
 

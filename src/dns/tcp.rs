@@ -1,5 +1,6 @@
-//! DNS over TCP (RFC 7766): Roundel's own accept loop and connections on tokio, with the
-//! same parser, answer engine and encoder as UDP ([`super::respond`]).
+//! DNS over TCP (RFC 7766): Roundel's own accept loop (on tokio) and connections (on
+//! dedicated threads, [`super::tcp_worker`]), with the same parser, answer engine and
+//! encoder as UDP ([`super::respond`]).
 //!
 //! * Framing: each message is preceded by its length in two bytes (RFC 1035 section
 //!   4.2.2). Pipelined queries are read and answered one after the other, so the answers go
@@ -10,29 +11,28 @@
 //! * Timeouts: a connection waiting for its next query is closed after the idle timeout;
 //!   once the first byte of a message arrived the rest must follow within the I/O timeout,
 //!   and a response must be written within it too (a client that stops reading cannot hold
-//!   a slot). After the per-connection query cap the connection is closed after the last
-//!   answer.
+//!   a slot). Both are deadlines, checked within [`super::tcp_worker::TIMER_SLACK`]. After
+//!   the per-connection query cap the connection is closed after the last answer.
 //! * A message that is not to be answered (QR set, shorter than a header) gets no reply,
 //!   as over UDP; the connection stays open.
 //! * accept() errors: see [`crate::limits::accept`] (back off on EMFILE instead of
 //!   spinning).
 //!
-//! Per connection: one task and three buffers that grow to the largest batch seen;
-//! nothing is allocated per query. Reads are batched: one read takes every pipelined query
-//! the client has sent, and their answers go out in one write.
+//! Per connection: three buffers that grow to the largest batch seen
+//! ([`super::tcp_conn`]); nothing is allocated per query. Reads are batched: one read
+//! takes every pipelined query the client has sent, and their answers go out in one write.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 use super::shield::Shield;
-use super::stats::{DnsStats, Transport};
+use super::stats::DnsStats;
 use super::tcp_conns::{address_key, table};
+use super::tcp_worker::{Settings, Workers};
 use crate::limits::accept::{AcceptErrors, Next};
-use crate::limits::slots::{Admission, SlotGuard, SlotTable};
+use crate::limits::slots::{Admission, SlotTable};
 use crate::limits::{Limits, counters};
 use crate::shutdown::Stopping;
 use crate::zone::SnapshotCell;
@@ -43,34 +43,39 @@ const EVICTION_WAIT_ROUNDS: u32 = 50;
 /// Everything the connections of one server share.
 #[derive(Debug)]
 pub struct TcpContext {
-    cell: Arc<SnapshotCell>,
     stats: Arc<DnsStats>,
-    shield: Arc<Shield>,
     table: Arc<SlotTable>,
-    idle_timeout: Duration,
-    io_timeout: Duration,
-    queries_per_connection: u32,
+    workers: Workers,
 }
 
 impl TcpContext {
-    /// Connections answering from `cell`, at most `max_clients` at once, with the caps and
-    /// timeouts of `limits`; `shield` answers cookies (TCP is not rate-limited).
+    /// Connections answering from `cell` on `threads` threads, at most `max_clients` at
+    /// once, with the caps and timeouts of `limits`; `shield` answers cookies (TCP is not
+    /// rate-limited).
     pub fn new(
         cell: Arc<SnapshotCell>,
         stats: Arc<DnsStats>,
         shield: Arc<Shield>,
         limits: &Limits,
         max_clients: u32,
-    ) -> Arc<Self> {
-        Arc::new(Self {
-            cell,
+        threads: usize,
+    ) -> std::io::Result<Arc<Self>> {
+        let workers = Workers::start(
+            threads,
+            &Settings {
+                cell,
+                stats: stats.clone(),
+                shield,
+                idle_timeout: limits.tcp_idle_timeout,
+                io_timeout: limits.tcp_io_timeout,
+                queries_per_connection: limits.tcp_queries_per_connection.max(1),
+            },
+        )?;
+        Ok(Arc::new(Self {
             stats,
-            shield,
             table: table(max_clients as usize, limits.tcp_clients_per_address),
-            idle_timeout: limits.tcp_idle_timeout,
-            io_timeout: limits.tcp_io_timeout,
-            queries_per_connection: limits.tcp_queries_per_connection.max(1),
-        })
+            workers,
+        }))
     }
 
     /// Connections open now.
@@ -78,9 +83,10 @@ impl TcpContext {
         self.table.len()
     }
 
-    /// Closes every connection (the server stops).
+    /// Closes every connection and ends the TCP threads (the server stops).
     pub fn close_all(&self) {
         self.table.close_all();
+        self.workers.stop();
     }
 }
 
@@ -107,9 +113,15 @@ pub async fn accept_loop(listener: TcpListener, ctx: Arc<TcpContext>, mut stop: 
                     Admission::Admitted { guard, evicted } => {
                         if evicted {
                             counters::TCP_EVICTED.inc();
+                            ctx.workers.check_kills();
                         }
                         ctx.stats.note_tcp_connection();
-                        tokio::spawn(connection(stream, peer, ctx.clone(), guard));
+                        // Out of tokio's reactor, onto a TCP thread's. Responses go out as
+                        // soon as they are written: a client waits for each one.
+                        if let Ok(stream) = stream.into_std() {
+                            let _ = stream.set_nodelay(true);
+                            ctx.workers.hand(stream, peer, guard);
+                        }
                     }
                     // Dropping the stream closes it: the client sees the end at once
                     // rather than waiting in the backlog.
@@ -126,194 +138,6 @@ pub async fn accept_loop(listener: TcpListener, ctx: Arc<TcpContext>, mut stop: 
                     }
                 }
             },
-        }
-    }
-}
-
-/// Why a connection ended.
-enum End {
-    /// The client closed, or the connection failed.
-    Closed,
-    /// The idle timeout, or evicted / stopped.
-    Idle,
-    /// The I/O timeout.
-    Io,
-    /// The per-connection query cap was reached.
-    Cap,
-}
-
-/// Bytes a connection reads at once when no longer message is pending: room for about a
-/// hundred pipelined queries (RFC 7766 section 6.2.1.1) in one read.
-const READ_CHUNK: usize = 4096;
-
-/// Responses a connection collects before writing them out (more when one response is
-/// longer): bounds its memory when a client pipelines many queries with long answers.
-const OUTPUT_HIGH: usize = 16 * 1024;
-
-async fn connection(
-    mut stream: TcpStream,
-    peer: SocketAddr,
-    ctx: Arc<TcpContext>,
-    guard: SlotGuard,
-) {
-    // Responses go out as soon as they are written: a client waits for each one.
-    let _ = stream.set_nodelay(true);
-    let mut conn = Conn {
-        input: Vec::new(),
-        filled: 0,
-        out: Vec::new(),
-        output: Vec::new(),
-        left: ctx.queries_per_connection,
-        // Statistics shards by client port: connections run on any runtime thread at once.
-        shard: peer.port() as usize,
-        partial_since: None,
-    };
-    match conn.serve(&mut stream, peer, &ctx, &guard).await {
-        End::Closed | End::Idle => {}
-        End::Io => counters::TCP_IO_TIMEOUTS.inc(),
-        End::Cap => {
-            counters::TCP_QUERY_CAP.inc();
-            let _ = tokio::time::timeout(ctx.io_timeout, stream.shutdown()).await;
-        }
-    }
-}
-
-/// One connection's buffers: nothing is allocated per query.
-struct Conn {
-    /// Bytes read and not yet answered: `input[..filled]`, complete messages first.
-    input: Vec<u8>,
-    filled: usize,
-    /// One response.
-    out: Vec<u8>,
-    /// The framed responses to the messages of one read, written at once.
-    output: Vec<u8>,
-    /// Queries this connection may still ask (the per-connection cap).
-    left: u32,
-    shard: usize,
-    /// When the first byte of the message being read arrived: the rest must follow within
-    /// the I/O timeout.
-    partial_since: Option<tokio::time::Instant>,
-}
-
-impl Conn {
-    /// Reads, answers and writes until the connection ends. Each read takes what the client
-    /// has sent; every complete message in it is answered in order, and the answers go out
-    /// in one write: a client that pipelines costs two system calls per read, not three
-    /// per query.
-    async fn serve(
-        &mut self,
-        stream: &mut TcpStream,
-        peer: SocketAddr,
-        ctx: &TcpContext,
-        guard: &SlotGuard,
-    ) -> End {
-        loop {
-            let consumed = self.answer_buffered(peer, ctx);
-            if !self.output.is_empty() {
-                match tokio::time::timeout(ctx.io_timeout, stream.write_all(&self.output)).await {
-                    Err(_) => return End::Io,
-                    Ok(Err(_)) => return End::Closed,
-                    Ok(Ok(())) => self.output.clear(),
-                }
-            }
-            if self.left == 0 {
-                return End::Cap;
-            }
-            if self.complete() {
-                // `output` filled up before every buffered message was answered.
-                continue;
-            }
-            if self.filled == 0 {
-                self.partial_since = None;
-            } else if consumed || self.partial_since.is_none() {
-                self.partial_since = Some(tokio::time::Instant::now());
-            }
-            self.make_room();
-            let buf = &mut self.input[self.filled..];
-            let read = match self.partial_since {
-                None => {
-                    guard.idle();
-                    let r = tokio::select! {
-                        r = tokio::time::timeout(ctx.idle_timeout, stream.read(buf)) => r,
-                        () = guard.slot().kill.notified() => return End::Idle,
-                    };
-                    guard.busy();
-                    match r {
-                        Err(_) => {
-                            counters::TCP_IDLE_TIMEOUTS.inc();
-                            return End::Idle;
-                        }
-                        Ok(r) => r,
-                    }
-                }
-                Some(since) => {
-                    match tokio::time::timeout_at(since + ctx.io_timeout, stream.read(buf)).await {
-                        Err(_) => return End::Io,
-                        Ok(r) => r,
-                    }
-                }
-            };
-            match read {
-                Ok(0) | Err(_) => return End::Closed,
-                Ok(n) => self.filled += n,
-            }
-        }
-    }
-
-    /// Answers every complete message buffered (up to the per-connection cap) into
-    /// `output`, and moves what is left to the front. Returns whether a message was
-    /// answered.
-    fn answer_buffered(&mut self, peer: SocketAddr, ctx: &TcpContext) -> bool {
-        let mut at = 0;
-        let received = Instant::now();
-        let snapshot = ctx.cell.load();
-        while self.left > 0 && self.filled - at >= 2 && self.output.len() < OUTPUT_HIGH {
-            let len = u16::from_be_bytes([self.input[at], self.input[at + 1]]) as usize;
-            if self.filled - at - 2 < len {
-                break;
-            }
-            super::respond(
-                &self.input[at + 2..at + 2 + len],
-                peer.ip(),
-                &snapshot,
-                &ctx.shield,
-                &mut self.out,
-                &ctx.stats,
-                self.shard,
-                received,
-                Transport::Tcp,
-            );
-            at += 2 + len;
-            self.left -= 1;
-            // A message that is not to be answered gets no reply, as over UDP.
-            if !self.out.is_empty() {
-                self.output
-                    .extend_from_slice(&(self.out.len() as u16).to_be_bytes());
-                self.output.extend_from_slice(&self.out);
-            }
-        }
-        self.input.copy_within(at..self.filled, 0);
-        self.filled -= at;
-        at > 0
-    }
-
-    /// Whether a complete message is buffered.
-    fn complete(&self) -> bool {
-        self.filled >= 2
-            && self.filled - 2 >= u16::from_be_bytes([self.input[0], self.input[1]]) as usize
-    }
-
-    /// Grows the input buffer so that the next read has room: a chunk, or the whole
-    /// message being read when it is longer.
-    fn make_room(&mut self) {
-        let pending = if self.filled >= 2 {
-            2 + u16::from_be_bytes([self.input[0], self.input[1]]) as usize
-        } else {
-            0
-        };
-        let want = pending.max(self.filled + READ_CHUNK / 2).max(READ_CHUNK);
-        if self.input.len() < want {
-            self.input.resize(want, 0);
         }
     }
 }

@@ -67,6 +67,45 @@ pub fn spawn_workers(
         .collect()
 }
 
+/// Makes a UDP socket ignore path MTU information (`IP_PMTUDISC_OMIT`,
+/// `IPV6_PMTUDISC_OMIT`, Linux 3.15+), as gdnsd, NSD and Knot do: with the default
+/// the kernel believes ICMP "fragmentation needed" / "packet too big" messages, which
+/// anyone can forge to make a server fragment its answers to a victim resolver, the first
+/// step of fragment-based cache poisoning (see RFC 9715 section 7). With OMIT, answers
+/// go out in one packet up to the interface MTU, and Roundel's UDP answers are at most
+/// [`super::wire::MAX_UDP_PAYLOAD`] bytes (1232, RFC 9715), which fits any IPv6 path and
+/// every usual IPv4 one. The kernel also skips the per-destination MTU bookkeeping.
+pub fn ignore_path_mtu(socket: &impl std::os::fd::AsRawFd, ipv6: bool) -> std::io::Result<()> {
+    let (level, name, value) = if ipv6 {
+        (
+            libc::IPPROTO_IPV6,
+            libc::IPV6_MTU_DISCOVER,
+            libc::IPV6_PMTUDISC_OMIT,
+        )
+    } else {
+        (
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            libc::IP_PMTUDISC_OMIT,
+        )
+    };
+    // SAFETY: setsockopt with a valid descriptor and a pointer to a c_int of the given size.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// One more socket in the `SO_REUSEPORT` group of `local`.
 fn sibling(local: SocketAddr) -> std::io::Result<UdpSocket> {
     let s = Socket::new(Domain::for_address(local), Type::DGRAM, Some(Protocol::UDP))?;
@@ -74,6 +113,7 @@ fn sibling(local: SocketAddr) -> std::io::Result<UdpSocket> {
         s.set_only_v6(true)?;
     }
     s.set_reuse_port(true)?;
+    ignore_path_mtu(&s, local.is_ipv6())?;
     s.bind(&local.into())?;
     s.set_read_timeout(Some(SHUTDOWN_POLL))?;
     Ok(s.into())
@@ -137,5 +177,57 @@ fn worker(
         }
         let answered = batch.send(&socket);
         stats.record_batch(shard, Transport::Udp, answered as u64, received.elapsed());
+    }
+}
+
+/// The path MTU discovery mode of a UDP socket (`IP_MTU_DISCOVER` / `IPV6_MTU_DISCOVER`),
+/// for tests.
+#[cfg(test)]
+pub(crate) fn path_mtu_mode(s: &impl std::os::fd::AsRawFd, ipv6: bool) -> libc::c_int {
+    let (level, name) = if ipv6 {
+        (libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER)
+    } else {
+        (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER)
+    };
+    let mut v: libc::c_int = -1;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt into a c_int of the given size.
+    let rc = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            level,
+            name,
+            (&mut v as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each worker's own socket ignores path MTU information (the listening sockets:
+    /// `server`'s tests).
+    #[test]
+    fn worker_sockets_ignore_path_mtu() {
+        for (first, ipv6) in [("127.0.0.1:0", false), ("[::1]:0", true)] {
+            let first: SocketAddr = first.parse().unwrap();
+            let s = Socket::new(Domain::for_address(first), Type::DGRAM, None).unwrap();
+            s.set_reuse_port(true).unwrap();
+            s.bind(&first.into()).unwrap();
+            let local = s.local_addr().unwrap().as_socket().unwrap();
+            let worker = sibling(local).unwrap();
+            assert_eq!(
+                path_mtu_mode(&worker, ipv6),
+                if ipv6 {
+                    libc::IPV6_PMTUDISC_OMIT
+                } else {
+                    libc::IP_PMTUDISC_OMIT
+                }
+            );
+        }
     }
 }

@@ -127,6 +127,8 @@ impl PlainHttp {
                 return Err(Failure::Connect(format!("tcp connect error: {e}")));
             }
         };
+        // Every way out of this function drops the stream: with a reset (see there).
+        super::probe::reset_on_close(&stream);
         let io = |e: std::io::Error, local_error: &mut Option<String>| {
             if super::local::is_local(&e) {
                 *local_error = Some(e.to_string());

@@ -21,7 +21,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -48,6 +48,22 @@ pub struct Slot {
     idle_since: AtomicU64,
     /// Woken to close the connection (evicted, or the server stops).
     pub kill: Notify,
+    /// Set when `kill` is notified, for connections served outside tokio (the DNS-over-TCP
+    /// threads), which look at it when their owner wakes them.
+    killed: AtomicBool,
+}
+
+impl Slot {
+    /// Whether the connection was told to close (evicted, or the server stops).
+    #[inline]
+    pub fn killed(&self) -> bool {
+        self.killed.load(Relaxed)
+    }
+
+    fn tell_to_close(&self) {
+        self.killed.store(true, Relaxed);
+        self.kill.notify_one();
+    }
 }
 
 #[derive(Debug, Default)]
@@ -174,7 +190,7 @@ impl SlotTable {
             };
             if let Some(victim) = remove(&mut inner, id) {
                 inner.closing += 1;
-                victim.kill.notify_one();
+                victim.tell_to_close();
                 evicted = true;
             }
         }
@@ -185,6 +201,7 @@ impl SlotTable {
             client,
             idle_since: AtomicU64::new(self.now()),
             kill: Notify::new(),
+            killed: AtomicBool::new(false),
         });
         inner.conns.insert(id, slot.clone());
         if let Some(c) = client {
@@ -205,7 +222,7 @@ impl SlotTable {
     /// Tells every open connection to close (the server stops).
     pub fn close_all(&self) {
         for c in self.lock().conns.values() {
-            c.kill.notify_one();
+            c.tell_to_close();
         }
     }
 
@@ -251,6 +268,13 @@ impl SlotGuard {
     #[inline]
     pub fn idle(&self) {
         self.slot.idle_since.store(self.table.now(), Relaxed);
+    }
+
+    /// [`SlotGuard::idle`] from `now`, a time the caller has read already (no clock read).
+    #[inline]
+    pub fn idle_at(&self, now: Instant) {
+        let ms = now.saturating_duration_since(self.table.epoch).as_millis() as u64 + 1;
+        self.slot.idle_since.store(ms, Relaxed);
     }
 
     /// Something is read or answered (the connection is not evicted meanwhile).
