@@ -5,7 +5,8 @@
 #   benches/zone-scale.sh [-n NAMES] [-s SERVERS] [-r RATE] [-o OUTFILE]
 #
 #   -n  names in the generated zone (default 200000; benches/gen-zone.py)
-#   -s  comma list: roundel,knot,nsd (default all three)
+#   -s  comma list: roundel,knot,nsd (default all three); roundel-before runs the binary
+#       ROUNDEL_BEFORE_BIN names (e.g. one built from main) the same way as roundel
 #   -r  queries per second offered during the reload test (default 10000)
 #   -o  also write the Markdown table to this file
 #
@@ -27,13 +28,17 @@ while getopts "n:s:r:o:" opt; do
         s) servers=$OPTARG ;;
         r) rate=$OPTARG ;;
         o) outfile=$OPTARG ;;
-        *) sed -n '2,19p' "$0"; exit 2 ;;
+        *) sed -n '2,21p' "$0"; exit 2 ;;
     esac
 done
 for tool in dnsperf dig python3 knotd knotc nsd taskset; do
     command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
 done
 [[ -x $bin ]] || { echo "no Roundel binary at $bin" >&2; exit 1; }
+before_bin=${ROUNDEL_BEFORE_BIN:-}
+if [[ ,$servers, == *,roundel-before,* && ! -x $before_bin ]]; then
+    echo "roundel-before needs ROUNDEL_BEFORE_BIN (an executable)" >&2; exit 1
+fi
 
 # ROUNDEL_LABEL names the binary in the run id (default: the checkout's commit).
 label=${ROUNDEL_LABEL:-$(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo nogit)}
@@ -81,13 +86,15 @@ start() { # SERVER -> sets spid, load seconds in load_s
     mkdir -p "$d"
     local -a cmd
     case $srv in
-        roundel)
+        roundel|roundel-before)
+            local b=$bin
+            [[ $srv == roundel-before ]] && b=$before_bin
             mkdir -p "$d/zones"; cp "$run/zones/big.test.toml" "$d/zones/"
             # Rate limiting off: dnsperf is one client at 10,000 q/s, half of them
             # NXDOMAIN of one zone, which RRL exists to slow down (Knot and NSD run
             # without it here too); its drops would count as lost queries.
             printf '[rrl]\nenabled = false\n' > "$d/roundel.toml"
-            cmd=("$bin" serve --config "$d/roundel.toml" --zones "$d/zones" --listen "127.0.0.1:$port"
+            cmd=("$b" serve --config "$d/roundel.toml" --zones "$d/zones" --listen "127.0.0.1:$port"
                  --udp-threads 1 --no-admin) ;;
         knot)
             cp "$run/big.test.zone" "$d/big.test.zone"
@@ -180,13 +187,13 @@ load() {
     if [[ $reload == yes ]]; then
         sleep 5
         case $srv in
-            roundel) kill -HUP "$spid" ;;
+            roundel|roundel-before) kill -HUP "$spid" ;;
             knot) knotc -s "$run/knot/knot.sock" -b -t 600 zone-reload "$origin" > /dev/null ;;
         esac
     fi
     wait "$dp" || true
-    if [[ $reload == yes && $srv == roundel ]] && ! grep -q 'trigger="signal"' "$run/roundel/server.log"; then
-        echo "roundel: the reload did not finish within the run" >&2; exit 1
+    if [[ $reload == yes && $srv == roundel* ]] && ! grep -q 'trigger="signal"' "$run/$srv/server.log"; then
+        echo "$srv: the reload did not finish within the run" >&2; exit 1
     fi
     python3 - "$log" <<'EOF'
 import re, sys

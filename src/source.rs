@@ -158,6 +158,13 @@ pub fn toml_key(k: &str) -> String {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     {
         k.to_owned()
+    } else if k
+        .bytes()
+        .all(|b| matches!(b, b' '..=b'~') && !matches!(b, b'"' | b'\\' | b'\''))
+    {
+        // What the TOML writer gives for these (a basic string without escapes), without
+        // its machinery: a large zone file has one such key per name.
+        format!("\"{k}\"")
     } else {
         toml::Value::String(k.to_owned()).to_string()
     }
@@ -166,6 +173,29 @@ pub fn toml_key(k: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quoted_keys_are_what_the_toml_writer_gives() {
+        for k in [
+            "n0.h00",
+            "*.x",
+            "a b",
+            "@",
+            "x.example.test.",
+            "~!#$%^&*()",
+            "a'b",
+            "a\"b",
+            "é",
+            "a\\b",
+            "tab\t",
+        ] {
+            assert_eq!(
+                toml_key(k),
+                toml::Value::String(k.to_owned()).to_string(),
+                "{k}"
+            );
+        }
+    }
 
     #[test]
     fn positions_are_one_based_lines_and_character_columns() {

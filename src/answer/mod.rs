@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use std::time::Instant;
 
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::rr::RecordType;
 use smallvec::SmallVec;
 
 use crate::node::{Family, PoolRuntime};
@@ -71,8 +71,8 @@ impl Client {
 pub enum Owner<'a> {
     /// The question name, as the client spelled it (answers and wildcard synthesis).
     Query,
-    /// A name from the zone data, with its uncompressed wire form.
-    Name(&'a Name, &'a [u8]),
+    /// A name from the zone data: its uncompressed wire form, original case.
+    Name(&'a [u8]),
 }
 
 /// One record of a response.
@@ -312,10 +312,8 @@ fn answer_with_clock<'a>(
                     break;
                 }
                 key = target;
-                owner = match &cname.data {
-                    hickory_proto::rr::RData::CNAME(c) => Owner::Name(&c.0, &cname.wire),
-                    _ => break,
-                };
+                // A CNAME's data is its target name, uncompressed (RFC 1035 section 3.3.1).
+                owner = Owner::Name(&cname.wire);
             }
         }
     }
@@ -421,7 +419,7 @@ impl<'a, S: Selector<'a>> Lookup<'a, '_, S> {
             });
             return Step::Follow(rdata);
         }
-        if let Some(i) = node.pool
+        if let Some(i) = node.pool_index()
             && let Some(family) = pool_family(qtype, node)
         {
             return self.pool_answer(&self.zone.pools[i], owner, family);
@@ -524,7 +522,7 @@ impl<'a, S: Selector<'a>> Lookup<'a, '_, S> {
         }
         let apex = self.zone.apex();
         self.resp.authority.push(Rr {
-            owner: Owner::Name(&apex.name, &apex.wire),
+            owner: Owner::Name(&apex.wire),
             rtype: RecordType::SOA,
             ttl: self.zone.negative_ttl,
             rdata: self.zone.soa(),
@@ -551,7 +549,7 @@ impl<'a, S: Selector<'a>> Lookup<'a, '_, S> {
         }
         for rdata in ns.records.iter() {
             self.resp.authority.push(Rr {
-                owner: Owner::Name(&cut.name, &cut.wire),
+                owner: Owner::Name(&cut.wire),
                 rtype: RecordType::NS,
                 ttl: ns.ttl,
                 rdata,
@@ -568,7 +566,7 @@ impl<'a, S: Selector<'a>> Lookup<'a, '_, S> {
         let Some(node) = self.zone.additional_node(rdata) else {
             return;
         };
-        let owner = Owner::Name(&node.name, &node.wire);
+        let owner = Owner::Name(&node.wire);
         if self.resp.additional.iter().any(|rr| rr.owner == owner) {
             return;
         }

@@ -454,7 +454,7 @@ fn parse_ecs(data: &[u8]) -> Option<Ecs> {
 fn write_rr(out: &mut Vec<u8>, names: &NameWriter, rr: &Rr) {
     let owner = match rr.owner {
         Owner::Query => None,
-        Owner::Name(_, wire) => Some(wire),
+        Owner::Name(wire) => Some(wire),
     };
     write_record(out, names, owner, rr.rtype, rr.ttl, rr.rdata, |_| {});
 }

@@ -1,18 +1,20 @@
 //! The validated, immutable zone model that answers are computed from.
 //!
 //! A [`Snapshot`] holds every served zone. It is built off the query path by the loader,
-//! never changes afterwards, and is replaced as a whole on reload. Each name's data is kept
-//! twice: as hickory `RData` (for the TCP path and for export) and pre-encoded as wire
-//! bytes, so the UDP path copies bytes instead of encoding records per query.
+//! never changes afterwards, and is replaced as a whole on reload. Record data is kept
+//! only pre-encoded as wire bytes, which every transport copies; the rare readers that
+//! want hickory's `RData` (export, the admin API's explain) decode it from those bytes
+//! ([`Rdata::data`]). Names likewise are kept as wire bytes only ([`Node::name`]): a large
+//! zone's memory is mostly per-record and per-name overhead, and this keeps it small.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use hickory_proto::rr::{Name, RData, RecordType};
-use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
+use hickory_proto::serialize::binary::{BinDecoder, BinEncodable, BinEncoder, Restrict};
 
-use super::name::{is_within, key_of, wire_of};
+use super::name::{is_within, key_of, name_of, wire_of};
 use super::prepared::Prepared;
 use crate::node::PoolRuntime;
 use crate::pool::PoolSpec;
@@ -21,11 +23,9 @@ use crate::pool::PoolSpec;
 /// own zone files or are bounded by the 255-byte name limit, and lookups are on the hot path.
 pub type NameMap<V> = HashMap<Box<[u8]>, V, rustc_hash::FxBuildHasher>;
 
-/// One record's data, in both representations.
+/// One record's data, pre-encoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rdata {
-    /// The data as hickory understands it.
-    pub data: RData,
     /// Uncompressed wire-format RDATA, names in their original case.
     pub wire: Box<[u8]>,
     /// Offsets in `wire` of names that may be compressed (RFC 3597 section 4 allows it only
@@ -60,6 +60,20 @@ impl Rdata {
 
     /// Pre-encodes `data`, refusing data longer than a record can carry.
     pub fn try_new(data: RData) -> Result<Self, RdataTooLong> {
+        // Addresses, most of a large zone, in one allocation of the right size.
+        let fixed: Option<Box<[u8]>> = match &data {
+            RData::A(a) => Some(Box::new(a.0.octets())),
+            RData::AAAA(a) => Some(Box::new(a.0.octets())),
+            _ => None,
+        };
+        if let Some(wire) = fixed {
+            return Ok(Self {
+                wire,
+                compressible: [0; 2],
+                compressible_len: 0,
+                target: None,
+            });
+        }
         let mut wire = Vec::with_capacity(32);
         let mut compressible = [0u16; 2];
         let mut compressible_len = 0u8;
@@ -124,7 +138,6 @@ impl Rdata {
             return Err(RdataTooLong);
         }
         Ok(Self {
-            data,
             wire: wire.into_boxed_slice(),
             compressible,
             compressible_len,
@@ -135,6 +148,40 @@ impl Rdata {
     /// Offsets of the compressible names inside `wire`.
     pub fn compressible_names(&self) -> &[u16] {
         &self.compressible[..self.compressible_len as usize]
+    }
+
+    /// The data as hickory understands it, decoded from `wire` (a record of type `rtype`).
+    /// For export and the admin API, not for answers: it allocates.
+    pub fn data(&self, rtype: RecordType) -> RData {
+        let mut decoder = BinDecoder::new(&self.wire);
+        match RData::read(&mut decoder, rtype, Restrict::new(self.wire.len() as u16)) {
+            Ok(data) => data,
+            // Only bytes this type's encoder wrote get here; keep them as they are if
+            // hickory reads them otherwise.
+            Err(_) => RData::Unknown {
+                code: rtype,
+                rdata: hickory_proto::rr::rdata::NULL::with(self.wire.to_vec()),
+            },
+        }
+    }
+
+    /// The SOA serial, when this is a SOA record's data (RFC 1035 section 3.3.13: the
+    /// serial is the first of the five 32-bit fields that end the data).
+    fn soa_serial(&self) -> u32 {
+        let at = self.wire.len().saturating_sub(20);
+        self.wire
+            .get(at..at + 4)
+            .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    /// This SOA record's data with another serial.
+    fn with_soa_serial(&self, serial: u32) -> Self {
+        let mut out = self.clone();
+        let at = out.wire.len().saturating_sub(20);
+        if let Some(b) = out.wire.get_mut(at..at + 4) {
+            b.copy_from_slice(&serial.to_be_bytes());
+        }
+        out
     }
 }
 
@@ -155,21 +202,35 @@ pub struct RrSet {
 /// One owner name of a zone, possibly an empty non-terminal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
-    /// The name as written in the zone file (absolute).
-    pub name: Name,
-    /// Uncompressed wire form of `name`, original case.
+    /// The name as written in the zone file (absolute), uncompressed wire form, original
+    /// case.
     pub wire: Box<[u8]>,
     /// RRsets at this name; empty for an empty non-terminal.
     pub rrsets: Box<[RrSet]>,
     /// A zone cut: NS records below the apex (RFC 1034 section 4.2.1).
     pub cut: bool,
-    /// Index into [`Zone::pools`] when this name is a pool.
-    pub pool: Option<usize>,
+    /// When this name is a pool: its index into [`Zone::pools`] plus one
+    /// ([`Node::pool_index`]). Four bytes, not a `usize` option's sixteen: with them a node
+    /// is 48 bytes, and a large zone's map holds one per bucket (two million of them for a
+    /// million names).
+    pub pool: Option<std::num::NonZeroU32>,
     /// At a zone cut: the referral, encoded at load time ([`super::prepared::referral`]).
     pub referral: Option<Box<Prepared>>,
 }
 
 impl Node {
+    /// The name as written in the zone file (absolute). Built from `wire`: for messages
+    /// and export, not for answers.
+    pub fn name(&self) -> Name {
+        name_of(&self.wire)
+    }
+
+    /// Index into [`Zone::pools`] when this name is a pool.
+    #[inline]
+    pub fn pool_index(&self) -> Option<usize> {
+        self.pool.map(|p| p.get() as usize - 1)
+    }
+
     /// The RRset of `rtype`, if any.
     pub fn rrset(&self, rtype: RecordType) -> Option<&RrSet> {
         self.rrsets.iter().find(|s| s.rtype == rtype)
@@ -259,11 +320,8 @@ impl Zone {
             .expect("validated zones have an apex");
         let mut sets = std::mem::take(&mut apex.rrsets).into_vec();
         for set in sets.iter_mut().filter(|s| s.rtype == RecordType::SOA) {
-            if let RData::SOA(mut soa) = set.records[0].data.clone() {
-                soa.serial = serial;
-                set.records = Box::new([Rdata::new(RData::SOA(soa))]);
-                set.prepared = Box::default();
-            }
+            set.records = Box::new([set.records[0].with_soa_serial(serial)]);
+            set.prepared = Box::default();
         }
         apex.rrsets = sets.into();
         super::prepared::prepare_apex(self);
@@ -295,23 +353,17 @@ impl Zone {
 
     /// The current serial.
     pub fn serial(&self) -> u32 {
-        match &self.soa().data {
-            RData::SOA(soa) => soa.serial,
-            _ => 0,
-        }
+        self.soa().soa_serial()
     }
 
     /// Every RRset of the zone, apex first, then names in canonical-ish (sorted key) order.
     pub fn rrsets(&self) -> Vec<(&Node, &RrSet)> {
-        let mut nodes: Vec<&Node> = self.nodes.values().collect();
-        nodes.sort_by(|a, b| {
-            let (ka, kb) = (key_of(&a.name), key_of(&b.name));
-            (ka != self.origin_key, a.name.to_lowercase())
-                .cmp(&(kb != self.origin_key, b.name.to_lowercase()))
-        });
+        let mut nodes: Vec<(&Box<[u8]>, &Node)> = self.nodes.iter().collect();
+        // Keys are lowercase: the name built from one is the lowercase name.
+        nodes.sort_by_cached_key(|(k, _)| (**k != self.origin_key, name_of(k)));
         nodes
             .into_iter()
-            .flat_map(|n| n.rrsets.iter().map(move |s| (n, s)))
+            .flat_map(|(_, n)| n.rrsets.iter().map(move |s| (n, s)))
             .collect()
     }
 }
@@ -428,5 +480,58 @@ impl Snapshot {
         let mut v: Vec<_> = self.zones.values().collect();
         v.sort_by(|a, b| a.origin.cmp(&b.origin));
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::rr::rdata::{CAA, CNAME, MX, NS, PTR, SOA, SRV, TXT};
+
+    /// The size the node map's buckets are made of (see [`Node::pool`]).
+    #[test]
+    fn a_node_is_48_bytes() {
+        assert_eq!(std::mem::size_of::<Node>(), 48);
+    }
+
+    fn name(s: &str) -> Name {
+        Name::from_ascii(s).unwrap()
+    }
+
+    /// Export and explain read hickory's data back from the wire bytes: every type a zone
+    /// file can hold comes back as it went in, names in their original case.
+    #[test]
+    fn record_data_comes_back_from_its_wire_bytes() {
+        let soa = SOA::new(name("ns1.Ex.test."), name("h.ex.test."), 7, 1, 2, 3, 4);
+        let all = [
+            RData::A("192.0.2.1".parse::<std::net::Ipv4Addr>().unwrap().into()),
+            RData::AAAA("2001:db8::1".parse::<std::net::Ipv6Addr>().unwrap().into()),
+            RData::CNAME(CNAME(name("WWW.ex.test."))),
+            RData::NS(NS(name("ns.ex.test."))),
+            RData::PTR(PTR(name("host.ex.test."))),
+            RData::MX(MX::new(10, name("Mail.ex.test."))),
+            RData::SRV(SRV::new(1, 2, 443, name("svc.ex.test."))),
+            RData::TXT(TXT::new(vec!["v=spf1 -all".into(), "two".into()])),
+            RData::CAA(CAA::new_issue(false, Some(name("ca.test.")), vec![])),
+            RData::SOA(soa),
+        ];
+        for data in all {
+            let rtype = data.record_type();
+            let rdata = Rdata::new(data.clone());
+            assert_eq!(rdata.data(rtype), data, "{rtype}");
+            assert_eq!(rdata.data(rtype).to_string(), data.to_string(), "{rtype}");
+        }
+    }
+
+    #[test]
+    fn the_soa_serial_is_read_and_replaced_in_the_wire() {
+        let soa = SOA::new(name("ns1.ex.test."), name("h.ex.test."), 7, 1, 2, 3, 4);
+        let rdata = Rdata::new(RData::SOA(soa.clone()));
+        assert_eq!(rdata.soa_serial(), 7);
+        let moved = rdata.with_soa_serial(0x8000_0001);
+        assert_eq!(moved.soa_serial(), 0x8000_0001);
+        let mut want = soa;
+        want.serial = 0x8000_0001;
+        assert_eq!(moved.data(RecordType::SOA), RData::SOA(want));
     }
 }

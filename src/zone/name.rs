@@ -12,7 +12,7 @@ pub const MAX_NAME_LEN: usize = 255;
 
 /// Lowercase, uncompressed wire-format bytes of `name` (which must be fully qualified).
 pub fn key_of(name: &Name) -> Box<[u8]> {
-    let mut out = Vec::with_capacity(name.len() + 2);
+    let mut out = Vec::with_capacity(wire_len(name));
     for label in name.iter() {
         out.push(label.len() as u8);
         out.extend(label.iter().map(u8::to_ascii_lowercase));
@@ -23,13 +23,19 @@ pub fn key_of(name: &Name) -> Box<[u8]> {
 
 /// Uncompressed wire-format bytes of `name`, keeping its case.
 pub fn wire_of(name: &Name) -> Box<[u8]> {
-    let mut out = Vec::with_capacity(name.len() + 2);
+    let mut out = Vec::with_capacity(wire_len(name));
     for label in name.iter() {
         out.push(label.len() as u8);
         out.extend_from_slice(label);
     }
     out.push(0);
     out.into_boxed_slice()
+}
+
+/// Length of `name` in uncompressed wire format: the exact capacity, so that the boxed
+/// slice needs no second allocation (a large zone makes a few of these per name).
+fn wire_len(name: &Name) -> usize {
+    name.iter().map(|l| l.len() + 1).sum::<usize>() + 1
 }
 
 /// Offsets at which the labels of a well-formed wire name start, including the

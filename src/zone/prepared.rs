@@ -97,7 +97,8 @@ pub fn answer(key: &[u8], set: &RrSet) -> Box<[u8]> {
         return Box::default();
     }
     let names = NameWriter { qname: key };
-    let mut out = Vec::new();
+    // Exact for data without names to compress (pointer, type, class, TTL, length, data).
+    let mut out = Vec::with_capacity(set.records.iter().map(|r| 12 + r.wire.len()).sum());
     for rdata in set.records.iter() {
         write_record(&mut out, &names, None, set.rtype, set.ttl, rdata, |_| {});
     }
@@ -116,9 +117,11 @@ pub fn pool_records(rdata: &[Rdata]) -> Box<[u8]> {
     let mut out = vec![0u8; rdata.len() * POOL_RECORD_STRIDE];
     let mut record = Vec::with_capacity(POOL_RECORD_STRIDE);
     for (i, r) in rdata.iter().enumerate() {
-        let rtype = match r.data {
-            hickory_proto::rr::RData::AAAA(_) => RecordType::AAAA,
-            _ => RecordType::A,
+        // An AAAA record's data is the 16-byte address (RFC 3596 section 2.2).
+        let rtype = if r.wire.len() == 16 {
+            RecordType::AAAA
+        } else {
+            RecordType::A
         };
         record.clear();
         write_record(&mut record, &names, None, rtype, 0, r, |_| {});

@@ -123,11 +123,11 @@ pub(super) fn record_views(section: &[Rr<'_>], qname: &Name) -> Vec<RecordView> 
         .map(|rr| RecordView {
             name: match rr.owner {
                 Owner::Query => qname.to_ascii(),
-                Owner::Name(n, _) => n.to_ascii(),
+                Owner::Name(wire) => crate::zone::name::name_of(wire).to_ascii(),
             },
             rtype: rr.rtype.to_string(),
             ttl: rr.ttl,
-            data: rr.rdata.data.to_string(),
+            data: rr.rdata.data(rr.rtype).to_string(),
         })
         .collect()
 }

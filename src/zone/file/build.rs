@@ -2,7 +2,7 @@
 //! (origin, names, SOA, pools, empty non-terminals, delegations, glue), each step
 //! reporting every problem it finds to the source map.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
 
@@ -10,6 +10,7 @@ use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::{Name, RData, RecordType};
 use toml::Spanned;
 
+use super::defined::DefinedNames;
 use super::names::check_name;
 use super::raw::{RawNode, RawSoa, RawZone};
 use super::{
@@ -57,7 +58,7 @@ pub(super) type Defined = (Box<[u8]>, usize, String);
 /// What `[names]` gave.
 struct Names {
     nodes: NameMap<Node>,
-    owners: Vec<Defined>,
+    owners: DefinedNames,
     ns_targets: Vec<NsTarget>,
 }
 
@@ -160,22 +161,30 @@ impl Builder<'_, '_> {
     }
 
     /// Reads `[names]`: one node per owner name, with its RRsets.
+    ///
+    /// The entries are read, not consumed: they are freed together once the whole model
+    /// is built (`raw` goes out of scope in [`Builder::build`]). Freed one by one in
+    /// between, their blocks, which lie in the parse thread's arena (`super::apart`),
+    /// would be handed straight back to the model by this thread's allocator cache, and
+    /// the model would pin that arena's pages.
     fn names(
         &mut self,
         names: &BTreeMap<Spanned<String>, Spanned<RawNode>>,
         default_ttl: u32,
     ) -> Names {
-        let mut nodes: NameMap<Node> = NameMap::default();
-        let mut seen: HashMap<Box<[u8]>, usize> = HashMap::new();
+        // Sized once: a large zone's map would otherwise be rehashed some twenty times.
+        let mut nodes: NameMap<Node> =
+            NameMap::with_capacity_and_hasher(names.len(), Default::default());
         let mut ns_targets = Vec::new();
-        let mut owners = Vec::new();
+        let mut owners = DefinedNames::with_capacity(names.len());
 
         for (key, node) in names {
             let key_text = format!("names.{}", toml_key(key.get_ref()));
             let Some(owner) = self.owner(key, &key_text) else {
                 continue;
             };
-            if let Some(&first) = seen.get(&owner.key) {
+            if nodes.contains_key(&owner.key) {
+                let first = owners.position_of(&owner.key).unwrap_or(0);
                 let (line, _) = self.map.position(first);
                 self.map.report(
                     owner.at,
@@ -184,7 +193,6 @@ impl Builder<'_, '_> {
                 );
                 continue;
             }
-            seen.insert(owner.key.clone(), owner.at);
             let node_ttl = node
                 .get_ref()
                 .ttl
@@ -195,12 +203,11 @@ impl Builder<'_, '_> {
                 ..owner
             };
             let rrsets = self.rrsets(&owner, node, &key_text, default_ttl, &mut ns_targets);
-            owners.push((owner.key.clone(), owner.at, key_text.clone()));
+            owners.push(&owner.key, owner.at, &key_text);
             nodes.insert(
-                owner.key.clone(),
+                owner.key,
                 Node {
                     wire: wire_of(&owner.name),
-                    name: owner.name,
                     rrsets: rrsets.into(),
                     cut: false,
                     pool: None,
@@ -317,13 +324,15 @@ impl Builder<'_, '_> {
                 .collect::<Box<[Rdata]>>();
             let node = nodes.entry(key).or_insert_with(|| Node {
                 wire: wire_of(&spec.name),
-                name: spec.name.clone(),
                 rrsets: Box::new([]),
                 cut: false,
                 pool: None,
                 referral: None,
             });
-            node.pool = Some(zone_pools.len());
+            // Never `None`: a zone file cannot hold 2^32 - 1 pools (a table each).
+            node.pool = u32::try_from(zone_pools.len() + 1)
+                .ok()
+                .and_then(std::num::NonZeroU32::new);
             pool_owners.push((key_of(&spec.name), at, key_text));
             zone_pools.push(ZonePool {
                 position: self.map.position(at),
@@ -341,35 +350,36 @@ impl Builder<'_, '_> {
         // Empty non-terminals: every name between a defined name and the apex exists
         // (RFC 4592 section 2.2.2), so that it answers NODATA rather than NXDOMAIN and stops
         // wildcard matching.
-        let keys: Vec<Box<[u8]>> = nodes.keys().cloned().collect();
-        for key in keys {
-            let mut up = parent(&key);
+        // Collected first, without copying every key: the walk up stops at a name that
+        // exists or was already found, whose own ancestors are (or will be) walked.
+        let mut missing: HashSet<&[u8]> = HashSet::new();
+        for key in nodes.keys() {
+            let mut up = parent(key);
             while let Some(p) = up {
-                if !is_within(p, &self.origin_key) {
+                if !is_within(p, &self.origin_key) || nodes.contains_key(p) || !missing.insert(p) {
                     break;
-                }
-                if !nodes.contains_key(p) {
-                    let name = name_of(p);
-                    nodes.insert(
-                        p.into(),
-                        Node {
-                            wire: wire_of(&name),
-                            name,
-                            rrsets: Box::new([]),
-                            cut: false,
-                            pool: None,
-                            referral: None,
-                        },
-                    );
                 }
                 up = parent(p);
             }
+        }
+        let missing: Vec<Box<[u8]>> = missing.into_iter().map(Box::from).collect();
+        for p in missing {
+            nodes.insert(
+                p.clone(),
+                Node {
+                    // An empty non-terminal is written nowhere: its name is the lowercase key.
+                    wire: p,
+                    rrsets: Box::new([]),
+                    cut: false,
+                    pool: None,
+                    referral: None,
+                },
+            );
         }
         if !nodes.contains_key(&self.origin_key) {
             nodes.insert(
                 self.origin_key.clone(),
                 Node {
-                    name: self.origin.clone(),
                     wire: wire_of(&self.origin),
                     rrsets: Box::new([]),
                     cut: false,
@@ -386,7 +396,7 @@ impl Builder<'_, '_> {
         &mut self,
         origin_at: usize,
         nodes: &mut NameMap<Node>,
-        owners: &[Defined],
+        owners: &DefinedNames,
         pool_owners: &[Defined],
     ) -> bool {
         // Apex NS, zone cuts, and what may live below them.
@@ -400,12 +410,12 @@ impl Builder<'_, '_> {
                 has_cuts = true;
             }
         }
-        for (key, at, key_text) in owners {
+        for (key, at, key_text) in owners.iter() {
             let node = &nodes[key];
             if node.cut
                 && let Some(other) = node.rrsets.iter().find(|s| s.rtype != RecordType::NS)
             {
-                self.map.report(*at, key_text, format!("{} is a delegation (it has NS records) and can hold nothing but NS, not {}", node.name, other.rtype));
+                self.map.report(at, key_text, format!("{} is a delegation (it has NS records) and can hold nothing but NS, not {}", node.name(), other.rtype));
             }
             let mut up = parent(key);
             while let Some(p) = up {
@@ -418,7 +428,7 @@ impl Builder<'_, '_> {
                         .iter()
                         .find(|s| !matches!(s.rtype, RecordType::A | RecordType::AAAA))
                     {
-                        self.map.report(*at, key_text, format!("{} is below the delegation {}: only glue (A, AAAA) may be written there, not {}", node.name, name_of(p), other.rtype));
+                        self.map.report(at, key_text, format!("{} is below the delegation {}: only glue (A, AAAA) may be written there, not {}", node.name(), name_of(p), other.rtype));
                     }
                     break;
                 }
@@ -438,7 +448,7 @@ impl Builder<'_, '_> {
                         key_text,
                         format!(
                             "pool {} is at or below the delegation {}",
-                            node.name,
+                            node.name(),
                             name_of(p)
                         ),
                     );

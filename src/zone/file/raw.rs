@@ -37,35 +37,100 @@ pub(super) struct RawSoa {
     pub(super) ttl: Option<Spanned<i64>>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-#[allow(non_snake_case)]
+/// One `[names]` entry: its TTL and the RRsets written under it, in the order of
+/// [`RECORD_TYPES`](super::RECORD_TYPES) (whatever order the file has them in).
+///
+/// Deserialized by hand rather than derived: the derived struct held all nine record
+/// types inline (about 800 bytes per name, most of them `None`), and a large zone keeps
+/// every entry alive until the model is built. Unknown keys are refused exactly as
+/// `deny_unknown_fields` does, with the same message.
 pub(super) struct RawNode {
     pub(super) ttl: Option<Spanned<i64>>,
-    A: Option<Spanned<RawSet>>,
-    AAAA: Option<Spanned<RawSet>>,
-    CNAME: Option<Spanned<RawSet>>,
-    MX: Option<Spanned<RawSet>>,
-    TXT: Option<Spanned<RawSet>>,
-    SRV: Option<Spanned<RawSet>>,
-    CAA: Option<Spanned<RawSet>>,
-    PTR: Option<Spanned<RawSet>>,
-    NS: Option<Spanned<RawSet>>,
+    pub(super) sets: Vec<(RecordType, Spanned<RawSet>)>,
 }
 
+/// The keys a `[names]` entry may have: `ttl`, then the record types.
+const NODE_FIELDS: &[&str] = &[
+    "ttl", "A", "AAAA", "CNAME", "MX", "TXT", "SRV", "CAA", "PTR", "NS",
+];
+
+/// The record type of each key of [`NODE_FIELDS`] after `ttl`.
+const NODE_TYPES: [RecordType; 9] = [
+    RecordType::A,
+    RecordType::AAAA,
+    RecordType::CNAME,
+    RecordType::MX,
+    RecordType::TXT,
+    RecordType::SRV,
+    RecordType::CAA,
+    RecordType::PTR,
+    RecordType::NS,
+];
+
 impl RawNode {
-    pub(super) fn sets(&self) -> [(RecordType, &Option<Spanned<RawSet>>); 9] {
-        [
-            (RecordType::A, &self.A),
-            (RecordType::AAAA, &self.AAAA),
-            (RecordType::CNAME, &self.CNAME),
-            (RecordType::MX, &self.MX),
-            (RecordType::TXT, &self.TXT),
-            (RecordType::SRV, &self.SRV),
-            (RecordType::CAA, &self.CAA),
-            (RecordType::PTR, &self.PTR),
-            (RecordType::NS, &self.NS),
-        ]
+    /// The RRsets written, each with its type, in [`NODE_FIELDS`] order.
+    pub(super) fn sets(&self) -> impl Iterator<Item = (RecordType, &Spanned<RawSet>)> {
+        self.sets.iter().map(|(t, s)| (*t, s))
+    }
+}
+
+/// A key of a `[names]` entry: `ttl` or the index of a record type in [`NODE_FIELDS`].
+struct NodeField(usize);
+
+impl<'de> Deserialize<'de> for NodeField {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct FieldVisitor;
+        impl Visitor<'_> for FieldVisitor {
+            type Value = NodeField;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("field identifier")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<NodeField, E> {
+                match NODE_FIELDS.iter().position(|f| *f == v) {
+                    Some(i) => Ok(NodeField(i)),
+                    None => Err(de::Error::unknown_field(v, NODE_FIELDS)),
+                }
+            }
+        }
+        d.deserialize_identifier(FieldVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawNode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct NodeVisitor;
+        impl<'de> Visitor<'de> for NodeVisitor {
+            type Value = RawNode;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("struct RawNode")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawNode, A::Error> {
+                let mut ttl = None;
+                let mut sets: Vec<(usize, Spanned<RawSet>)> = Vec::new();
+                while let Some(NodeField(i)) = map.next_key()? {
+                    let duplicate = if i == 0 {
+                        ttl.is_some()
+                    } else {
+                        sets.iter().any(|(j, _)| *j == i)
+                    };
+                    if duplicate {
+                        return Err(de::Error::duplicate_field(NODE_FIELDS[i]));
+                    }
+                    if i == 0 {
+                        ttl = Some(map.next_value()?);
+                    } else {
+                        sets.push((i, map.next_value()?));
+                    }
+                }
+                sets.sort_by_key(|(i, _)| *i);
+                let sets = sets
+                    .into_iter()
+                    .map(|(i, s)| (NODE_TYPES[i - 1], s))
+                    .collect();
+                Ok(RawNode { ttl, sets })
+            }
+        }
+        d.deserialize_struct("RawNode", NODE_FIELDS, NodeVisitor)
     }
 }
 

@@ -27,11 +27,10 @@ impl Builder<'_, '_> {
         default_ttl: u32,
         ns_targets: &mut Vec<NsTarget>,
     ) -> Vec<RrSet> {
-        let mut out = Vec::new();
-        let node_at = node.span().start;
         let raw = node.get_ref();
+        let mut out = Vec::with_capacity(raw.sets.len());
+        let node_at = node.span().start;
         for (rtype, set) in raw.sets() {
-            let Some(set) = set else { continue };
             let set_key = format!("{key_text}.{rtype}");
             let set_at = set.span().start;
             let set = set.get_ref();
@@ -57,7 +56,7 @@ impl Builder<'_, '_> {
                 );
                 continue;
             }
-            let mut records: Vec<Rdata> = Vec::new();
+            let mut records: Vec<Rdata> = Vec::with_capacity(set.items.len());
             for (i, (span, item)) in set.items.iter().enumerate() {
                 let at = span.as_ref().map_or(set_at, |s| s.start);
                 let item_key = if set.single {
@@ -119,7 +118,7 @@ impl Builder<'_, '_> {
                 self.map.report(node_at, key_text, format!("{} has a CNAME and {} records: a CNAME cannot coexist with other data (RFC 1034 section 3.6.2)", owner.name, other.rtype));
             }
         }
-        if out.is_empty() && raw.sets().iter().all(|(_, s)| s.is_none()) {
+        if out.is_empty() && raw.sets.is_empty() {
             self.map.report(
                 node_at,
                 key_text,
@@ -151,7 +150,12 @@ impl Builder<'_, '_> {
                 return Some(RData::TXT(TXT::new(parts.clone())));
             }
         };
-        let fields: Vec<&str> = text.split_whitespace().collect();
+        // Split only for the types with several fields: most records have one.
+        let fields: Vec<&str> = if matches!(rtype, RecordType::MX | RecordType::SRV) {
+            text.split_whitespace().collect()
+        } else {
+            Vec::new()
+        };
         let want = |n: usize, form: &str, map: &mut SourceMap| -> bool {
             if fields.len() == n {
                 true

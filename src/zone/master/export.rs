@@ -25,10 +25,10 @@ pub fn export(zone: &Zone) -> String {
             let _ = writeln!(
                 out,
                 "{}\t{}\tIN\t{}\t{}",
-                node.name,
+                node.name(),
                 set.ttl,
                 set.rtype,
-                presentation(&rdata.data)
+                presentation(&rdata.data(set.rtype))
             );
         }
     }
