@@ -46,26 +46,11 @@ fn a_tcp_connection_allocates_nothing_per_query() {
     let shield = Shield::new(&RrlConfig::default(), &CookieConfig::default()).unwrap();
     let stats = DnsStats::default();
 
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let idle = Duration::from_secs(10);
+    let (mut client, mut conn) = pair(idle);
     client
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
-    let (server, peer) = listener.accept().unwrap();
-    server.set_nonblocking(true).unwrap();
-    let slots = table(8, 8);
-    let Admission::Admitted { guard, .. } = slots.admit(Some(peer.ip())) else {
-        panic!("not admitted");
-    };
-    let idle = Duration::from_secs(10);
-    let mut conn = Conn::new(
-        mio::net::TcpStream::from_std(server),
-        peer,
-        guard,
-        u32::MAX,
-        Instant::now(),
-        idle,
-    );
 
     // One batch: 40 queries of several kinds (answer, NXDOMAIN, referral, REFUSED).
     let names = [
