@@ -44,20 +44,7 @@ trap cleanup EXIT
 gcc -O2 -o "$run/healthd" "$here/benches/healthd.c"
 
 zone() { # $1: check table body
-    python3 - "$nodes" "$bport" "$1" "${backends[@]}" <<'EOF'
-import sys
-nodes, bport, check, backends = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4:]
-print('origin = "hc.test."\nttl = 300\n[soa]\nmname = "ns1"\nrname = "hostmaster"\n'
-      '[names."@"]\nNS = "ns1"\n[names.ns1]\nA = "192.0.2.53"\n')
-print(f'[checks.web]\n{check}\n')
-per = 50
-for p in range((nodes + per - 1) // per):
-    print(f'[pools.p{p}]\ncheck = "web"\nnodes = [')
-    for i in range(p * per, min(nodes, (p + 1) * per)):
-        print(f'  {{ addr = "10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}", '
-              f'check_addr = "{backends[i % len(backends)]}", check_host = "n{i}.hc.test" }},')
-    print(']\n')
-EOF
+    python3 "$here/benches/lib/health-zone.py" "$nodes" "$1" "${backends[@]}"
 }
 
 # One run: $1 name, $2 seconds. Prints "Ir answered".

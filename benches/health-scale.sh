@@ -59,21 +59,10 @@ for a in "${backends[@]}"; do
     pids+=($!)
 done
 
-python3 - "$nodes" "$interval" "$bport" "${backends[@]}" > "$run/zones/hc.test.toml" <<'EOF'
-import sys
-nodes, interval, bport, backends = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4:]
-print('origin = "hc.test."\nttl = 300\n[soa]\nmname = "ns1"\nrname = "hostmaster"\n'
-      '[names."@"]\nNS = "ns1"\n[names.ns1]\nA = "192.0.2.53"\n')
-print(f'[checks.web]\nhttp = {{ port = {bport}, path = "/health" }}\ninterval = "{interval}"\n'
-      'timeout = "500ms"\n')
-per = 50
-for p in range((nodes + per - 1) // per):
-    print(f'[pools.p{p}]\ncheck = "web"\nnodes = [')
-    for i in range(p * per, min(nodes, (p + 1) * per)):
-        print(f'  {{ addr = "10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}", '
-              f'check_addr = "{backends[i % len(backends)]}", check_host = "n{i}.hc.test" }},')
-    print(']\n')
-EOF
+python3 "$here/benches/lib/health-zone.py" "$nodes" \
+    "http = { port = $bport, path = \"/health\" }
+interval = \"$interval\"
+timeout = \"500ms\"" "${backends[@]}" > "$run/zones/hc.test.toml"
 
 # More probes than the default cap ([health] max_probes = 4096); the latency probe
 # (dnsperf, 1000 q/s of one name from 127.0.0.1) exempt from response rate limiting.
