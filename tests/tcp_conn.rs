@@ -5,6 +5,7 @@
 //! socket full gets a bounded turn, then the rest in later turns, in order.
 
 mod counting_alloc;
+mod ops_support;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -19,16 +20,9 @@ use roundel::dns::tcp_conns::table;
 use roundel::limits::slots::Admission;
 use roundel::zone::Snapshot;
 
+/// A query (`ops_support::query_bytes`) with its two-byte TCP length.
 fn framed(id: u16, name: &str, qtype: u16) -> Vec<u8> {
-    let mut m = id.to_be_bytes().to_vec();
-    m.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
-    for label in name.trim_end_matches('.').split('.') {
-        m.push(label.len() as u8);
-        m.extend_from_slice(label.as_bytes());
-    }
-    m.push(0);
-    m.extend_from_slice(&qtype.to_be_bytes());
-    m.extend_from_slice(&1u16.to_be_bytes());
+    let m = ops_support::query_bytes(id, name, qtype);
     let mut f = (m.len() as u16).to_be_bytes().to_vec();
     f.extend_from_slice(&m);
     f
@@ -72,14 +66,7 @@ fn a_tcp_connection_allocates_nothing_per_query() {
     let mut round = |conn: &mut Conn| {
         for part in [&batch[..split], &batch[split..]] {
             client.write_all(part).unwrap();
-            let sh = Shared {
-                snapshot: &snapshot,
-                shield: &shield,
-                stats: &stats,
-                now: Instant::now(),
-                idle_timeout: idle,
-                io_timeout: Duration::from_secs(1),
-            };
+            let sh = shared(&snapshot, &shield, &stats, idle);
             // Loopback delivers at once; further calls find nothing more (EAGAIN).
             for _ in 0..3 {
                 conn.ready(true, &sh).expect("the connection stays open");
@@ -105,6 +92,23 @@ fn a_tcp_connection_allocates_nothing_per_query() {
     }
     let after = ALLOCS.with(|a| a.get());
     assert_eq!(after - before, 0, "allocations for 4,000 queries over TCP");
+}
+
+/// What the connection's thread passes to each `ready` call, now.
+fn shared<'a>(
+    snapshot: &'a Snapshot,
+    shield: &'a Shield,
+    stats: &'a DnsStats,
+    idle: Duration,
+) -> Shared<'a> {
+    Shared {
+        snapshot,
+        shield,
+        stats,
+        now: Instant::now(),
+        idle_timeout: idle,
+        io_timeout: Duration::from_secs(1),
+    }
 }
 
 /// A client socket and the server side as a `Conn`.
@@ -143,14 +147,7 @@ fn a_client_that_keeps_its_socket_full_gets_bounded_turns() {
         .collect();
     client.write_all(&all).unwrap();
     client.set_nonblocking(true).unwrap();
-    let sh = || Shared {
-        snapshot: &snapshot,
-        shield: &shield,
-        stats: &stats,
-        now: Instant::now(),
-        idle_timeout: idle,
-        io_timeout: Duration::from_secs(1),
-    };
+    let sh = || shared(&snapshot, &shield, &stats, idle);
     conn.ready(true, &sh()).unwrap();
     assert!(conn.wants_turn(), "one turn took everything");
     // Further turns (as the thread gives them) answer the rest, in order.
