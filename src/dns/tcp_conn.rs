@@ -31,7 +31,7 @@ const READ_CHUNK: usize = 4096;
 /// Full reads one connection may make per turn: a client that keeps its socket full must
 /// not keep its thread from the other connections. Past it the connection takes another
 /// turn after the thread's other ready sockets ([`Conn::wants_turn`]).
-const READS_PER_TURN: u32 = 8;
+pub const READS_PER_TURN: u32 = 8;
 
 /// Responses a connection collects before writing them out (more when one response is
 /// longer): bounds its memory when a client pipelines many queries with long answers.
