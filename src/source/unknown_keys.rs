@@ -12,7 +12,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 /// Most unknown keys collected from one file before giving up.
-const MAX_UNKNOWN: usize = 64;
+pub const MAX_UNKNOWN: usize = 64;
 
 /// One problem found while parsing: where, the key path, what.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,22 +10,22 @@
 //! afterwards and which `malloc_trim` (see `crate::reclaim`) returns. Elsewhere this is
 //! merely a thread hand-off: the result is the same.
 
-use serde::de::DeserializeOwned;
+use super::chunked;
+use super::raw::RawZone;
+use crate::source::unknown_keys::KeyProblem;
 
-use crate::source::unknown_keys::{self, KeyProblem};
-
-/// [`unknown_keys::parse`] of `text` on a scoped thread of its own; on the calling thread
-/// if no thread can be started.
-pub(super) fn parse<T: DeserializeOwned + Send>(text: &str) -> (Option<T>, Vec<KeyProblem>) {
+/// [`chunked::parse`] of `text` on a scoped thread of its own; on the calling thread if no
+/// thread can be started.
+pub(super) fn parse(text: &str) -> (Option<RawZone>, Vec<KeyProblem>) {
     std::thread::scope(|s| {
         let spawned = std::thread::Builder::new()
             .name("zone-parse".into())
-            .spawn_scoped(s, || unknown_keys::parse::<T>(text));
+            .spawn_scoped(s, || chunked::parse(text));
         match spawned {
             Ok(handle) => handle
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            Err(_) => unknown_keys::parse::<T>(text),
+            Err(_) => chunked::parse(text),
         }
     })
 }

@@ -6,15 +6,18 @@
 //! file, line, column and key, so one run of `roundel check` shows them all.
 
 //!
-//! One file per step: [`raw`] (the serde shape, parsed apart from the model: `apart`),
-//! `build` (the validating builder), `names` and `records` (owner names and record data).
+//! One file per step: [`raw`] (the serde shape, parsed apart from the model: `apart`, a
+//! slice of `[names.*]` tables at a time: `split` and `chunked`), `build` (the validating
+//! builder), `names` and `records` (owner names and record data).
 
 mod apart;
 mod build;
+mod chunked;
 mod defined;
 mod names;
 pub mod raw;
 mod records;
+mod split;
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -25,7 +28,6 @@ use hickory_proto::rr::RecordType;
 use super::model::{NameMap, Node, Zone, ZonePool};
 use crate::source::{SourceMap, ZoneError};
 use build::Builder;
-use raw::RawZone;
 
 /// Default TTL of a zone file that sets none: one hour, as is common for static data.
 pub const DEFAULT_TTL: u32 = 3600;
@@ -64,7 +66,7 @@ pub fn parse_zone(path: &Path, text: &str, mtime: Option<u64>) -> Result<Zone, V
     let mut map = SourceMap::new(path, text);
     // Every unknown key is reported (with the nearest valid one), and the rest of the file
     // is still checked.
-    let (raw, problems) = apart::parse::<RawZone>(text);
+    let (raw, problems) = apart::parse(text);
     for p in problems {
         map.report(p.at, &p.key, p.reason);
     }

@@ -72,6 +72,33 @@ impl RawNode {
     pub(super) fn sets(&self) -> impl Iterator<Item = (RecordType, &Spanned<RawSet>)> {
         self.sets.iter().map(|(t, s)| (*t, s))
     }
+
+    /// Moves every span `by` bytes on: the node was parsed from a slice of the file that
+    /// starts `by` bytes in.
+    pub(super) fn shift(&mut self, by: usize) {
+        self.ttl = self.ttl.take().map(|t| shifted(t, by));
+        // `Spanned` has no span setter; the collect reuses the vector in place.
+        self.sets = std::mem::take(&mut self.sets)
+            .into_iter()
+            .map(|(t, set)| {
+                let mut set = shifted(set, by);
+                let inner = set.get_mut();
+                inner.ttl = inner.ttl.take().map(|t| shifted(t, by));
+                for (span, _) in &mut inner.items {
+                    if let Some(span) = span {
+                        *span = span.start + by..span.end + by;
+                    }
+                }
+                (t, set)
+            })
+            .collect();
+    }
+}
+
+/// `s`, its span moved `by` bytes on.
+pub(super) fn shifted<T>(s: Spanned<T>, by: usize) -> Spanned<T> {
+    let span = s.span();
+    Spanned::new(span.start + by..span.end + by, s.into_inner())
 }
 
 /// A key of a `[names]` entry: `ttl` or the index of a record type in [`NODE_FIELDS`].
@@ -106,7 +133,9 @@ impl<'de> Deserialize<'de> for RawNode {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawNode, A::Error> {
                 let mut ttl = None;
-                let mut sets: Vec<(usize, Spanned<RawSet>)> = Vec::new();
+                // Most names hold one RRset: a first push would reserve room for four
+                // (about 350 bytes), kept for as long as the raw zone lives.
+                let mut sets: Vec<(usize, Spanned<RawSet>)> = Vec::with_capacity(1);
                 while let Some(NodeField(i)) = map.next_key()? {
                     let duplicate = if i == 0 {
                         ttl.is_some()
