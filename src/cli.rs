@@ -93,6 +93,7 @@ struct ServeArgs {
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
+    crate::reclaim::tune_allocator();
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),

@@ -11,6 +11,7 @@ use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::{Name, RData, RecordType};
 use toml::Spanned;
 
+use super::apart::Batch;
 use super::defined::DefinedNames;
 use super::key_path::{NameKey, Part};
 use super::names::check_name;
@@ -79,7 +80,16 @@ struct SoaFields {
 impl Builder<'_, '_> {
     /// Validates a whole zone file; `None` when something essential is missing (every
     /// problem found is in the source map either way).
-    pub(super) fn build(mut self, raw: RawZone, path: &Path, mtime: Option<u64>) -> Option<Zone> {
+    /// The names of `[names.NAME]` tables come from `more`, a batch at a time (see
+    /// `super::apart`), `names` of them in all; the rest of the file is `raw`.
+    pub(super) fn build(
+        mut self,
+        raw: RawZone,
+        more: &mut dyn Iterator<Item = Batch>,
+        names: usize,
+        path: &Path,
+        mtime: Option<u64>,
+    ) -> Option<Zone> {
         let origin_at = self.origin(raw.origin)?;
         let default_ttl = raw
             .ttl
@@ -90,7 +100,7 @@ impl Builder<'_, '_> {
             mut nodes,
             owners,
             ns_targets,
-        } = self.names(&raw.names, default_ttl);
+        } = self.names(&raw.names, more, names, default_ttl);
         let Some(soa) = raw.soa else {
             self.map
                 .report_file("missing [soa] table: every zone needs mname and rname");
@@ -162,66 +172,84 @@ impl Builder<'_, '_> {
         Some(origin_at)
     }
 
-    /// Reads `[names]`: one node per owner name, with its RRsets.
+    /// Reads `[names]`: one node per owner name, with its RRsets. `inline` holds the names
+    /// written elsewhere than in `[names.NAME]` tables (`[names]` with inline tables,
+    /// dotted keys); `more` the tables, `hint` of them.
     ///
-    /// The entries are read, not consumed: they are freed together once the whole model
-    /// is built (`raw` goes out of scope in [`Builder::build`]). Freed one by one in
-    /// between, their blocks, which lie in the parse thread's arena (`super::apart`),
-    /// would be handed straight back to the model by this thread's allocator cache, and
-    /// the model would pin that arena's pages.
+    /// Nothing is consumed: the entries are freed where they were allocated, `inline` once
+    /// the whole model is built (`raw` goes out of scope in [`Builder::build`]) and each
+    /// batch on the parse thread (see `super::apart` for why).
     fn names(
         &mut self,
-        names: &BTreeMap<Spanned<String>, Spanned<RawNode>>,
+        inline: &BTreeMap<Spanned<String>, Spanned<RawNode>>,
+        more: &mut dyn Iterator<Item = Batch>,
+        hint: usize,
         default_ttl: u32,
     ) -> Names {
         // Sized once: a large zone's map would otherwise be rehashed some twenty times.
-        let mut nodes: NameMap<Node> =
-            NameMap::with_capacity_and_hasher(names.len(), Default::default());
-        let mut ns_targets = Vec::new();
-        let mut owners = DefinedNames::with_capacity(names.len());
-
-        for (key, node) in names {
-            let key_text = NameKey::node(key.get_ref());
-            let Some(owner) = self.owner(key, key_text) else {
-                continue;
-            };
-            if nodes.contains_key(&owner.key) {
-                let first = owners.position_of(&owner.key).unwrap_or(0);
-                let (line, _) = self.map.position(first);
-                self.map.report(
-                    owner.at,
-                    key_text.to_string(),
-                    format!("{} is already defined at line {line}", owner.name),
-                );
-                continue;
+        let n = inline.len() + hint;
+        let mut names = Names {
+            nodes: NameMap::with_capacity_and_hasher(n, Default::default()),
+            owners: DefinedNames::with_capacity(n),
+            ns_targets: Vec::new(),
+        };
+        for (key, node) in inline {
+            self.name_entry(&mut names, key, node, default_ttl);
+        }
+        for batch in more {
+            for (key, node) in batch.entries() {
+                self.name_entry(&mut names, key, node, default_ttl);
             }
-            let node_ttl = node
-                .get_ref()
-                .ttl
-                .as_ref()
-                .and_then(|t| self.ttl(t, key_text.at(Part::Ttl)));
-            let owner = Owner {
-                ttl: node_ttl,
-                ..owner
+        }
+        names
+    }
+
+    /// Adds one `[names]` entry to `names`.
+    fn name_entry(
+        &mut self,
+        names: &mut Names,
+        key: &Spanned<String>,
+        node: &Spanned<RawNode>,
+        default_ttl: u32,
+    ) {
+        let key_text = NameKey::node(key.get_ref());
+        let Some(owner) = self.owner(key, key_text) else {
+            return;
+        };
+        if names.nodes.contains_key(&owner.key) {
+            let (first, written) = names.owners.first_of(&owner.key).unwrap_or((0, ""));
+            let reason = if written == key.get_ref() {
+                // The same TOML key twice, in two slices of the file (within one, the
+                // parser says so itself): what the parser would say of the whole file.
+                "duplicate key".to_owned()
+            } else {
+                let (line, _) = self.map.position(first);
+                format!("{} is already defined at line {line}", owner.name)
             };
-            let rrsets = self.rrsets(&owner, node, key_text, default_ttl, &mut ns_targets);
-            owners.push(&owner.key, owner.at, key.get_ref());
-            nodes.insert(
-                owner.key,
-                Node {
-                    wire: wire_of(&owner.name),
-                    rrsets: rrsets.into(),
-                    cut: false,
-                    pool: None,
-                    referral: None,
-                },
-            );
+            self.map.report(owner.at, key_text.to_string(), reason);
+            return;
         }
-        Names {
-            nodes,
-            owners,
-            ns_targets,
-        }
+        let node_ttl = node
+            .get_ref()
+            .ttl
+            .as_ref()
+            .and_then(|t| self.ttl(t, key_text.at(Part::Ttl)));
+        let owner = Owner {
+            ttl: node_ttl,
+            ..owner
+        };
+        let rrsets = self.rrsets(&owner, node, key_text, default_ttl, &mut names.ns_targets);
+        names.owners.push(&owner.key, owner.at, key.get_ref());
+        names.nodes.insert(
+            owner.key,
+            Node {
+                wire: wire_of(&owner.name),
+                rrsets: rrsets.into(),
+                cut: false,
+                pool: None,
+                referral: None,
+            },
+        );
     }
 
     /// Reads the `[soa]` table (the serial is set when the zone is finished).

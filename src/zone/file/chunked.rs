@@ -1,69 +1,152 @@
 //! A zone file parsed in parts: its `[names.NAME]` tables a slice at a time (cut by
-//! [`split`](super::split)), the rest of the file as one document, then merged by name.
+//! [`split`](super::split)), the rest of the file as one document, handed on as they are
+//! parsed (see `super::apart`, which runs this on a thread of its own).
 //!
-//! The result is the [`RawZone`] that parsing the whole text at once gives, with the same
-//! spans and the same problems, but the parser's transient memory is bounded by the slice,
-//! not the file (see `split` for the figures).
+//! Together the parts are what parsing the whole text at once gives, with the same spans
+//! and the same problems, but the parser's transient memory is bounded by the slice, not
+//! the file (see `split` for the figures), and the builder works on one slice while the
+//! next is parsed.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
-use std::collections::btree_map::Entry;
+use std::fmt;
 use std::ops::Range;
 
 use serde::Deserialize;
+use serde::de::{Deserializer, MapAccess, Visitor};
 use toml::Spanned;
 
 use super::raw::{RawNode, RawZone, shifted};
-use super::split::{CHUNK_BYTES, names_chunks};
-use crate::source::toml_key;
+use super::split::names_chunks;
 use crate::source::unknown_keys::{self, KeyProblem, MAX_UNKNOWN};
 
-/// A slice holding `[names.NAME]` tables only.
+/// One `[names]` entry: the name as written, and its table.
+pub(super) type Entry = (Spanned<String>, Spanned<RawNode>);
+
+/// What the parse hands on, in this order: one `Head`, then `Names` per slice; `Failed`
+/// ends it early.
+pub(super) enum Msg {
+    /// The file without its names slices, the problems found in it, and how many names
+    /// the slices define (to size the builder's maps once).
+    Head {
+        raw: Option<Box<RawZone>>,
+        problems: Vec<KeyProblem>,
+        names: usize,
+    },
+    /// The entries of one slice, in file order, spans relative to the file.
+    Names {
+        entries: Vec<Entry>,
+        problems: Vec<KeyProblem>,
+    },
+    /// A slice did not parse (its problems say why), or too many problems were found:
+    /// nothing more comes.
+    Failed { problems: Vec<KeyProblem> },
+}
+
+/// A slice holding `[names.NAME]` tables only. Its entries are kept in file order in a
+/// vector: the parser has already refused a name defined twice within one document.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NamesPart {
-    names: BTreeMap<Spanned<String>, Spanned<RawNode>>,
+    #[serde(deserialize_with = "in_order")]
+    names: Vec<Entry>,
 }
 
-/// Parses a zone file's text as a [`RawZone`]: every unknown key is a problem, as with
-/// [`unknown_keys::parse`]; `None` when the text does not parse for another reason.
-pub(super) fn parse(text: &str) -> (Option<RawZone>, Vec<KeyProblem>) {
-    parse_in(text, CHUNK_BYTES)
-}
-
-/// [`parse`] with slices of at least `chunk_bytes` (tests cut at every table).
-pub(super) fn parse_in(text: &str, chunk_bytes: usize) -> (Option<RawZone>, Vec<KeyProblem>) {
-    let chunks = names_chunks(text, chunk_bytes);
-    if chunks.is_empty() {
-        return unknown_keys::parse::<RawZone>(text);
+fn in_order<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Entry>, D::Error> {
+    struct EntriesVisitor;
+    impl<'de> Visitor<'de> for EntriesVisitor {
+        type Value = Vec<Entry>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a table of names")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<Entry>, A::Error> {
+            let mut out = Vec::with_capacity(map.size_hint().unwrap_or(0));
+            while let Some(entry) = map.next_entry()? {
+                out.push(entry);
+            }
+            Ok(out)
+        }
     }
-    let (raw, mut problems) = unknown_keys::parse::<RawZone>(&without(text, &chunks));
-    let mut raw = raw;
+    d.deserialize_map(EntriesVisitor)
+}
+
+/// Parses a zone file's text, slices of at least `chunk_bytes`, handing each part to
+/// `send` as it is ready; stops early when `send` says the receiver is gone. Every unknown
+/// key is a problem, as with [`unknown_keys::parse`]. `between` runs before each slice
+/// (the caller frees what the receiver gave back).
+pub(super) fn produce(
+    text: &str,
+    chunk_bytes: usize,
+    send: &mut dyn FnMut(Msg) -> bool,
+    between: &mut dyn FnMut(),
+) {
+    let (chunks, names) = names_chunks(text, chunk_bytes);
+    let (raw, problems) = if chunks.is_empty() {
+        unknown_keys::parse::<RawZone>(text)
+    } else {
+        unknown_keys::parse::<RawZone>(&without(text, &chunks))
+    };
+    let mut found = problems.len();
+    // A rest that does not parse fails the file, but the slices are still read for their
+    // problems, as a parse of the whole file would report them.
+    let head_failed = raw.is_none();
+    let mut failed_problems = Vec::new();
+    if head_failed {
+        failed_problems = problems;
+    } else if !send(Msg::Head {
+        raw: raw.map(Box::new),
+        problems,
+        names,
+    }) {
+        return;
+    }
     for chunk in chunks {
-        if problems.len() >= MAX_UNKNOWN {
-            // As a whole parse would: stop collecting past the bound, and say nothing
-            // of what could not be checked.
-            raw = None;
-            break;
+        between();
+        if found >= MAX_UNKNOWN {
+            // As a whole parse would: stop collecting past the bound.
+            send(Msg::Failed {
+                problems: failed_problems,
+            });
+            return;
         }
-        let (part, found) = unknown_keys::parse::<NamesPart>(&text[chunk.clone()]);
-        problems.extend(found.into_iter().map(|p| KeyProblem {
-            at: p.at + chunk.start,
-            ..p
-        }));
+        let (part, problems) = unknown_keys::parse::<NamesPart>(&text[chunk.clone()]);
+        let problems: Vec<KeyProblem> = problems
+            .into_iter()
+            .map(|p| KeyProblem {
+                at: p.at + chunk.start,
+                ..p
+            })
+            .collect();
+        found += problems.len();
         let Some(part) = part else {
-            raw = None;
-            break;
+            failed_problems.extend(problems);
+            send(Msg::Failed {
+                problems: failed_problems,
+            });
+            return;
         };
-        if let Some(zone) = raw.as_mut()
-            && let Err(duplicate) = merge(&mut zone.names, part, chunk.start)
-        {
-            problems.push(duplicate);
-            raw = None;
+        if head_failed {
+            failed_problems.extend(problems);
+            continue;
+        }
+        // The collect reuses the vector in place.
+        let entries: Vec<Entry> = part
+            .names
+            .into_iter()
+            .map(|(key, node)| {
+                let mut node = shifted(node, chunk.start);
+                node.get_mut().shift(chunk.start);
+                (shifted(key, chunk.start), node)
+            })
+            .collect();
+        if !send(Msg::Names { entries, problems }) {
+            return;
         }
     }
-    problems.sort_by_key(|p| p.at);
-    (raw, problems)
+    if head_failed {
+        send(Msg::Failed {
+            problems: failed_problems,
+        });
+    }
 }
 
 /// `text` with the given slices blanked to spaces, so that every other byte keeps its
@@ -85,34 +168,6 @@ fn without<'t>(text: &'t str, chunks: &[Range<usize>]) -> Cow<'t, str> {
     }
     out.push_str(&text[at..]);
     Cow::Owned(out)
-}
-
-/// Adds the names of a slice that starts `at` bytes into the file. A name defined twice
-/// is TOML's "duplicate key", reported at the later definition as the parser would.
-fn merge(
-    names: &mut BTreeMap<Spanned<String>, Spanned<RawNode>>,
-    part: NamesPart,
-    at: usize,
-) -> Result<(), KeyProblem> {
-    for (key, node) in part.names {
-        let key = shifted(key, at);
-        let mut node = shifted(node, at);
-        node.get_mut().shift(at);
-        let here = key.span().start;
-        match names.entry(key) {
-            Entry::Vacant(v) => {
-                v.insert(node);
-            }
-            Entry::Occupied(o) => {
-                return Err(KeyProblem {
-                    at: here.max(o.key().span().start),
-                    key: format!("names.{}", toml_key(o.key().get_ref())),
-                    reason: "duplicate key".into(),
-                });
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -151,6 +206,47 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    /// Every part, merged as the builder would see it.
+    fn parse_in(text: &str, chunk_bytes: usize) -> (Option<RawZone>, Vec<KeyProblem>) {
+        let mut raw: Option<RawZone> = None;
+        let mut problems = Vec::new();
+        let mut failed = false;
+        produce(
+            text,
+            chunk_bytes,
+            &mut |m| {
+                match m {
+                    Msg::Head {
+                        raw: r,
+                        problems: p,
+                        ..
+                    } => {
+                        raw = r.map(|r| *r);
+                        problems.extend(p);
+                    }
+                    Msg::Names {
+                        entries,
+                        problems: p,
+                    } => {
+                        problems.extend(p);
+                        for (k, n) in entries {
+                            let zone = raw.as_mut().expect("the head comes first");
+                            assert!(zone.names.insert(k, n).is_none(), "a duplicate");
+                        }
+                    }
+                    Msg::Failed { problems: p } => {
+                        problems.extend(p);
+                        failed = true;
+                    }
+                }
+                true
+            },
+            &mut || {},
+        );
+        problems.sort_by_key(|p| p.at);
+        (raw.filter(|_| !failed), problems)
     }
 
     /// The chunked parse, cut at every table, gives what the whole parse gives.
@@ -209,22 +305,108 @@ mod tests {
             "{HEAD}[names.a]\nA = [\"192.0.2.1\"\n[names.b]\nA = \"1\"\n"
         ));
     }
+}
+
+/// The whole path, through the builder, on files large enough to be cut in several slices.
+#[cfg(test)]
+mod across_slices {
+    use std::fmt::Write;
+    use std::path::Path;
+
+    use super::super::parse_zone;
+    use super::super::split::CHUNK_BYTES;
+
+    /// A zone of `n` names `h{i}` (each 192.0.2.x), over several slices.
+    fn big(n: usize) -> String {
+        let mut t = String::from(
+            "origin = \"x.test.\"\n[soa]\nmname = \"ns1\"\nrname = \"h\"\n\
+             [names.\"@\"]\nNS = \"ns1\"\n[names.ns1]\nA = \"192.0.2.1\"\n",
+        );
+        for i in 0..n {
+            let _ = writeln!(t, "[names.h{i}]\nA = \"192.0.2.{}\"", i % 250 + 1);
+        }
+        assert!(t.len() > 3 * CHUNK_BYTES, "several slices");
+        t
+    }
+
+    /// `(line, column, key, reason)` of each problem.
+    fn problems(text: &str) -> Vec<(usize, usize, String, String)> {
+        match parse_zone(Path::new("z.toml"), text, None) {
+            Ok(_) => Vec::new(),
+            Err(errors) => errors
+                .into_iter()
+                .map(|e| (e.line, e.column, e.key, e.reason))
+                .collect(),
+        }
+    }
+
+    /// The line of `needle`'s `n`th occurrence (1-based lines, `n` from 0).
+    fn line_of(text: &str, needle: &str, n: usize) -> usize {
+        let at = text.match_indices(needle).nth(n).unwrap().0;
+        text[..at].lines().count() + 1
+    }
 
     #[test]
-    fn a_name_defined_twice_is_a_duplicate_key_at_the_second() {
-        for text in [
-            format!(
-                "{HEAD}[names.a]\nA = \"192.0.2.1\"\n[names.b]\nA = \"1\"\n[names.\"a\"]\nA = \"2\"\n"
-            ),
-            format!("{HEAD}[names]\na = {{ A = \"192.0.2.1\" }}\n[names.a]\nA = \"2\"\n"),
-        ] {
-            let (raw, problems) = parse_in(&text, 1);
-            assert!(raw.is_none());
-            let (_, whole) = unknown_keys::parse::<RawZone>(&text);
-            assert_eq!(problems.len(), 1, "{problems:?}");
-            assert_eq!(problems[0].at, whole[0].at, "{text}");
-            assert_eq!(problems[0].reason, whole[0].reason);
-            assert_eq!(problems[0].key, "names.a");
-        }
+    fn a_large_good_file_loads_whole() {
+        let text = big(25_000);
+        let zone = parse_zone(Path::new("z.toml"), &text, None).expect("loads");
+        // The apex, ns1 and every h{i}.
+        assert_eq!(zone.nodes.len(), 25_002);
+    }
+
+    #[test]
+    fn a_name_defined_twice_in_two_slices_is_a_duplicate_key_at_the_second() {
+        let text = big(25_000) + "[names.\"h7\"]\nA = \"192.0.2.99\"\n";
+        let line = line_of(&text, "[names.\"h7\"]", 0);
+        assert_eq!(
+            problems(&text),
+            [(line, 8, "names.h7".into(), "duplicate key".into())]
+        );
+    }
+
+    #[test]
+    fn the_same_name_written_two_ways_is_named_with_its_first_line() {
+        let text = big(25_000) + "[names.H7]\nA = \"192.0.2.99\"\n";
+        let first = line_of(&text, "[names.h7]", 0);
+        let line = line_of(&text, "[names.H7]", 0);
+        assert_eq!(
+            problems(&text),
+            [(
+                line,
+                8,
+                "names.H7".into(),
+                format!("H7.x.test. is already defined at line {first}")
+            )]
+        );
+    }
+
+    #[test]
+    fn a_syntax_error_in_a_late_slice_is_all_that_is_reported() {
+        // A bad address early (a builder error) and a syntax error late: as for the
+        // whole file, only the parse problem counts.
+        let text = big(25_000).replacen("192.0.2.5\"", "192.0.2.500\"", 1)
+            + "[names.late]\nA = 192.0.2.9\n";
+        let found = problems(&text);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].0, line_of(&text, "A = 192.0.2.9", 0));
+    }
+
+    #[test]
+    fn unknown_keys_in_every_slice_are_all_reported_with_the_builders_problems() {
+        let text = big(25_000)
+            .replacen("192.0.2.5\"", "192.0.2.500\"", 1)
+            .replacen("[names.h20000]\nA", "[names.h20000]\nAA", 1)
+            + "[names.late]\nTTL = 5\nA = \"192.0.2.9\"\n";
+        let keys: Vec<String> = problems(&text).into_iter().map(|p| p.2).collect();
+        // The table left without records by its unknown key is a problem of its own.
+        assert_eq!(
+            keys,
+            [
+                "names.h4.A",
+                "names.h20000",
+                "names.h20000.AA",
+                "names.late.TTL"
+            ]
+        );
     }
 }

@@ -40,9 +40,11 @@ impl DefinedNames {
             .map(|((k0, t0), &(k1, t1, at))| (&self.keys[k0..k1], at, &self.texts[t0..t1]))
     }
 
-    /// Where `key` was defined, if it was.
-    pub(super) fn position_of(&self, key: &[u8]) -> Option<usize> {
-        self.iter().find(|(k, _, _)| *k == key).map(|(_, at, _)| at)
+    /// Where `key` was defined first, and how it was written there, if it was.
+    pub(super) fn first_of(&self, key: &[u8]) -> Option<(usize, &str)> {
+        self.iter()
+            .find(|(k, _, _)| *k == key)
+            .map(|(_, at, written)| (at, written))
     }
 }
 
@@ -60,7 +62,7 @@ mod tests {
             all,
             [(&b"\x01a\x00"[..], 3, "a"), (&b"\x02bc\x00"[..], 17, "b.c")]
         );
-        assert_eq!(d.position_of(b"\x02bc\x00"), Some(17));
-        assert_eq!(d.position_of(b"\x01x\x00"), None);
+        assert_eq!(d.first_of(b"\x02bc\x00"), Some((17, "b.c")));
+        assert_eq!(d.first_of(b"\x01x\x00"), None);
     }
 }

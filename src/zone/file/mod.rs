@@ -64,21 +64,24 @@ pub fn load_file(path: &Path) -> Result<Zone, Vec<ZoneError>> {
 /// Validates the text of one zone file. `mtime` (seconds since the epoch) seeds the
 /// automatic serial.
 pub fn parse_zone(path: &Path, text: &str, mtime: Option<u64>) -> Result<Zone, Vec<ZoneError>> {
-    let mut map = SourceMap::new(path, text);
-    // Every unknown key is reported (with the nearest valid one), and the rest of the file
-    // is still checked.
-    let (raw, problems) = apart::parse(text);
-    for p in problems {
-        map.report(p.at, &p.key, p.reason);
-    }
-    let Some(raw) = raw else {
-        return Err(map.into_errors());
-    };
-    let zone = Builder::new(&mut map).build(raw, path, mtime);
-    match zone {
-        Some(zone) if !map.has_errors() => Ok(zone),
-        _ => Err(map.into_errors()),
-    }
+    apart::parse(text, |parts| {
+        let mut map = SourceMap::new(path, text);
+        let (raw, names) = parts.head();
+        let zone = raw.and_then(|raw| Builder::new(&mut map).build(raw, parts, names, path, mtime));
+        // Every unknown key is reported (with the nearest valid one), and the rest of the
+        // file is still checked; a file that does not parse gets its parse problems only
+        // (what the builder made of a part of it would mislead).
+        if parts.failed() {
+            map = SourceMap::new(path, text);
+        }
+        for p in parts.problems() {
+            map.report(p.at, &p.key, &p.reason);
+        }
+        match zone {
+            Some(zone) if !map.has_errors() && !parts.failed() => Ok(zone),
+            _ => Err(map.into_errors()),
+        }
+    })
 }
 
 /// A digest of the zone's data, independent of map order, ignoring the SOA serial.

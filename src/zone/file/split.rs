@@ -14,7 +14,7 @@
 //! string is never cut at). Whatever is not cut out is parsed as before, so a file with no
 //! such headers is parsed exactly as a whole. Every byte of the file lies in exactly one
 //! parsed part; the one rule of TOML that spans parts, that a table is defined once, is
-//! checked when the parts are merged (`super::chunked`).
+//! checked by the builder, which sees every name (`super::build`).
 
 use std::ops::Range;
 
@@ -26,15 +26,17 @@ use toml_parser::lexer::{Token, TokenKind};
 /// 8 MB whatever the size of the file, while the cost per slice stays negligible.
 pub(super) const CHUNK_BYTES: usize = 256 * 1024;
 
-/// The slices of `text` made of `[names.KEY]` tables only, in file order. Each starts at
-/// such a header and ends where the next slice or the next other header starts (or at the
-/// end of the text). Pure: it only reads `text`.
-pub(super) fn names_chunks(text: &str, chunk_bytes: usize) -> Vec<Range<usize>> {
+/// The slices of `text` made of `[names.KEY]` tables only, in file order, and how many
+/// such tables they hold. Each slice starts at such a header and ends where the next slice
+/// or the next other header starts (or at the end of the text). Pure: it only reads `text`.
+pub(super) fn names_chunks(text: &str, chunk_bytes: usize) -> (Vec<Range<usize>>, usize) {
     let mut chunks: Vec<Range<usize>> = Vec::new();
+    let mut tables = 0;
     // The slice being grown: its start, when the last header seen was a names header.
     let mut open: Option<usize> = None;
     let mut headers = Headers::new(text);
     while let Some((at, names)) = headers.next_header() {
+        tables += usize::from(names);
         match (open, names) {
             (Some(start), true) if at - start >= chunk_bytes => {
                 chunks.push(start..at);
@@ -52,7 +54,7 @@ pub(super) fn names_chunks(text: &str, chunk_bytes: usize) -> Vec<Range<usize>> 
     if let Some(start) = open {
         chunks.push(start..text.len());
     }
-    chunks
+    (chunks, tables)
 }
 
 /// The table headers of a text, as the TOML lexer sees them.
@@ -162,10 +164,9 @@ mod tests {
     use super::*;
 
     fn cuts(text: &str) -> Vec<&str> {
-        names_chunks(text, 1)
-            .into_iter()
-            .map(|r| &text[r])
-            .collect()
+        let (chunks, tables) = names_chunks(text, 1);
+        assert_eq!(chunks.len(), tables, "one table per slice");
+        chunks.into_iter().map(|r| &text[r]).collect()
     }
 
     #[test]
@@ -185,9 +186,11 @@ mod tests {
     #[test]
     fn slices_grow_to_the_chunk_size() {
         let text = "[names.a]\nA = \"1\"\n[names.b]\nA = \"2\"\n[names.c]\nA = \"3\"\n";
-        let all = names_chunks(text, 1 << 20);
-        assert_eq!(all, vec![(0..text.len())]);
-        let two = names_chunks(text, 20);
+        let (all, tables) = names_chunks(text, 1 << 20);
+        assert_eq!(tables, 3);
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0], 0..text.len());
+        let (two, _) = names_chunks(text, 20);
         assert_eq!(two.len(), 2, "{two:?}");
         assert_eq!(two[0].end, two[1].start);
     }
