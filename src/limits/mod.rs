@@ -208,4 +208,16 @@ mod tests {
         assert_eq!(b.tcp_clients, 1024 - 64 - 256 - 64 - 16);
         assert!(b.lowered);
     }
+
+    #[test]
+    fn kept_check_connections_get_what_the_checks_in_flight_leave() {
+        let d = Limits::default();
+        assert_eq!(
+            Budget::derive(65_536, &d).kept_connections(256),
+            16_384 - 256
+        );
+        // At 1024 descriptors the default 256 checks in flight take the whole reserve.
+        assert_eq!(Budget::derive(1024, &d).kept_connections(256), 0);
+        assert_eq!(Budget::derive(1024, &d).kept_connections(1000), 0);
+    }
 }
