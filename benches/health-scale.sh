@@ -2,16 +2,20 @@
 # Cost as checks grow: Roundel checking NODES nodes over HTTP every second, against a few
 # efficient local backends (benches/healthd.c), pointed at with check_addr / check_host.
 #
-#   benches/health-scale.sh [-n NODES] [-i INTERVAL] [-t SECONDS] [-o OUTFILE]
+#   benches/health-scale.sh [-n NODES] [-i INTERVAL] [-T TIMEOUT] [-t SECONDS] [-o OUTFILE] [-p] [-r]
 #
 #   -n  nodes (default 10000), in pools of 50; each node has its own check target
 #       (check_host differs), so each is one probe: NODES checks per interval
 #   -i  check interval (default 1s)
+#   -T  check timeout (default 500ms; must be shorter than the interval)
 #   -t  seconds measured (default 30)
 #   -o  also write the Markdown table to this file
 #   -p  also profile Roundel over the window (`perf record -e cpu-clock -g`, Debian
 #       linux-perf) and split its CPU into user space, its own kernel work, and the
 #       receive processing of the packets it sends (see below)
+#   -r  checks with `reuse_connection = true`, against backends that keep connections
+#       (healthd ... keep); the run id ends in -reuse. Roundel keeps at most its probe
+#       descriptor reserve minus the checks in flight (printed); the rest connect per check
 #
 # Roundel runs pinned to CPU 0 with one UDP worker; the four backends (127.0.0.51-54:18080)
 # and dnsperf run on CPU 1. After every pool answers (first checks done) it measures, over
@@ -28,15 +32,17 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bin=${ROUNDEL_BIN:-${CARGO_TARGET_DIR:-$here/target}/release/roundel}
-nodes=10000 interval=1s seconds=30 outfile="" profile=""
-while getopts "n:i:t:o:p" opt; do
+nodes=10000 interval=1s timeout=500ms seconds=30 outfile="" profile="" reuse=""
+while getopts "n:i:T:t:o:pr" opt; do
     case $opt in
         n) nodes=$OPTARG ;;
         i) interval=$OPTARG ;;
+        T) timeout=$OPTARG ;;
         t) seconds=$OPTARG ;;
         o) outfile=$OPTARG ;;
         p) profile=1 ;;
-        *) sed -n '2,28p' "$0"; exit 2 ;;
+        r) reuse=1 ;;
+        *) sed -n '2,32p' "$0"; exit 2 ;;
     esac
 done
 for tool in dnsperf dig python3 taskset gcc; do
@@ -44,7 +50,7 @@ for tool in dnsperf dig python3 taskset gcc; do
 done
 [[ -x $bin ]] || { echo "no Roundel binary at $bin" >&2; exit 1; }
 
-run_id="health-scale-$nodes-$(date -u +%Y%m%dT%H%M%SZ)-$(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo nogit)"
+run_id="health-scale-$nodes-$(date -u +%Y%m%dT%H%M%SZ)-$(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo nogit)${reuse:+-reuse}"
 run=${HEALTH_SCALE_RUN_DIR:-$here/benches/.run}/$run_id
 mkdir -p "$run/zones"
 port=5396 bport=18080
@@ -55,14 +61,14 @@ trap cleanup EXIT
 
 gcc -O2 -o "$run/healthd" "$here/benches/healthd.c"
 for a in "${backends[@]}"; do
-    taskset -c 1 "$run/healthd" "$a" "$bport" > "$run/healthd.$a" &
+    taskset -c 1 "$run/healthd" "$a" "$bport" ${reuse:+keep} > "$run/healthd.$a" &
     pids+=($!)
 done
 
 python3 "$here/benches/lib/health-zone.py" "$nodes" \
-    "http = { port = $bport, path = \"/health\" }
+    "http = { port = $bport, path = \"/health\"${reuse:+, reuse_connection = true} }
 interval = \"$interval\"
-timeout = \"500ms\"" "${backends[@]}" > "$run/zones/hc.test.toml"
+timeout = \"$timeout\"" "${backends[@]}" > "$run/zones/hc.test.toml"
 
 # More probes than the default cap ([health] max_probes = 4096); the latency probe
 # (dnsperf, 1000 q/s of one name from 127.0.0.1) exempt from response rate limiting.
@@ -176,7 +182,7 @@ print(", ".join(f"{n} {v:.1f}%" for n, v in sorted(parts, key=lambda x: -x[1]) i
 EOF
 )
 {
-    echo "### $nodes HTTP checks every $interval (run $run_id)"
+    echo "### $nodes HTTP checks every $interval${reuse:+ with reuse_connection} (run $run_id)"
     echo
     echo "Roundel on CPU 0 (1 UDP worker), 4 backends (benches/healthd.c) and dnsperf on CPU 1; measured over $seconds s after every pool answered."
     echo
@@ -187,6 +193,10 @@ EOF
     echo "CPU by thread name: $by_thread"
     echo
     echo "TCP sockets in TIME_WAIT at the end of the window: $time_wait"
+    if [[ -n $reuse ]]; then
+        echo
+        echo "Kept check connections at most (from the startup log): $(grep -o 'max_kept_connections=[0-9]*' "$run/server.log" | head -n 1 | cut -d= -f2)"
+    fi
     if [[ -n $split ]]; then
         read -r f_user f_own f_rx n_samples <<< "$split"
         echo
