@@ -18,9 +18,9 @@ pub const MAX_PROBES: usize = 4_096;
 /// milliseconds and go much faster.
 pub const MAX_PROBES_IN_FLIGHT: usize = 256;
 /// Default most plain-HTTP check connections kept open between checks
-/// (`reuse_connection = true`): one per probe at most. The server lowers it to what its
-/// descriptor budget leaves ([`crate::limits::Budget::kept_connections`]).
-pub const MAX_KEPT_CONNECTIONS: usize = MAX_PROBES;
+/// (`reuse_connection = true`): no bound beyond one per probe. The server lowers it to
+/// what its descriptor budget leaves ([`crate::limits::Budget::kept_connections`]).
+pub const MAX_KEPT_CONNECTIONS: usize = usize::MAX;
 
 /// The caps in force.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
