@@ -13,6 +13,9 @@
 #   -p  also profile Roundel over the window (`perf record -e cpu-clock -g`, Debian
 #       linux-perf) and split its CPU into user space, its own kernel work, and the
 #       receive processing of the packets it sends (see below)
+#   -s  also count Roundel's system calls over the window (`perf stat`, tracepoints
+#       raw_syscalls:sys_enter, syscalls:sys_enter_connect and _close), per check answered
+#       (the UDP worker's few calls for the 1000 q/s latency probe are included)
 #   -r  checks with `reuse_connection = true`, against backends that keep connections
 #       (healthd ... keep); the run id ends in -reuse. Roundel keeps at most its probe
 #       descriptor reserve minus the checks in flight (printed); the rest connect per check
@@ -32,8 +35,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bin=${ROUNDEL_BIN:-${CARGO_TARGET_DIR:-$here/target}/release/roundel}
-nodes=10000 interval=1s timeout=500ms seconds=30 outfile="" profile="" reuse=""
-while getopts "n:i:T:t:o:pr" opt; do
+nodes=10000 interval=1s timeout=500ms seconds=30 outfile="" profile="" reuse="" syscalls=""
+while getopts "n:i:T:t:o:prs" opt; do
     case $opt in
         n) nodes=$OPTARG ;;
         i) interval=$OPTARG ;;
@@ -42,7 +45,8 @@ while getopts "n:i:T:t:o:pr" opt; do
         o) outfile=$OPTARG ;;
         p) profile=1 ;;
         r) reuse=1 ;;
-        *) sed -n '2,32p' "$0"; exit 2 ;;
+        s) syscalls=1 ;;
+        *) sed -n '2,35p' "$0"; exit 2 ;;
     esac
 done
 for tool in dnsperf dig python3 taskset gcc; do
@@ -124,6 +128,12 @@ if [[ -n $profile ]]; then
         > "$run/perf.log" 2>&1 &
     perf_pid=$!
 fi
+if [[ -n $syscalls ]]; then
+    command -v perf >/dev/null || { echo "missing: perf (Debian linux-perf)" >&2; exit 1; }
+    perf stat -x, -e raw_syscalls:sys_enter,syscalls:sys_enter_connect,syscalls:sys_enter_close \
+        -p "$spid" -o "$run/syscalls.csv" -- sleep "$seconds" > /dev/null 2>&1 &
+    stat_pid=$!
+fi
 taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$run/queries" -l "$seconds" -Q 1000 -c 1 -T 1 -t 5 -v \
     > "$run/dnsperf.txt" 2>&1 || true
 c1=$(awk '{sub(/^.*\) /, ""); print $12 + $13}' /proc/"$spid"/stat)
@@ -139,6 +149,11 @@ if [[ -n $profile ]]; then
     wait "$perf_pid" 2>/dev/null || true
     perf script -i "$run/perf.data" -F ip,sym > "$run/perf.txt" 2>/dev/null
     split=$(python3 "$here/benches/lib/rx-split.py" "$run/perf.txt")
+fi
+if [[ -n $syscalls ]]; then
+    for _ in $(seq 100); do kill -0 "$stat_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$stat_pid" 2>/dev/null && { kill -TERM "$stat_pid"; echo "perf stat did not stop" >&2; exit 1; }
+    wait "$stat_pid" 2>/dev/null || true
 fi
 checks_per_s=$(( (a1 - a0) / seconds ))
 rss=$(awk '/^VmRSS:/ {print int($2 / 1024)}' /proc/"$spid"/status)
@@ -193,6 +208,21 @@ EOF
     echo "CPU by thread name: $by_thread"
     echo
     echo "TCP sockets in TIME_WAIT at the end of the window: $time_wait"
+    if [[ -n $syscalls ]]; then
+        echo
+        python3 - "$run/syscalls.csv" $((a1 - a0)) <<'EOF'
+import sys
+n = {}
+for line in open(sys.argv[1]):
+    f = line.strip().split(",")
+    if len(f) > 2 and f[0].strip().isdigit():
+        n[f[2].split(":")[-1]] = int(f[0])
+checks = max(int(sys.argv[2]), 1)
+print(f"System calls per check answered (perf stat over the window, {checks} checks): "
+      f"{n.get('sys_enter', 0) / checks:.2f} in all, connect {n.get('sys_enter_connect', 0) / checks:.3f}, "
+      f"close {n.get('sys_enter_close', 0) / checks:.3f}")
+EOF
+    fi
     if [[ -n $reuse ]]; then
         echo
         echo "Kept check connections at most (from the startup log): $(grep -o 'max_kept_connections=[0-9]*' "$run/server.log" | head -n 1 | cut -d= -f2)"
