@@ -3,6 +3,7 @@
 //! reporting every problem it finds to the source map.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
 
@@ -11,6 +12,7 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use toml::Spanned;
 
 use super::defined::DefinedNames;
+use super::key_path::{NameKey, Part};
 use super::names::check_name;
 use super::raw::{RawNode, RawSoa, RawZone};
 use super::{
@@ -179,8 +181,8 @@ impl Builder<'_, '_> {
         let mut owners = DefinedNames::with_capacity(names.len());
 
         for (key, node) in names {
-            let key_text = format!("names.{}", toml_key(key.get_ref()));
-            let Some(owner) = self.owner(key, &key_text) else {
+            let key_text = NameKey::node(key.get_ref());
+            let Some(owner) = self.owner(key, key_text) else {
                 continue;
             };
             if nodes.contains_key(&owner.key) {
@@ -188,7 +190,7 @@ impl Builder<'_, '_> {
                 let (line, _) = self.map.position(first);
                 self.map.report(
                     owner.at,
-                    &key_text,
+                    key_text.to_string(),
                     format!("{} is already defined at line {line}", owner.name),
                 );
                 continue;
@@ -197,13 +199,13 @@ impl Builder<'_, '_> {
                 .get_ref()
                 .ttl
                 .as_ref()
-                .and_then(|t| self.ttl(t, &format!("{key_text}.ttl")));
+                .and_then(|t| self.ttl(t, key_text.at(Part::Ttl)));
             let owner = Owner {
                 ttl: node_ttl,
                 ..owner
             };
-            let rrsets = self.rrsets(&owner, node, &key_text, default_ttl, &mut ns_targets);
-            owners.push(&owner.key, owner.at, &key_text);
+            let rrsets = self.rrsets(&owner, node, key_text, default_ttl, &mut ns_targets);
+            owners.push(&owner.key, owner.at, key.get_ref());
             nodes.insert(
                 owner.key,
                 Node {
@@ -410,12 +412,13 @@ impl Builder<'_, '_> {
                 has_cuts = true;
             }
         }
-        for (key, at, key_text) in owners.iter() {
+        for (key, at, name) in owners.iter() {
+            let key_text = NameKey::node(name);
             let node = &nodes[key];
             if node.cut
                 && let Some(other) = node.rrsets.iter().find(|s| s.rtype != RecordType::NS)
             {
-                self.map.report(at, key_text, format!("{} is a delegation (it has NS records) and can hold nothing but NS, not {}", node.name(), other.rtype));
+                self.map.report(at, key_text.to_string(), format!("{} is a delegation (it has NS records) and can hold nothing but NS, not {}", node.name(), other.rtype));
             }
             let mut up = parent(key);
             while let Some(p) = up {
@@ -428,7 +431,7 @@ impl Builder<'_, '_> {
                         .iter()
                         .find(|s| !matches!(s.rtype, RecordType::A | RecordType::AAAA))
                     {
-                        self.map.report(at, key_text, format!("{} is below the delegation {}: only glue (A, AAAA) may be written there, not {}", node.name(), name_of(p), other.rtype));
+                        self.map.report(at, key_text.to_string(), format!("{} is below the delegation {}: only glue (A, AAAA) may be written there, not {}", node.name(), name_of(p), other.rtype));
                     }
                     break;
                 }
@@ -519,14 +522,14 @@ impl Builder<'_, '_> {
         Some(())
     }
 
-    pub(super) fn ttl(&mut self, t: &Spanned<i64>, key: &str) -> Option<u32> {
+    pub(super) fn ttl(&mut self, t: &Spanned<i64>, key: impl fmt::Display) -> Option<u32> {
         let v = *t.get_ref();
         if (0..=MAX_TTL as i64).contains(&v) {
             Some(v as u32)
         } else {
             self.map.report(
                 t.span().start,
-                key,
+                key.to_string(),
                 format!("TTL {v} is out of range (0 to {MAX_TTL} seconds)"),
             );
             None
@@ -541,7 +544,7 @@ impl Builder<'_, '_> {
         &mut self,
         text: &str,
         at: usize,
-        key: &str,
+        key: impl fmt::Display,
         what: &str,
     ) -> Option<T> {
         match text.parse::<T>() {
@@ -554,8 +557,8 @@ impl Builder<'_, '_> {
         }
     }
 
-    pub(super) fn bad<T>(&mut self, at: usize, key: &str, why: String) -> Option<T> {
-        self.map.report(at, key, why);
+    pub(super) fn bad<T>(&mut self, at: usize, key: impl fmt::Display, why: String) -> Option<T> {
+        self.map.report(at, key.to_string(), why);
         None
     }
 }

@@ -5,7 +5,8 @@
 //! blocks; freed afterwards, they would leave holes in every page of the model that the
 //! allocator cannot give back (a large zone kept a third more resident memory for it).
 
-/// Owner keys (lowercase wire), byte offsets and key paths, in `[names]` order.
+/// Owner keys (lowercase wire), byte offsets and names as written (the `[names]` keys),
+/// in `[names]` order.
 #[derive(Debug, Default)]
 pub(super) struct DefinedNames {
     keys: Vec<u8>,
@@ -24,14 +25,14 @@ impl DefinedNames {
         }
     }
 
-    /// Adds the name `key` defined at byte `at` under the key path `key_text`.
-    pub(super) fn push(&mut self, key: &[u8], at: usize, key_text: &str) {
+    /// Adds the name `key` defined at byte `at`, written `written` in the file.
+    pub(super) fn push(&mut self, key: &[u8], at: usize, written: &str) {
         self.keys.extend_from_slice(key);
-        self.texts.push_str(key_text);
+        self.texts.push_str(written);
         self.entries.push((self.keys.len(), self.texts.len(), at));
     }
 
-    /// Every name: key, byte offset, key path.
+    /// Every name: key, byte offset, name as written.
     pub(super) fn iter(&self) -> impl Iterator<Item = (&[u8], usize, &str)> {
         let starts = std::iter::once((0, 0)).chain(self.entries.iter().map(|e| (e.0, e.1)));
         starts
@@ -52,15 +53,12 @@ mod tests {
     #[test]
     fn entries_come_back_as_pushed() {
         let mut d = DefinedNames::with_capacity(1);
-        d.push(b"\x01a\x00", 3, "names.a");
-        d.push(b"\x02bc\x00", 17, "names.\"b.c\"");
+        d.push(b"\x01a\x00", 3, "a");
+        d.push(b"\x02bc\x00", 17, "b.c");
         let all: Vec<_> = d.iter().collect();
         assert_eq!(
             all,
-            [
-                (&b"\x01a\x00"[..], 3, "names.a"),
-                (&b"\x02bc\x00"[..], 17, "names.\"b.c\"")
-            ]
+            [(&b"\x01a\x00"[..], 3, "a"), (&b"\x02bc\x00"[..], 17, "b.c")]
         );
         assert_eq!(d.position_of(b"\x02bc\x00"), Some(17));
         assert_eq!(d.position_of(b"\x01x\x00"), None);

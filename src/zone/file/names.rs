@@ -1,22 +1,25 @@
 //! Names in zone files: owner keys and names in record data, relative to the origin, with
 //! a syntax check stricter than the wire format to catch typos.
 
+use std::fmt;
+
 use hickory_proto::rr::Name;
 use toml::Spanned;
 
 use super::build::{Builder, Owner};
+use super::key_path::NameKey;
 use crate::zone::name::key_of;
 
 impl Builder<'_, '_> {
     /// Resolves an owner-name key of `[names]`.
-    pub(super) fn owner(&mut self, key: &Spanned<String>, key_text: &str) -> Option<Owner> {
+    pub(super) fn owner(&mut self, key: &Spanned<String>, key_text: NameKey<'_>) -> Option<Owner> {
         let at = key.span().start;
         let text = key.get_ref().trim();
         let name = self.name(text, at, key_text, true)?;
         if !self.origin.zone_of(&name) {
             self.map.report(
                 at,
-                key_text,
+                key_text.to_string(),
                 format!("{name} is outside the zone origin {}", self.origin),
             );
             return None;
@@ -30,18 +33,24 @@ impl Builder<'_, '_> {
     }
 
     /// Parses a name relative to the origin ("@" is the origin; a trailing dot makes it absolute).
-    pub(super) fn name(&mut self, text: &str, at: usize, key: &str, owner: bool) -> Option<Name> {
+    pub(super) fn name(
+        &mut self,
+        text: &str,
+        at: usize,
+        key: impl fmt::Display,
+        owner: bool,
+    ) -> Option<Name> {
         if text == "@" {
             return Some(self.origin.clone());
         }
         if let Err(why) = check_name(text) {
-            self.map.report(at, key, why);
+            self.map.report(at, key.to_string(), why);
             return None;
         }
         if !owner && text.split('.').next() == Some("*") {
             self.map.report(
                 at,
-                key,
+                key.to_string(),
                 format!("{text:?}: a wildcard can only be an owner name"),
             );
             return None;
@@ -60,13 +69,18 @@ impl Builder<'_, '_> {
             }
             Err(e) => {
                 self.map
-                    .report(at, key, format!("invalid name {text:?}: {e}"));
+                    .report(at, key.to_string(), format!("invalid name {text:?}: {e}"));
                 None
             }
         }
     }
 
-    pub(super) fn rdata_name(&mut self, text: &str, at: usize, key: &str) -> Option<Name> {
+    pub(super) fn rdata_name(
+        &mut self,
+        text: &str,
+        at: usize,
+        key: impl fmt::Display,
+    ) -> Option<Name> {
         self.name(text.trim(), at, key, false)
     }
 }

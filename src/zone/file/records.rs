@@ -10,6 +10,7 @@ use toml::Spanned;
 
 use super::RECORD_TYPES;
 use super::build::{Builder, NsTarget, Owner};
+use super::key_path::{NameKey, Part};
 use super::raw::{RawItem, RawNode};
 use crate::source::SourceMap;
 use crate::zone::model::{Rdata, RrSet};
@@ -23,7 +24,7 @@ impl Builder<'_, '_> {
         &mut self,
         owner: &Owner,
         node: &Spanned<RawNode>,
-        key_text: &str,
+        key_text: NameKey<'_>,
         default_ttl: u32,
         ns_targets: &mut Vec<NsTarget>,
     ) -> Vec<RrSet> {
@@ -31,19 +32,19 @@ impl Builder<'_, '_> {
         let mut out = Vec::with_capacity(raw.sets.len());
         let node_at = node.span().start;
         for (rtype, set) in raw.sets() {
-            let set_key = format!("{key_text}.{rtype}");
+            let set_key = key_text.at(Part::Set(rtype));
             let set_at = set.span().start;
             let set = set.get_ref();
             let ttl = set
                 .ttl
                 .as_ref()
-                .and_then(|t| self.ttl(t, &format!("{set_key}.ttl")))
+                .and_then(|t| self.ttl(t, key_text.at(Part::SetTtl(rtype))))
                 .or(owner.ttl)
                 .unwrap_or(default_ttl);
             if set.items.is_empty() {
                 self.map.report(
                     set_at,
-                    &set_key,
+                    set_key.to_string(),
                     "empty record list: remove the key or give at least one record",
                 );
                 continue;
@@ -51,7 +52,7 @@ impl Builder<'_, '_> {
             if rtype == RecordType::CNAME && set.items.len() != 1 {
                 self.map.report(
                     set_at,
-                    &set_key,
+                    set_key.to_string(),
                     "a name can have only one CNAME (RFC 1034 section 3.6.2)",
                 );
                 continue;
@@ -60,11 +61,11 @@ impl Builder<'_, '_> {
             for (i, (span, item)) in set.items.iter().enumerate() {
                 let at = span.as_ref().map_or(set_at, |s| s.start);
                 let item_key = if set.single {
-                    set_key.clone()
+                    set_key
                 } else {
-                    format!("{set_key}[{i}]")
+                    key_text.at(Part::Item(rtype, i))
                 };
-                let Some(data) = self.rdata(rtype, item, at, &item_key) else {
+                let Some(data) = self.rdata(rtype, item, at, item_key) else {
                     continue;
                 };
                 if let RData::NS(ns) = &data {
@@ -73,14 +74,14 @@ impl Builder<'_, '_> {
                         ns_targets.push(NsTarget {
                             target,
                             at,
-                            key: item_key.clone(),
+                            key: item_key.to_string(),
                         });
                     }
                 }
                 let rdata = match Rdata::try_new(data) {
                     Ok(r) => r,
                     Err(e) => {
-                        self.map.report(at, &item_key, e.to_string());
+                        self.map.report(at, item_key.to_string(), e.to_string());
                         continue;
                     }
                 };
@@ -88,14 +89,17 @@ impl Builder<'_, '_> {
                     .iter()
                     .any(|r| r.wire.eq_ignore_ascii_case(&rdata.wire))
                 {
-                    self.map
-                        .report(at, &item_key, format!("duplicate {rtype} record"));
+                    self.map.report(
+                        at,
+                        item_key.to_string(),
+                        format!("duplicate {rtype} record"),
+                    );
                     continue;
                 }
                 records.push(rdata);
             }
             if let Err(why) = crate::zone::limits::check_rrset(owner.key.len(), &records) {
-                self.map.report(set_at, &set_key, why);
+                self.map.report(set_at, set_key.to_string(), why);
                 continue;
             }
             if !records.is_empty() {
@@ -111,17 +115,17 @@ impl Builder<'_, '_> {
             if owner.key == self.origin_key {
                 self.map.report(
                     node_at,
-                    key_text,
+                    key_text.to_string(),
                     "the zone apex cannot be a CNAME: it must hold the SOA and NS records",
                 );
             } else if let Some(other) = out.iter().find(|s| s.rtype != RecordType::CNAME) {
-                self.map.report(node_at, key_text, format!("{} has a CNAME and {} records: a CNAME cannot coexist with other data (RFC 1034 section 3.6.2)", owner.name, other.rtype));
+                self.map.report(node_at, key_text.to_string(), format!("{} has a CNAME and {} records: a CNAME cannot coexist with other data (RFC 1034 section 3.6.2)", owner.name, other.rtype));
             }
         }
         if out.is_empty() && raw.sets.is_empty() {
             self.map.report(
                 node_at,
-                key_text,
+                key_text.to_string(),
                 format!(
                     "no records: give at least one of {}",
                     RECORD_TYPES.join(", ")
@@ -131,20 +135,26 @@ impl Builder<'_, '_> {
         out
     }
 
-    fn rdata(&mut self, rtype: RecordType, item: &RawItem, at: usize, key: &str) -> Option<RData> {
+    fn rdata(
+        &mut self,
+        rtype: RecordType,
+        item: &RawItem,
+        at: usize,
+        key: NameKey<'_>,
+    ) -> Option<RData> {
         let text = match item {
             RawItem::Text(t) => t.as_str(),
             RawItem::Parts(parts) => {
                 if rtype != RecordType::TXT {
                     self.map.report(
                         at,
-                        key,
+                        key.to_string(),
                         format!("{rtype} data is a string, not an array of strings"),
                     );
                     return None;
                 }
                 if let Some(p) = parts.iter().find(|p| p.len() > MAX_CHARACTER_STRING) {
-                    self.map.report(at, key, format!("a TXT string in an explicit list can be at most {MAX_CHARACTER_STRING} bytes, this one is {}; write it as one string and Roundel splits it", p.len()));
+                    self.map.report(at, key.to_string(), format!("a TXT string in an explicit list can be at most {MAX_CHARACTER_STRING} bytes, this one is {}; write it as one string and Roundel splits it", p.len()));
                     return None;
                 }
                 return Some(RData::TXT(TXT::new(parts.clone())));
@@ -162,7 +172,7 @@ impl Builder<'_, '_> {
             } else {
                 map.report(
                     at,
-                    key,
+                    key.to_string(),
                     format!("{rtype} data must be \"{form}\", not {text:?}"),
                 );
                 false
