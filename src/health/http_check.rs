@@ -14,12 +14,12 @@
 //! keep the client library ([`super::probe::HttpProber`]).
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use reqwest::header::{HeaderName, HeaderValue};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::keep::{KeptConnections, KeptSlot};
+use super::keep::{KeptConnections, Reuse};
 use super::probe::{connect, contains, first_number, parse_weight};
 use crate::node::{Failure, Reported};
 use crate::pool::{HttpCheck, ProbeTarget, StatusRange, WeightSource};
@@ -110,10 +110,7 @@ impl PlainHttp {
             body: check.body.as_ref().map(|b| b.as_bytes().into()),
             max_body: check.max_body,
             weight_from: check.weight_from.clone(),
-            reuse: check.reuse_connection.then(|| Reuse {
-                bound: kept.clone(),
-                kept: Mutex::new(None),
-            }),
+            reuse: check.reuse_connection.then(|| Reuse::new(kept)),
         })
     }
 
@@ -168,10 +165,8 @@ impl PlainHttp {
         let (result, after) = self
             .exchange(&mut stream, false, weight_error, local_error)
             .await;
-        if let (After::Keep, Ok(_), Some(r)) = (after, &result, &self.reuse)
-            && let Some(slot) = r.bound.try_take()
-        {
-            r.put(Kept { stream, slot });
+        if let (After::Keep, Ok(_), Some(r)) = (after, &result, &self.reuse) {
+            r.keep(stream);
         }
         result
     }
@@ -451,39 +446,6 @@ fn says_close(headers: &[httparse::Header<'_>]) -> bool {
         .filter(|h| h.name.eq_ignore_ascii_case("connection"))
         .flat_map(|h| h.value.split(|&b| b == b','))
         .any(|o| o.trim_ascii().eq_ignore_ascii_case(b"close"))
-}
-
-/// A connection kept between two checks, with its place in the bound.
-struct Kept {
-    stream: tokio::net::TcpStream,
-    /// Dropped with the stream.
-    #[allow(dead_code)]
-    slot: KeptSlot,
-}
-
-/// The kept connection of a probe with `reuse_connection = true`.
-struct Reuse {
-    bound: Arc<KeptConnections>,
-    /// Taken out for a check, put back after it: a check that fails or times out drops
-    /// it, which closes the connection and frees its slot.
-    kept: Mutex<Option<Kept>>,
-}
-
-impl Reuse {
-    /// The kept connection, unless the server has sent something or closed it since the
-    /// last response (an idle close, or a `408` before closing, as some servers send):
-    /// then it is dropped, and the check opens a fresh one.
-    fn take(&self) -> Option<Kept> {
-        let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner()).take()?;
-        match kept.stream.try_read(&mut [0u8; 1]) {
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Some(kept),
-            _ => None,
-        }
-    }
-
-    fn put(&self, kept: Kept) {
-        *self.kept.lock().unwrap_or_else(|e| e.into_inner()) = Some(kept);
-    }
 }
 
 /// How a response body ends.

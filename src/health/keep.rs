@@ -7,10 +7,11 @@
 //! capped at what the reserve leaves beside the checks in flight
 //! ([`crate::limits::Budget::kept_connections`]). A probe that finds the cap reached closes
 //! its connection after the check, as without reuse: checking goes on, only the saving is
-//! lost. The count is one atomic shared by every probe of the monitor.
+//! lost. The count is one atomic shared by every probe of the monitor. A probe's kept
+//! connection lives in its `Reuse`.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// How many check connections may be kept, and how many are.
 #[derive(Debug)]
@@ -57,6 +58,58 @@ pub struct KeptSlot(Arc<KeptConnections>);
 impl Drop for KeptSlot {
     fn drop(&mut self) {
         self.0.held.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A connection kept between two checks, with its place in the bound.
+pub(super) struct Kept {
+    pub(super) stream: tokio::net::TcpStream,
+    /// Given back when the connection is dropped.
+    _slot: KeptSlot,
+}
+
+/// The kept connection of a probe with `reuse_connection = true`.
+pub(super) struct Reuse {
+    bound: Arc<KeptConnections>,
+    /// Taken out for a check, put back after it: a check that fails or times out drops
+    /// it, which closes the connection and frees its slot.
+    kept: Mutex<Option<Kept>>,
+}
+
+impl Reuse {
+    pub(super) fn new(bound: &Arc<KeptConnections>) -> Self {
+        Self {
+            bound: bound.clone(),
+            kept: Mutex::new(None),
+        }
+    }
+
+    /// The kept connection, unless the server has sent something or closed it since the
+    /// last response (an idle close, or a `408` before closing, as some servers send):
+    /// then it is dropped, and the check opens a fresh one. The look is a non-blocking
+    /// read, answered from the runtime's readiness state when nothing arrived.
+    pub(super) fn take(&self) -> Option<Kept> {
+        let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner()).take()?;
+        match kept.stream.try_read(&mut [0u8; 1]) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Some(kept),
+            _ => None,
+        }
+    }
+
+    /// Puts back the connection taken for this check.
+    pub(super) fn put(&self, kept: Kept) {
+        *self.kept.lock().unwrap_or_else(|e| e.into_inner()) = Some(kept);
+    }
+
+    /// Keeps a fresh connection for the next check if the bound has room; otherwise it
+    /// is dropped (closed) as without reuse.
+    pub(super) fn keep(&self, stream: tokio::net::TcpStream) {
+        if let Some(slot) = self.bound.try_take() {
+            self.put(Kept {
+                stream,
+                _slot: slot,
+            });
+        }
     }
 }
 
