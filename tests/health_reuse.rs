@@ -21,9 +21,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
-const INTERVAL_MS: u64 = 100;
-const TIMEOUT_MS: u64 = 80;
-/// Bound on waiting for a number of checks (20 checks take 2 s at this interval).
+const INTERVAL_MS: u64 = 200;
+const TIMEOUT_MS: u64 = 150;
+/// Bound on waiting for a number of checks (12 checks take 2.4 s at this interval).
 const WAIT: Duration = Duration::from_secs(10);
 /// Scheduling slack on a busy 2-core machine.
 const MARGIN: Duration = Duration::from_millis(400);
@@ -212,8 +212,8 @@ async fn with_reuse_one_connection_carries_every_check_without_it_one_each() {
     spec.extend(pools(&zone(&[&fresh], false).replace("p0", "q0")));
     let r = mon.reconcile(&spec).await;
     assert_eq!(node(&r.pools[0]).health(), Health::Up);
-    assert_eq!(after_checks(&kept, 20, &r.pools[0]).await, 0);
-    assert_eq!(after_checks(&fresh, 20, &r.pools[1]).await, 0);
+    assert_eq!(after_checks(&kept, 12, &r.pools[0]).await, 0);
+    assert_eq!(after_checks(&fresh, 12, &r.pools[1]).await, 0);
     // Reuse: one connection, no `Connection: close` asked for.
     assert_eq!(kept.accepted(), 1, "connections accepted with reuse");
     assert_eq!(kept.on_kept(), kept.answered() - 1);
@@ -257,7 +257,7 @@ async fn servers_that_close_kept_connections_pass_every_check() {
     assert_eq!(first, [1, 1, 1, 1]);
     for (i, s) in all.into_iter().enumerate() {
         let p = &r.pools[i];
-        assert_eq!(after_checks(s, 20, p).await, 0, "failed checks of p{i}");
+        assert_eq!(after_checks(s, 12, p).await, 0, "failed checks of p{i}");
         let d = node(p).detail();
         assert_eq!(
             (node(p).health(), d.transitions),
