@@ -3,7 +3,8 @@
 //! connection carries every check; a server that closes idle connections, answers
 //! `Connection: close`, or closes a kept connection as a request arrives still passes
 //! every check; a stopped or hanging server still fails the node in the usual time; the
-//! bound on kept connections; the configuration errors.
+//! bound on kept connections and its share of the descriptor budget; the configuration
+//! errors.
 
 mod support_backends;
 
@@ -479,4 +480,34 @@ async fn only_responses_read_to_their_end_by_their_framing_keep_the_connection()
         }
     }
     mon.shutdown().await;
+}
+
+#[test]
+fn roundel_check_prints_the_kept_connection_share_of_the_probe_reserve() {
+    let dir = std::env::temp_dir().join(format!("roundel-reuse-check-{}", std::process::id()));
+    let zones = dir.join("zones");
+    std::fs::create_dir_all(&zones).unwrap();
+    let config = dir.join("roundel.toml");
+    std::fs::write(&config, "[health]\nmax_probes_in_flight = 100\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_roundel"))
+        .args(["check", "--config"])
+        .arg(&config)
+        .arg(&zones)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    // The same split as the server's: the reserve less the checks in flight.
+    let hard = roundel::limits::nofile::current().unwrap().hard;
+    let b = roundel::limits::Budget::derive(hard, &roundel::limits::Limits::default());
+    let kept = b.kept_connections(100);
+    assert_eq!(kept as u64, b.probes.saturating_sub(100));
+    assert!(
+        text.contains(&format!(
+            "{} kept for probes, of which {kept} for check connections kept open by reuse_connection",
+            b.probes
+        )),
+        "{text}"
+    );
 }
