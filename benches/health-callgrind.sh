@@ -2,12 +2,13 @@
 # Instructions per HTTP health check, counted by valgrind's callgrind: a noise-proof figure
 # for the cost of checks, whatever else runs on the machine.
 #
-#   benches/health-callgrind.sh [-n NODES] [-t SECONDS] [-o OUTFILE]
+#   benches/health-callgrind.sh [-n NODES] [-t SECONDS] [-o OUTFILE] [-r]
 #
 #   -n  nodes checked over HTTP every second (default 100), each its own probe
 #   -t  seconds the short run lasts after every pool answers (default 20); the long run
 #       lasts twice as long
 #   -o  also write the Markdown result to this file
+#   -r  checks with `reuse_connection = true` against backends that keep connections
 #
 # Two runs of Roundel under callgrind checking the nodes over HTTP against four local
 # backends (benches/healthd.c, which count the requests they answer), one twice as long
@@ -19,13 +20,14 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bin=${ROUNDEL_BIN:-${CARGO_TARGET_DIR:-$here/target}/release/roundel}
-nodes=100 seconds=20 outfile=""
-while getopts "n:t:o:" opt; do
+nodes=100 seconds=20 outfile="" reuse=""
+while getopts "n:t:o:r" opt; do
     case $opt in
         n) nodes=$OPTARG ;;
         t) seconds=$OPTARG ;;
         o) outfile=$OPTARG ;;
-        *) sed -n '2,16p' "$0"; exit 2 ;;
+        r) reuse=1 ;;
+        *) sed -n '2,17p' "$0"; exit 2 ;;
     esac
 done
 for tool in valgrind callgrind_annotate dig python3 gcc; do
@@ -33,7 +35,7 @@ for tool in valgrind callgrind_annotate dig python3 gcc; do
 done
 [[ -x $bin ]] || { echo "no Roundel binary at $bin" >&2; exit 1; }
 
-run_id="health-callgrind-$nodes-$(date -u +%Y%m%dT%H%M%SZ)-$(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo nogit)"
+run_id="health-callgrind-$nodes-$(date -u +%Y%m%dT%H%M%SZ)-$(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo nogit)${reuse:+-reuse}"
 run=${HEALTH_SCALE_RUN_DIR:-$here/benches/.run}/$run_id
 mkdir -p "$run"
 port=5397 bport=18081
@@ -51,11 +53,11 @@ zone() { # $1: check table body
 one() {
     local dir=$run/$1 secs=$2 bpids=() spid ready="" answered=0
     mkdir -p "$dir/zones"
-    zone "http = { port = $bport, path = \"/health\" }
+    zone "http = { port = $bport, path = \"/health\"${reuse:+, reuse_connection = true} }
 interval = \"1s\"
 timeout = \"500ms\"" > "$dir/zones/hc.test.toml"
     for a in "${backends[@]}"; do
-        "$run/healthd" "$a" "$bport" > "$dir/healthd.$a" &
+        "$run/healthd" "$a" "$bport" ${reuse:+keep} > "$dir/healthd.$a" &
         bpids+=($!)
         pids+=($!)
     done
@@ -90,7 +92,7 @@ callgrind_annotate --inclusive=no "$run/long/callgrind.out" 2>/dev/null | head -
 checks=$((checks_long - checks_short))
 per=$(python3 -c "print(f'{($ir_long - $ir_short) / max($checks, 1):,.0f}')")
 {
-    echo "### Instructions per HTTP check (run $run_id)"
+    echo "### Instructions per HTTP check${reuse:+ with reuse_connection} (run $run_id)"
     echo
     echo "$nodes nodes checked every 1 s under callgrind, for $seconds s (Ir $ir_short, $checks_short requests answered) and $((2 * seconds)) s (Ir $ir_long, $checks_long answered)."
     echo

@@ -2,16 +2,23 @@
 # Cost as checks grow: Roundel checking NODES nodes over HTTP every second, against a few
 # efficient local backends (benches/healthd.c), pointed at with check_addr / check_host.
 #
-#   benches/health-scale.sh [-n NODES] [-i INTERVAL] [-t SECONDS] [-o OUTFILE]
+#   benches/health-scale.sh [-n NODES] [-i INTERVAL] [-T TIMEOUT] [-t SECONDS] [-o OUTFILE] [-p] [-r]
 #
 #   -n  nodes (default 10000), in pools of 50; each node has its own check target
 #       (check_host differs), so each is one probe: NODES checks per interval
 #   -i  check interval (default 1s)
+#   -T  check timeout (default 500ms; must be shorter than the interval)
 #   -t  seconds measured (default 30)
 #   -o  also write the Markdown table to this file
 #   -p  also profile Roundel over the window (`perf record -e cpu-clock -g`, Debian
 #       linux-perf) and split its CPU into user space, its own kernel work, and the
 #       receive processing of the packets it sends (see below)
+#   -s  also count Roundel's system calls over the window (`perf stat`, tracepoints
+#       raw_syscalls:sys_enter, syscalls:sys_enter_connect and _close), per check answered
+#       (the UDP worker's few calls for the 1000 q/s latency probe are included)
+#   -r  checks with `reuse_connection = true`, against backends that keep connections
+#       (healthd ... keep); the run id ends in -reuse. Roundel keeps at most its probe
+#       descriptor reserve minus the checks in flight (printed); the rest connect per check
 #
 # Roundel runs pinned to CPU 0 with one UDP worker; the four backends (127.0.0.51-54:18080)
 # and dnsperf run on CPU 1. After every pool answers (first checks done) it measures, over
@@ -28,15 +35,18 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bin=${ROUNDEL_BIN:-${CARGO_TARGET_DIR:-$here/target}/release/roundel}
-nodes=10000 interval=1s seconds=30 outfile="" profile=""
-while getopts "n:i:t:o:p" opt; do
+nodes=10000 interval=1s timeout=500ms seconds=30 outfile="" profile="" reuse="" syscalls=""
+while getopts "n:i:T:t:o:prs" opt; do
     case $opt in
         n) nodes=$OPTARG ;;
         i) interval=$OPTARG ;;
+        T) timeout=$OPTARG ;;
         t) seconds=$OPTARG ;;
         o) outfile=$OPTARG ;;
         p) profile=1 ;;
-        *) sed -n '2,28p' "$0"; exit 2 ;;
+        r) reuse=1 ;;
+        s) syscalls=1 ;;
+        *) sed -n '2,35p' "$0"; exit 2 ;;
     esac
 done
 for tool in dnsperf dig python3 taskset gcc; do
@@ -44,7 +54,7 @@ for tool in dnsperf dig python3 taskset gcc; do
 done
 [[ -x $bin ]] || { echo "no Roundel binary at $bin" >&2; exit 1; }
 
-run_id="health-scale-$nodes-$(date -u +%Y%m%dT%H%M%SZ)-$(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo nogit)"
+run_id="health-scale-$nodes-$(date -u +%Y%m%dT%H%M%SZ)-$(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo nogit)${reuse:+-reuse}"
 run=${HEALTH_SCALE_RUN_DIR:-$here/benches/.run}/$run_id
 mkdir -p "$run/zones"
 port=5396 bport=18080
@@ -55,14 +65,14 @@ trap cleanup EXIT
 
 gcc -O2 -o "$run/healthd" "$here/benches/healthd.c"
 for a in "${backends[@]}"; do
-    taskset -c 1 "$run/healthd" "$a" "$bport" > "$run/healthd.$a" &
+    taskset -c 1 "$run/healthd" "$a" "$bport" ${reuse:+keep} > "$run/healthd.$a" &
     pids+=($!)
 done
 
 python3 "$here/benches/lib/health-zone.py" "$nodes" \
-    "http = { port = $bport, path = \"/health\" }
+    "http = { port = $bport, path = \"/health\"${reuse:+, reuse_connection = true} }
 interval = \"$interval\"
-timeout = \"500ms\"" "${backends[@]}" > "$run/zones/hc.test.toml"
+timeout = \"$timeout\"" "${backends[@]}" > "$run/zones/hc.test.toml"
 
 # More probes than the default cap ([health] max_probes = 4096); the latency probe
 # (dnsperf, 1000 q/s of one name from 127.0.0.1) exempt from response rate limiting.
@@ -118,6 +128,12 @@ if [[ -n $profile ]]; then
         > "$run/perf.log" 2>&1 &
     perf_pid=$!
 fi
+if [[ -n $syscalls ]]; then
+    command -v perf >/dev/null || { echo "missing: perf (Debian linux-perf)" >&2; exit 1; }
+    perf stat -x, -e raw_syscalls:sys_enter,syscalls:sys_enter_connect,syscalls:sys_enter_close \
+        -p "$spid" -o "$run/syscalls.csv" -- sleep "$seconds" > /dev/null 2>&1 &
+    stat_pid=$!
+fi
 taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$run/queries" -l "$seconds" -Q 1000 -c 1 -T 1 -t 5 -v \
     > "$run/dnsperf.txt" 2>&1 || true
 c1=$(awk '{sub(/^.*\) /, ""); print $12 + $13}' /proc/"$spid"/stat)
@@ -133,6 +149,11 @@ if [[ -n $profile ]]; then
     wait "$perf_pid" 2>/dev/null || true
     perf script -i "$run/perf.data" -F ip,sym > "$run/perf.txt" 2>/dev/null
     split=$(python3 "$here/benches/lib/rx-split.py" "$run/perf.txt")
+fi
+if [[ -n $syscalls ]]; then
+    for _ in $(seq 100); do kill -0 "$stat_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$stat_pid" 2>/dev/null && { kill -TERM "$stat_pid"; echo "perf stat did not stop" >&2; exit 1; }
+    wait "$stat_pid" 2>/dev/null || true
 fi
 checks_per_s=$(( (a1 - a0) / seconds ))
 rss=$(awk '/^VmRSS:/ {print int($2 / 1024)}' /proc/"$spid"/status)
@@ -176,7 +197,7 @@ print(", ".join(f"{n} {v:.1f}%" for n, v in sorted(parts, key=lambda x: -x[1]) i
 EOF
 )
 {
-    echo "### $nodes HTTP checks every $interval (run $run_id)"
+    echo "### $nodes HTTP checks every $interval${reuse:+ with reuse_connection} (run $run_id)"
     echo
     echo "Roundel on CPU 0 (1 UDP worker), 4 backends (benches/healthd.c) and dnsperf on CPU 1; measured over $seconds s after every pool answered."
     echo
@@ -187,6 +208,25 @@ EOF
     echo "CPU by thread name: $by_thread"
     echo
     echo "TCP sockets in TIME_WAIT at the end of the window: $time_wait"
+    if [[ -n $syscalls ]]; then
+        echo
+        python3 - "$run/syscalls.csv" $((a1 - a0)) <<'EOF'
+import sys
+n = {}
+for line in open(sys.argv[1]):
+    f = line.strip().split(",")
+    if len(f) > 2 and f[0].strip().isdigit():
+        n[f[2].split(":")[-1]] = int(f[0])
+checks = max(int(sys.argv[2]), 1)
+print(f"System calls per check answered (perf stat over the window, {checks} checks): "
+      f"{n.get('sys_enter', 0) / checks:.2f} in all, connect {n.get('sys_enter_connect', 0) / checks:.3f}, "
+      f"close {n.get('sys_enter_close', 0) / checks:.3f}")
+EOF
+    fi
+    if [[ -n $reuse ]]; then
+        echo
+        echo "Kept check connections at most (from the startup log): $(grep -o 'max_kept_connections=[0-9]*' "$run/server.log" | head -n 1 | cut -d= -f2)"
+    fi
     if [[ -n $split ]]; then
         read -r f_user f_own f_rx n_samples <<< "$split"
         echo

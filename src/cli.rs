@@ -329,12 +329,13 @@ fn check(paths: &[PathBuf], config_file: Option<&Path>) -> ExitCode {
             let b = crate::limits::Budget::derive(nofile, &c.limits);
             // On stderr: stdout lists problems first, one per line.
             eprintln!(
-                "{}: configuration OK (with {} descriptors: {} TCP clients, {} admin connections, {} kept for probes)",
+                "{}: configuration OK (with {} descriptors: {} TCP clients, {} admin connections, {} kept for probes, of which {} for check connections kept open by reuse_connection)",
                 path.display(),
                 b.nofile,
                 b.tcp_clients,
                 b.admin_connections,
-                b.probes
+                b.probes,
+                b.kept_connections(c.probe_limits.max_in_flight.min(b.probes.max(1) as usize))
             );
             c.probe_limits.max_probes
         }

@@ -104,13 +104,14 @@ impl Reloader {
 
     /// [`Reloader::new`] with caps on probes other than the defaults: zone sets needing
     /// more than `limits.max_probes` probes are rejected, and the monitor runs at most
-    /// `limits.max_in_flight` checks at once.
+    /// `limits.max_in_flight` checks at once, keeping at most `limits.max_kept` check
+    /// connections between checks.
     pub fn with_limits(cell: Arc<SnapshotCell>, zones_dir: PathBuf, limits: ProbeLimits) -> Self {
         Self {
             cell,
             zones_dir,
             max_probes: limits.max_probes,
-            monitor: HealthMonitor::with_max_in_flight(limits.max_in_flight),
+            monitor: HealthMonitor::with_caps(limits.max_in_flight, limits.max_kept),
             lock: tokio::sync::Mutex::new(()),
             total: AtomicU64::new(0),
             failed: AtomicU64::new(0),

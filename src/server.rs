@@ -223,6 +223,15 @@ pub async fn serve(
         );
         probe_limits.max_in_flight = budget.probes.max(1) as usize;
     }
+    // Kept check connections take what the checks in flight leave of the reserve.
+    probe_limits.max_kept = probe_limits
+        .max_kept
+        .min(budget.kept_connections(probe_limits.max_in_flight));
+    tracing::info!(
+        max_probes_in_flight = probe_limits.max_in_flight,
+        max_kept_connections = probe_limits.max_kept,
+        "probe descriptors (reuse_connection keeps at most max_kept_connections open)"
+    );
     let reloader = Arc::new(Reloader::with_limits(
         cell.clone(),
         opts.zones_dir.clone(),

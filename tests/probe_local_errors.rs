@@ -1,6 +1,7 @@
 //! A health check that fails for a reason on this host (the process is out of descriptors)
 //! is an error of the checker: the node keeps its state, and the failure is counted in
-//! `roundel_probe_local_errors_total`, not against the node.
+//! `roundel_probe_local_errors_total`, not against the node. So does an HTTP check with
+//! `reuse_connection` whose kept connection is gone (its server closes every connection).
 //!
 //! This test file is its own process, so it can lower its own descriptor limit and use
 //! every descriptor up without disturbing other tests. The backends run in a child process
@@ -157,11 +158,14 @@ async fn checks_without_descriptors_change_no_node() {
     // and fail the test for the wrong reason.
     let zone = format!(
         "[pools.h]\ncheck = {{ http = {{ port = {} }}, interval = \"300ms\", timeout = \"290ms\", fall = 3, rise = 1 }}\nnodes = [\"{}\"]\n\
-         [pools.t]\ncheck = {{ tcp = {{ port = {} }}, interval = \"300ms\", timeout = \"290ms\", fall = 3, rise = 1 }}\nnodes = [\"{}\"]\n",
+         [pools.t]\ncheck = {{ tcp = {{ port = {} }}, interval = \"300ms\", timeout = \"290ms\", fall = 3, rise = 1 }}\nnodes = [\"{}\"]\n\
+         [pools.k]\ncheck = {{ http = {{ port = {}, reuse_connection = true }}, interval = \"300ms\", timeout = \"290ms\", fall = 3, rise = 1 }}\nnodes = [\"{}\"]\n",
         http.port(),
         http.ip(),
         tcp.port(),
-        tcp.ip()
+        tcp.ip(),
+        http.port(),
+        http.ip()
     );
     let mon = HealthMonitor::new();
     let rec = mon.reconcile(&pools(&zone)).await;

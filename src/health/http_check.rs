@@ -6,16 +6,20 @@
 //! of it spent on what a health check never uses: the URL parsed three times, a redirect
 //! policy, a connection pool and a dispatcher task (docs/performance.md). This path
 //! behaves as that client did for a check: one fresh connection per check (a pooled one
-//! would hide a server that no longer accepts new ones), `Connection: close`, redirects
+//! would hide a server that no longer accepts new ones; `reuse_connection = true` keeps
+//! one anyway, for operators who check many nodes, as Envoy does by default),
+//! `Connection: close` (unless reused), redirects
 //! not followed, at most `max_body` body bytes read (RFC 9112 section 6 framing: chunked,
 //! `Content-Length` or until close), and failures classified the same way. HTTPS checks
 //! keep the client library ([`super::probe::HttpProber`]).
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use reqwest::header::{HeaderName, HeaderValue};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::keep::{KeptConnections, Reuse};
 use super::probe::{connect, contains, first_number, parse_weight};
 use crate::node::{Failure, Reported};
 use crate::pool::{HttpCheck, ProbeTarget, StatusRange, WeightSource};
@@ -45,14 +49,18 @@ pub struct PlainHttp {
     body: Option<Box<[u8]>>,
     max_body: usize,
     weight_from: Option<WeightSource>,
+    /// With `reuse_connection = true`: the connection kept between checks.
+    reuse: Option<Reuse>,
 }
 
 impl PlainHttp {
-    /// Builds the request for `check` against `target`, connecting from `source` when set.
+    /// Builds the request for `check` against `target`, connecting from `source` when set;
+    /// a connection kept between checks (`reuse_connection`) takes a place in `kept`.
     pub fn new(
         check: &HttpCheck,
         target: &ProbeTarget,
         source: Option<IpAddr>,
+        kept: &Arc<KeptConnections>,
     ) -> Result<Self, String> {
         let addr = SocketAddr::new(target.addr, target.port);
         // Validated as a token by the config loader; checked again as the client did.
@@ -68,13 +76,14 @@ impl PlainHttp {
             },
             None => addr.to_string(),
         };
-        let mut fields: Vec<(String, String)> = vec![
-            ("host".into(), host),
-            // Tell the server not to keep the connection: it is not reused anyway.
-            ("connection".into(), "close".into()),
-            ("user-agent".into(), USER_AGENT.into()),
-            ("accept".into(), "*/*".into()),
-        ];
+        let mut fields: Vec<(String, String)> = vec![("host".into(), host)];
+        if !check.reuse_connection {
+            // Tell the server not to keep the connection: it is not reused anyway. With
+            // reuse, nothing: HTTP/1.1 keeps connections by default (RFC 9112 section 9.3).
+            fields.push(("connection".into(), "close".into()));
+        }
+        fields.push(("user-agent".into(), USER_AGENT.into()));
+        fields.push(("accept".into(), "*/*".into()));
         for (n, v) in &check.headers {
             // Validated by the config loader; checked again as the client did.
             HeaderName::from_bytes(n.as_bytes()).map_err(|e| e.to_string())?;
@@ -101,6 +110,7 @@ impl PlainHttp {
             body: check.body.as_ref().map(|b| b.as_bytes().into()),
             max_body: check.max_body,
             weight_from: check.weight_from.clone(),
+            reuse: check.reuse_connection.then(|| Reuse::new(kept)),
         })
     }
 
@@ -109,12 +119,34 @@ impl PlainHttp {
         &self.request
     }
 
-    /// One check (the caller bounds it by the timeout).
+    /// One check (the caller bounds it by the timeout). With `reuse_connection`, on the
+    /// connection kept from the previous check if there is one; when that connection
+    /// turns out closed by the backend before any response byte (an idle connection
+    /// closed, RFC 9112 section 9.3.1), once more on a fresh connection.
     pub async fn run(
         &self,
         weight_error: &mut Option<String>,
         local_error: &mut Option<String>,
     ) -> Result<Option<Reported>, Failure> {
+        if let Some(mut kept) = self.reuse.as_ref().and_then(Reuse::take) {
+            let (result, after) = self
+                .exchange(&mut kept.stream, true, weight_error, local_error)
+                .await;
+            match after {
+                After::Retry => {
+                    // Nothing was learnt about the backend: start over on a fresh connection.
+                    *weight_error = None;
+                    *local_error = None;
+                }
+                After::Keep if result.is_ok() => {
+                    if let Some(r) = &self.reuse {
+                        r.put(kept);
+                    }
+                    return result;
+                }
+                _ => return result,
+            }
+        }
         let mut stream = match connect(self.addr, self.source).await {
             Ok(s) => s,
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
@@ -127,8 +159,28 @@ impl PlainHttp {
                 return Err(Failure::Connect(format!("tcp connect error: {e}")));
             }
         };
-        // Every way out of this function drops the stream: with a reset (see there).
+        // Every way out of this function drops the stream unless it is kept: with a reset
+        // (see there).
         super::probe::reset_on_close(&stream);
+        let (result, after) = self
+            .exchange(&mut stream, false, weight_error, local_error)
+            .await;
+        if let (After::Keep, Ok(_), Some(r)) = (after, &result, &self.reuse) {
+            r.keep(stream);
+        }
+        result
+    }
+
+    /// Writes the request on `stream` and reads the response; says whether the connection
+    /// may carry the next check. `reused`: the connection served an earlier check, so a
+    /// failure before any response byte asks for a retry rather than failing.
+    async fn exchange(
+        &self,
+        stream: &mut tokio::net::TcpStream,
+        reused: bool,
+        weight_error: &mut Option<String>,
+        local_error: &mut Option<String>,
+    ) -> (Result<Option<Reported>, Failure>, After) {
         let io = |e: std::io::Error, local_error: &mut Option<String>| {
             if super::local::is_local(&e) {
                 *local_error = Some(e.to_string());
@@ -136,28 +188,43 @@ impl PlainHttp {
             Failure::Http(format!("connection error: {e}"))
         };
         if let Err(e) = stream.write_all(&self.request).await {
-            return Err(io(e, local_error));
+            let after = if reused { After::Retry } else { After::Close };
+            return (Err(io(e, local_error)), after);
         }
         let mut buf = Vec::with_capacity(FIRST_READ);
+        let mut received = false;
         // Read until the head is complete; skip interim (1xx) responses as a client does.
         // After an interim response, what is already buffered is parsed before reading.
         let mut parse_first = false;
-        let (status, head_len, framing, weight) = loop {
+        let head = loop {
             let n = if parse_first {
                 parse_first = false;
                 buf.len()
             } else {
                 if buf.len() == buf.capacity() {
                     if buf.len() >= MAX_HEAD {
-                        return Err(Failure::Http("response head too large".into()));
+                        return (
+                            Err(Failure::Http("response head too large".into())),
+                            After::Close,
+                        );
                     }
                     buf.reserve(buf.len().min(MAX_HEAD - buf.len()));
                 }
-                stream
-                    .read_buf(&mut buf)
-                    .await
-                    .map_err(|e| io(e, local_error))?
+                match stream.read_buf(&mut buf).await {
+                    Ok(n) => n,
+                    Err(e) if reused && !received => {
+                        return (Err(io(e, local_error)), After::Retry);
+                    }
+                    Err(e) => return (Err(io(e, local_error)), After::Close),
+                }
             };
+            if n == 0 && reused && !received {
+                return (
+                    Err(Failure::Http("kept connection closed by the server".into())),
+                    After::Retry,
+                );
+            }
+            received |= n > 0;
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
             let mut resp = httparse::Response::new(&mut headers);
             match resp.parse(&buf) {
@@ -168,21 +235,37 @@ impl PlainHttp {
                         parse_first = !buf.is_empty();
                         continue;
                     }
-                    let framing = self.framing(status, resp.headers)?;
+                    let framing = match self.framing(status, resp.headers) {
+                        Ok(f) => f,
+                        Err(f) => return (Err(f), After::Close),
+                    };
+                    // HTTP/1.0 closes unless asked not to; `Connection: close` closes
+                    // (RFC 9112 section 9.3). Neither is kept.
+                    let closes =
+                        resp.version != Some(1) || status == 101 || says_close(resp.headers);
                     let weight = self.header_weight(resp.headers);
-                    break (status, len, framing, weight);
+                    break (status, len, framing, weight, closes);
                 }
                 Ok(httparse::Status::Partial) if n == 0 => {
-                    return Err(Failure::Http(
-                        "connection closed before message completed".into(),
-                    ));
+                    return (
+                        Err(Failure::Http(
+                            "connection closed before message completed".into(),
+                        )),
+                        After::Close,
+                    );
                 }
                 Ok(httparse::Status::Partial) => {}
-                Err(e) => return Err(Failure::Http(format!("invalid HTTP response: {e}"))),
+                Err(e) => {
+                    return (
+                        Err(Failure::Http(format!("invalid HTTP response: {e}"))),
+                        After::Close,
+                    );
+                }
             }
         };
+        let (status, head_len, framing, weight, closes) = head;
         if !self.expect.iter().any(|r| r.contains(status)) {
-            return Err(Failure::Status(status));
+            return (Err(Failure::Status(status)), After::Close);
         }
         let mut reported = None;
         match weight {
@@ -191,17 +274,28 @@ impl PlainHttp {
             None => {}
         }
         let want_body = self.body.is_some() || self.weight_from == Some(WeightSource::Body);
-        if !want_body {
-            return Ok(reported);
+        // A connection is kept only once the whole response is read, by its framing.
+        let keep = self.reuse.is_some() && !closes && !matches!(framing, Framing::Close);
+        if !want_body && !keep {
+            return (Ok(reported), After::Close);
         }
         buf.drain(..head_len);
-        let body = self
-            .read_body(&mut stream, buf, framing, local_error)
-            .await?;
+        let (body, complete) = match self
+            .read_body(stream, buf, framing, keep, local_error)
+            .await
+        {
+            Ok(b) => b,
+            Err(f) => return (Err(f), After::Close),
+        };
+        let after = if keep && complete {
+            After::Keep
+        } else {
+            After::Close
+        };
         if let Some(needle) = &self.body
             && !contains(&body, needle)
         {
-            return Err(Failure::BodyMismatch);
+            return (Err(Failure::BodyMismatch), After::Close);
         }
         if self.weight_from == Some(WeightSource::Body) {
             match std::str::from_utf8(&body).ok().and_then(first_number) {
@@ -209,7 +303,7 @@ impl PlainHttp {
                 None => *weight_error = Some("no weight number in the body".into()),
             }
         }
-        Ok(reported)
+        (Ok(reported), after)
     }
 
     /// How the body of a response with `status` and `headers` ends (RFC 9112 section 6.3).
@@ -258,17 +352,22 @@ impl PlainHttp {
     }
 
     /// The first `max_body` bytes of the body; `buf` holds what was read past the head.
+    /// Also whether the response ended by its framing within `max_body`, with nothing
+    /// after it: only then can the connection carry another request. `to_end`: the caller
+    /// wants that, so the end of a chunked body (the empty trailer section) is read too.
     async fn read_body(
         &self,
         stream: &mut tokio::net::TcpStream,
         mut buf: Vec<u8>,
         framing: Framing,
+        to_end: bool,
         local_error: &mut Option<String>,
-    ) -> Result<Vec<u8>, Failure> {
+    ) -> Result<(Vec<u8>, bool), Failure> {
         let cap = self.max_body;
         let mut body = Vec::new();
         let mut chunks = Dechunk::default();
         let mut eof = false;
+        let mut stray = false;
         loop {
             // Move what is buffered into the body, decoding chunked framing.
             let done = match framing {
@@ -276,6 +375,7 @@ impl PlainHttp {
                     let want = usize::try_from(len).unwrap_or(usize::MAX);
                     let take = buf.len().min(want.saturating_sub(body.len()));
                     body.extend_from_slice(&buf[..take]);
+                    stray |= buf.len() > take;
                     buf.clear();
                     body.len() >= want
                 }
@@ -286,12 +386,21 @@ impl PlainHttp {
                 }
                 Framing::Chunked => chunks.feed(&mut buf, &mut body)?,
             };
+            if done {
+                let mut complete = !stray && !matches!(framing, Framing::Close);
+                if to_end && matches!(framing, Framing::Chunked) {
+                    // The last chunk is followed by trailers, if any, and a CRLF (RFC 9112
+                    // section 7.1): keep the connection only without trailers.
+                    while buf.len() < 2 && read_more(stream, &mut buf, local_error).await? > 0 {}
+                    complete &= buf == b"\r\n";
+                }
+                complete &= body.len() <= cap;
+                body.truncate(cap);
+                return Ok((body, complete));
+            }
             if body.len() >= cap {
                 body.truncate(cap);
-                return Ok(body);
-            }
-            if done {
-                return Ok(body);
+                return Ok((body, false));
             }
             if eof {
                 return Err(Failure::Http(
@@ -299,15 +408,44 @@ impl PlainHttp {
                 ));
             }
             buf.reserve(FIRST_READ.max(cap.saturating_sub(body.len()).min(16 * 1024)));
-            let n = stream.read_buf(&mut buf).await.map_err(|e| {
-                if super::local::is_local(&e) {
-                    *local_error = Some(e.to_string());
-                }
-                Failure::Http(format!("error reading a body from connection: {e}"))
-            })?;
-            eof = n == 0;
+            eof = read_more(stream, &mut buf, local_error).await? == 0;
         }
     }
+}
+
+/// One read of a body into `buf`.
+async fn read_more(
+    stream: &mut tokio::net::TcpStream,
+    buf: &mut Vec<u8>,
+    local_error: &mut Option<String>,
+) -> Result<usize, Failure> {
+    stream.read_buf(buf).await.map_err(|e| {
+        if super::local::is_local(&e) {
+            *local_error = Some(e.to_string());
+        }
+        Failure::Http(format!("error reading a body from connection: {e}"))
+    })
+}
+
+/// What an exchange leaves of its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum After {
+    /// The response was read to its end: the connection can carry the next check.
+    Keep,
+    /// Close it.
+    Close,
+    /// A kept connection failed before any response byte: the server had closed it while
+    /// idle, so the check is made again on a fresh connection (RFC 9112 section 9.3.1).
+    Retry,
+}
+
+/// Whether the `Connection` header fields hold the `close` option.
+fn says_close(headers: &[httparse::Header<'_>]) -> bool {
+    headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+        .flat_map(|h| h.value.split(|&b| b == b','))
+        .any(|o| o.trim_ascii().eq_ignore_ascii_case(b"close"))
 }
 
 /// How a response body ends.

@@ -3,7 +3,9 @@
 //! * [`hysteresis`]: the `rise`/`fall` machine; the state it decides lives in
 //!   [`crate::node`], where selection reads it.
 //! * [`probe`]: one HTTP(S) or TCP check, hard-bounded by its timeout.
-//! * [`http_check`]: the plain-HTTP check, a pre-built request on a fresh connection.
+//! * [`http_check`]: the plain-HTTP check, a pre-built request on a fresh connection (or a
+//!   kept one, with `reuse_connection`).
+//! * [`keep`]: the bound on check connections kept between checks.
 //! * [`hook`]: [`ProbeHook`], through which cluster mode shares out the probes.
 //! * [`monitor`]: [`HealthMonitor`], one tokio task per distinct (target, check).
 //! * [`supervise`]: probe tasks restarted (and counted) when they panic.
@@ -14,6 +16,7 @@ pub mod change_log;
 pub mod hook;
 pub mod http_check;
 pub mod hysteresis;
+pub mod keep;
 pub mod local;
 pub mod monitor;
 pub mod probe;

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 use super::hook::{LocalObservation, ProbeHook};
 use super::hysteresis::Hysteresis;
+use super::keep::KeptConnections;
 use super::probe::{CheckResult, Prober};
 use super::supervise::supervise;
 use crate::node::{
@@ -91,6 +92,8 @@ pub struct HealthMonitor {
     hook: std::sync::OnceLock<Arc<dyn ProbeHook>>,
     /// One permit per check in flight ([`crate::pool::limits::MAX_PROBES_IN_FLIGHT`]).
     in_flight: Arc<Semaphore>,
+    /// The bound on connections kept between checks (`reuse_connection`).
+    kept: Arc<KeptConnections>,
     /// Probe tasks restarted after a panic, since start.
     panics: Arc<AtomicU64>,
 }
@@ -110,6 +113,12 @@ impl HealthMonitor {
 
     /// A monitor with no probes, running at most `max` checks at once (at least one).
     pub fn with_max_in_flight(max: usize) -> Self {
+        Self::with_caps(max, crate::pool::limits::MAX_KEPT_CONNECTIONS)
+    }
+
+    /// A monitor with no probes, running at most `max` checks at once (at least one) and
+    /// keeping at most `max_kept` check connections open between checks.
+    pub fn with_caps(max: usize, max_kept: usize) -> Self {
         Self {
             epoch: Instant::now(),
             registry: Mutex::new(Registry::default()),
@@ -117,6 +126,7 @@ impl HealthMonitor {
             jitter: RandomState::new(),
             hook: std::sync::OnceLock::new(),
             in_flight: Arc::new(Semaphore::new(max.clamp(1, Semaphore::MAX_PERMITS))),
+            kept: KeptConnections::new(max_kept),
             panics: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -362,7 +372,10 @@ impl HealthMonitor {
         let phase =
             Duration::from_nanos(self.jitter.hash_one(key) % (interval.as_nanos().max(1) as u64));
         let hook = self.hook.get().cloned();
-        let in_flight = self.in_flight.clone();
+        let caps = Caps {
+            in_flight: self.in_flight.clone(),
+            kept: self.kept.clone(),
+        };
         let what = format!(
             "{} {}:{}",
             key.check.kind.name(),
@@ -380,7 +393,7 @@ impl HealthMonitor {
                 machine,
                 first.take(),
                 phase,
-                in_flight.clone(),
+                caps.clone(),
                 hook.clone(),
             )
         });
@@ -389,6 +402,12 @@ impl HealthMonitor {
             task: Some(task),
             first: rx,
         }
+    }
+
+    /// Check connections kept open between checks now (`reuse_connection`), and the
+    /// most that may be.
+    pub fn kept_connections(&self) -> (usize, usize) {
+        (self.kept.held(), self.kept.max())
     }
 
     /// Probe tasks restarted after a panic, since start.
@@ -484,11 +503,12 @@ async fn run_probe(
     machine: Hysteresis,
     first: Option<watch::Sender<bool>>,
     phase: Duration,
-    in_flight: Arc<Semaphore>,
+    caps: Caps,
     hook: Option<Arc<dyn ProbeHook>>,
 ) {
     let spec = key.check.clone();
-    let prober = Prober::with_source(&spec, &key.target, hook.as_ref().and_then(|h| h.source()));
+    let source = hook.as_ref().and_then(|h| h.source());
+    let prober = Prober::with_source(&spec, &key.target, source, &caps.kept);
     let mut task = ProbeTask {
         key,
         prober,
@@ -497,7 +517,7 @@ async fn run_probe(
         machine,
         hook,
         local: Local::default(),
-        in_flight,
+        in_flight: caps.in_flight,
     };
     if !task.check(true).await {
         return;
@@ -528,6 +548,13 @@ async fn run_probe(
             return;
         }
     }
+}
+
+/// The monitor's caps a probe task works within.
+#[derive(Clone)]
+struct Caps {
+    in_flight: Arc<Semaphore>,
+    kept: Arc<KeptConnections>,
 }
 
 /// What one probe task keeps from one check to the next.

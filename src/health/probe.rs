@@ -2,11 +2,13 @@
 
 use std::error::Error as _;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 use super::http_check::{PlainHttp, USER_AGENT};
+use super::keep::KeptConnections;
 use super::tls;
 use crate::node::{Failure, Reported};
 use crate::pool::spec::MAX_WEIGHT;
@@ -31,7 +33,7 @@ pub struct CheckResult {
 pub enum Prober {
     /// HTTPS (through the HTTP client library).
     Http(Box<HttpProber>),
-    /// Plain HTTP (a pre-built request on a fresh connection).
+    /// Plain HTTP (a pre-built request on a fresh connection, or a kept one).
     PlainHttp(Box<PlainHttp>),
     /// TCP connect (from a source address, if set).
     Tcp(SocketAddr, Option<std::net::IpAddr>),
@@ -51,23 +53,27 @@ pub struct HttpProber {
 }
 
 impl Prober {
-    /// Prepares the check `spec` against `target`.
+    /// Prepares the check `spec` against `target`, with a bound of its own on kept
+    /// connections (one: a probe keeps at most one).
     pub fn new(spec: &CheckSpec, target: &ProbeTarget) -> Self {
-        Self::with_source(spec, target, None)
+        Self::with_source(spec, target, None, &KeptConnections::new(1))
     }
 
     /// Prepares the check `spec` against `target`, connecting from `source` when set
-    /// (instances sharing a host each get their own, so a backend can tell them apart).
+    /// (instances sharing a host each get their own, so a backend can tell them apart). A
+    /// plain-HTTP check with `reuse_connection` keeps its connection only while `kept`
+    /// has room.
     pub fn with_source(
         spec: &CheckSpec,
         target: &ProbeTarget,
         source: Option<std::net::IpAddr>,
+        kept: &Arc<KeptConnections>,
     ) -> Self {
         let addr = SocketAddr::new(target.addr, target.port);
         match &spec.kind {
             CheckKind::None => Prober::None,
             CheckKind::Tcp { .. } => Prober::Tcp(addr, source),
-            CheckKind::Http(h) if !h.tls => match PlainHttp::new(h, target, source) {
+            CheckKind::Http(h) if !h.tls => match PlainHttp::new(h, target, source, kept) {
                 Ok(p) => Prober::PlainHttp(Box::new(p)),
                 Err(e) => Prober::Broken(Failure::Setup(e)),
             },

@@ -7,6 +7,8 @@
 //! ```text
 //! N = FIXED_DESCRIPTORS            listening sockets, runtime, watcher, files, logs
 //!   + probes  = max(N / PROBE_RESERVE_DIVISOR, MIN_PROBE_RESERVE)
+//!             = checks in flight (max_probes_in_flight)
+//!             + kept check connections (reuse_connection: the rest of the reserve)
 //!   + admin   = admin_connections  (default DEFAULT_ADMIN_CONNECTIONS)
 //!   + tcp     = tcp_clients        (default: what is left, at most N / 2, as Knot)
 //!             + EVICTIONS_IN_FLIGHT (idle connections evicted at the cap, still closing)
@@ -34,8 +36,10 @@ use std::time::Duration;
 /// TCP and admin listening sockets, the runtime's epoll and event descriptors, the zone
 /// watcher, zone and state files during a reload, standard streams.
 pub const FIXED_DESCRIPTORS: u64 = 64;
-/// A quarter of the descriptors is reserved for health probes (one descriptor per check in
-/// flight: probes do not keep connections).
+/// A quarter of the descriptors is reserved for health probes: one descriptor per check in
+/// flight, and the rest for plain-HTTP check connections kept between checks
+/// (`reuse_connection = true`, [`Budget::kept_connections`]); without reuse probes keep
+/// no connection.
 pub const PROBE_RESERVE_DIVISOR: u64 = 4;
 /// The probe reserve is at least this many descriptors.
 pub const MIN_PROBE_RESERVE: u64 = 32;
@@ -123,6 +127,14 @@ pub struct Budget {
 }
 
 impl Budget {
+    /// Check connections that may stay open between checks (`reuse_connection`) beside
+    /// `max_in_flight` checks, each holding one descriptor: the rest of the probe reserve.
+    /// A probe over it closes its connection after each check, as without reuse.
+    pub fn kept_connections(&self, max_in_flight: usize) -> usize {
+        let kept = self.probes.saturating_sub(max_in_flight as u64);
+        usize::try_from(kept).unwrap_or(usize::MAX)
+    }
+
     /// Splits `nofile` descriptors as described in the module documentation.
     pub fn derive(nofile: u64, limits: &Limits) -> Budget {
         let probes = (nofile / PROBE_RESERVE_DIVISOR).max(MIN_PROBE_RESERVE);
@@ -195,5 +207,17 @@ mod tests {
         let b = Budget::derive(1024, &tight);
         assert_eq!(b.tcp_clients, 1024 - 64 - 256 - 64 - 16);
         assert!(b.lowered);
+    }
+
+    #[test]
+    fn kept_check_connections_get_what_the_checks_in_flight_leave() {
+        let d = Limits::default();
+        assert_eq!(
+            Budget::derive(65_536, &d).kept_connections(256),
+            16_384 - 256
+        );
+        // At 1024 descriptors the default 256 checks in flight take the whole reserve.
+        assert_eq!(Budget::derive(1024, &d).kept_connections(256), 0);
+        assert_eq!(Budget::derive(1024, &d).kept_connections(1000), 0);
     }
 }

@@ -17,6 +17,10 @@ pub const MAX_PROBES: usize = 4_096;
 /// target hangs, enough for [`MAX_PROBES`] at a 5 s interval; healthy targets answer in
 /// milliseconds and go much faster.
 pub const MAX_PROBES_IN_FLIGHT: usize = 256;
+/// Default most plain-HTTP check connections kept open between checks
+/// (`reuse_connection = true`): no bound beyond one per probe. The server lowers it to
+/// what its descriptor budget leaves ([`crate::limits::Budget::kept_connections`]).
+pub const MAX_KEPT_CONNECTIONS: usize = usize::MAX;
 
 /// The caps in force.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +29,8 @@ pub struct ProbeLimits {
     pub max_probes: usize,
     /// Most checks in flight.
     pub max_in_flight: usize,
+    /// Most check connections kept between checks.
+    pub max_kept: usize,
 }
 
 impl Default for ProbeLimits {
@@ -32,6 +38,7 @@ impl Default for ProbeLimits {
         Self {
             max_probes: MAX_PROBES,
             max_in_flight: MAX_PROBES_IN_FLIGHT,
+            max_kept: MAX_KEPT_CONNECTIONS,
         }
     }
 }

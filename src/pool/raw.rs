@@ -64,6 +64,8 @@ pub struct RawHttp {
     pub weight_header: Option<Spanned<String>>,
     /// The body (its first number) carries the node's weight.
     pub weight_body: Option<Spanned<bool>>,
+    /// Keep the connection between checks (http only; default false).
+    pub reuse_connection: Option<Spanned<bool>>,
 }
 
 /// One entry of `expect`: a status code or a `"lo-hi"` range.
@@ -82,6 +84,8 @@ pub enum RawStatus {
 pub struct RawTcp {
     /// TCP port to connect to.
     pub port: Spanned<i64>,
+    /// Not a TCP setting: read only to refuse it with a clearer error than an unknown key.
+    pub reuse_connection: Option<Spanned<bool>>,
 }
 
 /// A pool's `check`: the name of a `[checks.NAME]` table, or an inline check table.

@@ -79,6 +79,10 @@ pub const DEFAULT_EXPECT: StatusRange = StatusRange { lo: 200, hi: 399 };
 pub const DEFAULT_MAX_BODY: usize = 4096;
 /// Largest accepted `max_body`.
 pub const MAX_MAX_BODY: usize = 1 << 20;
+/// Default of `reuse_connection` (plain HTTP checks): a fresh connection per check, as
+/// HAProxy and gdnsd check, because a kept connection hides a backend that no longer
+/// accepts new ones. Envoy's active checks keep one by default; here it is opt-in.
+pub const DEFAULT_REUSE_CONNECTION: bool = false;
 
 /// How a pool orders and picks its healthy nodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -207,6 +211,9 @@ pub struct HttpCheck {
     pub verify_tls: bool,
     /// Reported weight, if any.
     pub weight_from: Option<WeightSource>,
+    /// Plain HTTP only: keep the connection between checks (HTTP/1.1 keep-alive) instead
+    /// of opening one per check.
+    pub reuse_connection: bool,
 }
 
 /// What a check does.

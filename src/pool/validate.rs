@@ -192,6 +192,13 @@ fn check(map: &mut SourceMap, path: &str, at: usize, raw: &RawCheck) -> Option<C
     } else if let Some(t) = &raw.tcp {
         let port = Some(t.get_ref().port.clone());
         let p: u16 = cx.int(&port, &format!("{path}.tcp.port"), 1, 65535, 0);
+        if let Some(r) = &t.get_ref().reuse_connection {
+            cx.err(
+                r.span().start,
+                &format!("{path}.tcp.reuse_connection"),
+                "reuse_connection applies to http checks only (a tcp check only connects)",
+            );
+        }
         kind = Some(CheckKind::Tcp { port: p });
     } else if let Some(n) = &raw.none {
         if *n.get_ref() {
@@ -426,6 +433,19 @@ fn http(cx: &mut Ctx, path: &str, raw: &RawHttp, tls: bool) -> Option<HttpCheck>
             *v.get_ref()
         }
     };
+    let reuse_connection = match &raw.reuse_connection {
+        None => DEFAULT_REUSE_CONNECTION,
+        Some(v) => {
+            if tls {
+                cx.err(
+                    v.span().start,
+                    &format!("{path}.reuse_connection"),
+                    "reuse_connection applies to http checks only (https checks open a connection per check)",
+                );
+            }
+            *v.get_ref()
+        }
+    };
     let mut weight_from = None;
     if let Some(h) = &raw.weight_header {
         let n = h.get_ref().to_ascii_lowercase();
@@ -491,6 +511,7 @@ fn http(cx: &mut Ctx, path: &str, raw: &RawHttp, tls: bool) -> Option<HttpCheck>
         max_body,
         verify_tls,
         weight_from,
+        reuse_connection,
     })
 }
 
