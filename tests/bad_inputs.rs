@@ -4,6 +4,7 @@
 //! its last good data.
 
 mod ops_support;
+mod zone_text;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -11,16 +12,7 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::ResponseCode;
 use ops_support::daemon::{Daemon, run};
 use ops_support::*;
-
-const HEAD: &str = r#"origin = "example.test."
-[soa]
-mname = "ns1"
-rname = "hostmaster"
-[names."@"]
-NS = ["ns1"]
-[names.ns1]
-A = "192.0.2.1"
-"#;
+use zone_text::HEAD;
 
 fn head(origin: &str) -> String {
     HEAD.replace("example.test.", origin)

@@ -7,20 +7,20 @@
 //! errors.
 
 mod support_backends;
+mod zone_text;
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::time::Duration;
 
 use roundel::health::HealthMonitor;
 use roundel::node::{Health, PoolRuntime};
-use roundel::zone::file::parse_zone;
 use support_backends::{pools, wait_for};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
+use zone_text::problems;
 
 const INTERVAL_MS: u64 = 200;
 const TIMEOUT_MS: u64 = 150;
@@ -356,27 +356,6 @@ async fn kept_connections_are_bounded_and_the_rest_open_one_per_check() {
     assert!(s.accepted() >= s.answered());
     assert_eq!(s.on_kept(), 0);
     mon.shutdown().await;
-}
-
-const HEAD: &str = r#"origin = "example.test."
-[soa]
-mname = "ns1"
-rname = "hostmaster"
-[names."@"]
-NS = ["ns1"]
-[names.ns1]
-A = "192.0.2.1"
-"#;
-
-/// The problems of HEAD + `tail`, as "line:column: key: reason".
-fn problems(tail: &str) -> Vec<String> {
-    match parse_zone(Path::new("t.toml"), &format!("{HEAD}{tail}"), Some(1)) {
-        Ok(_) => vec![],
-        Err(errors) => errors
-            .iter()
-            .map(|e| format!("{}:{}: {}: {}", e.line, e.column, e.key, e.reason))
-            .collect(),
-    }
 }
 
 #[test]

@@ -1,32 +1,13 @@
 //! Zone validation: every rejected input is reported with its file, line, column, key and
 //! reason, through the library and through `roundel check`.
 
+mod zone_text;
+
 use std::path::Path;
 use std::process::Command;
 
 use roundel::zone::file::parse_zone;
-
-const HEAD: &str = r#"origin = "example.test."
-[soa]
-mname = "ns1"
-rname = "hostmaster"
-[names."@"]
-NS = ["ns1"]
-[names.ns1]
-A = "192.0.2.1"
-"#;
-
-/// Parses HEAD + `tail` and returns the single problem as "line:column: key: reason".
-fn problems(tail: &str) -> Vec<String> {
-    let text = format!("{HEAD}{tail}");
-    match parse_zone(Path::new("t.toml"), &text, Some(1)) {
-        Ok(_) => vec![],
-        Err(errors) => errors
-            .iter()
-            .map(|e| format!("{}:{}: {}: {}", e.line, e.column, e.key, e.reason))
-            .collect(),
-    }
-}
+use zone_text::{HEAD, problems};
 
 fn assert_problem(tail: &str, want_pos_key: &str, want_reason: &str) {
     let got = problems(tail);
