@@ -1,6 +1,7 @@
 //! DNS over TCP with its caps, against an in-process server on real sockets: pipelined
-//! queries answered in order, the idle and I/O timeouts, the per-connection query cap, the
-//! per-address cap, and a malformed QR=1 message left unanswered.
+//! queries answered in order, the idle and I/O timeouts, the per-connection query cap (and
+//! the graceful close after it), the per-address cap, and a malformed QR=1 message left
+//! unanswered.
 
 mod ops_support;
 
@@ -190,6 +191,32 @@ fn the_query_cap_closes_after_the_last_answer() {
         assert_eq!(id(&read_response(&mut c).expect("an answer")), i);
     }
     assert!(read_response(&mut c).is_none(), "closed after 3 answers");
+}
+
+#[test]
+fn past_the_query_cap_the_server_closes_gracefully_not_with_a_reset() {
+    let limits = Limits {
+        tcp_queries_per_connection: 3,
+        tcp_io_timeout: Duration::from_secs(5),
+        ..Limits::default()
+    };
+    let (_z, s) = server("tcp-cap-drain", limits);
+    let mut c = connect(s.dns);
+    // Three queries, then far more pipelined than one read takes (about 66 KB): still in
+    // the server's receive queue, unread, when the cap is reached.
+    let all: Vec<u8> = (1..=2000u16).flat_map(framed).collect();
+    c.write_all(&all).unwrap();
+    for i in 1..=3u16 {
+        assert_eq!(id(&read_response(&mut c).expect("an answer")), i);
+    }
+    let mut b = [0u8; 64];
+    assert_eq!(c.read(&mut b).expect("the end of the stream"), 0);
+    // The server reads on until the client closes: a reset (a close with unread data)
+    // would fail this write or the read after it.
+    c.write_all(&framed(9))
+        .expect("the server still reads after its end of stream");
+    c.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(c.read(&mut b).expect("a graceful close, not a reset"), 0);
 }
 
 #[test]

@@ -63,7 +63,8 @@ pub enum End {
     Idle,
     /// The I/O timeout.
     Io,
-    /// The per-connection query cap was reached (the answers are written).
+    /// The per-connection query cap was reached, the answers written and the end of
+    /// the stream sent; the client closed its side, or the drain's time ran out.
     Cap,
     /// Evicted at the cap, or the server stops.
     Killed,
@@ -98,6 +99,9 @@ pub struct Conn {
     read_owed: bool,
     /// The turn's reads ran out with data still to read.
     turn_over: bool,
+    /// Past the query cap: the end of the stream is sent, and what the client still
+    /// sends is read and dropped until it closes (see [`Conn::drain`]).
+    draining: bool,
     deadline: Instant,
     on_deadline: End,
 }
@@ -127,6 +131,7 @@ impl Conn {
             blocked_since: None,
             read_owed: true,
             turn_over: false,
+            draining: false,
             deadline: now + idle_timeout,
             on_deadline: End::Idle,
         }
@@ -152,6 +157,9 @@ impl Conn {
         let mut may_read = readable || self.read_owed;
         self.read_owed = false;
         self.turn_over = false;
+        if self.draining {
+            return self.drain(may_read);
+        }
         let mut reads = 0;
         let mut answered = false;
         loop {
@@ -165,7 +173,8 @@ impl Conn {
             }
             self.blocked_since = None;
             if self.left == 0 {
-                return Err(End::Cap);
+                self.start_drain(sh);
+                return self.drain(true);
             }
             if self.complete() {
                 // `output` filled up before every buffered message was answered.
@@ -236,18 +245,55 @@ impl Conn {
         Ok(true)
     }
 
-    /// Ends the connection for `why`: counts it, and after the query cap sends the end of
-    /// the stream before the socket is closed (the caller drops the connection).
+    /// Ends the connection for `why`: counts it (the caller drops the connection, which
+    /// closes the socket). The query cap was counted when its drain began.
     pub fn end(&mut self, why: End) {
         match why {
-            End::Closed | End::Killed => {}
+            End::Closed | End::Killed | End::Cap => {}
             End::Idle => counters::TCP_IDLE_TIMEOUTS.inc(),
             End::Io => counters::TCP_IO_TIMEOUTS.inc(),
-            End::Cap => {
-                counters::TCP_QUERY_CAP.inc();
-                let _ = self.stream.shutdown(Shutdown::Write);
+        }
+    }
+
+    /// The query cap is reached and every answer written: sends the end of the stream and
+    /// gives the client the I/O timeout to close its side.
+    ///
+    /// Closing at once would reset the connection whenever the client had sent more than
+    /// was read (queries pipelined past the cap): Linux answers a close with unread data
+    /// with a reset and drops what it has not sent yet, so the last answers could be
+    /// lost. TCP's graceful close (RFC 9293 section 3.6) is the end of the stream, then
+    /// the other side's, then the close; the I/O timeout bounds the wait for a client
+    /// that never closes (then the reset comes after all).
+    fn start_drain(&mut self, sh: &Shared<'_>) {
+        counters::TCP_QUERY_CAP.inc();
+        let _ = self.stream.shutdown(Shutdown::Write);
+        self.draining = true;
+        self.filled = 0;
+        if self.input.len() < READ_CHUNK {
+            self.input.resize(READ_CHUNK, 0);
+        }
+        self.deadline = sh.now + sh.io_timeout;
+        self.on_deadline = End::Cap;
+    }
+
+    /// Reads and drops what the client still sends after the query cap, until it closes
+    /// (`Err(End::Cap)`), at most [`READS_PER_TURN`] reads a turn.
+    fn drain(&mut self, may_read: bool) -> Result<(), End> {
+        if !may_read {
+            return Ok(());
+        }
+        for _ in 0..READS_PER_TURN {
+            match self.stream.read(&mut self.input) {
+                Ok(0) => return Err(End::Cap),
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return Err(End::Closed),
             }
         }
+        self.read_owed = true;
+        self.turn_over = true;
+        Ok(())
     }
 
     /// Answers every complete message buffered (up to the per-connection cap) into
