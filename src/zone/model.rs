@@ -165,21 +165,27 @@ impl Rdata {
         }
     }
 
-    /// The SOA serial, when this is a SOA record's data (RFC 1035 section 3.3.13: the
-    /// serial is the first of the five 32-bit fields that end the data).
-    fn soa_serial(&self) -> u32 {
+    /// Where the serial lies in a SOA record's data (RFC 1035 section 3.3.13: the first
+    /// of the five 32-bit fields that end the data, after the two names).
+    pub(in crate::zone) fn soa_serial_range(&self) -> std::ops::Range<usize> {
         let at = self.wire.len().saturating_sub(20);
+        at..(at + 4).min(self.wire.len())
+    }
+
+    /// The SOA serial, when this is a SOA record's data.
+    fn soa_serial(&self) -> u32 {
         self.wire
-            .get(at..at + 4)
-            .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+            .get(self.soa_serial_range())
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, u32::from_be_bytes)
     }
 
     /// This SOA record's data with another serial.
     fn with_soa_serial(&self, serial: u32) -> Self {
         let mut out = self.clone();
-        let at = out.wire.len().saturating_sub(20);
-        if let Some(b) = out.wire.get_mut(at..at + 4) {
-            b.copy_from_slice(&serial.to_be_bytes());
+        let range = out.soa_serial_range();
+        if range.len() == 4 {
+            out.wire[range].copy_from_slice(&serial.to_be_bytes());
         }
         out
     }

@@ -61,7 +61,7 @@ impl Stream {
                 names,
             }) => {
                 self.problems.extend(problems);
-                (raw.map(|r| *r), names)
+                (Some(*raw), names)
             }
             Some(Msg::Failed { problems }) => {
                 self.problems.extend(problems);

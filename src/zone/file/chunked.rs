@@ -23,12 +23,12 @@ use crate::source::unknown_keys::{self, KeyProblem, MAX_UNKNOWN};
 pub(super) type Entry = (Spanned<String>, Spanned<RawNode>);
 
 /// What the parse hands on, in this order: one `Head`, then `Names` per slice; `Failed`
-/// ends it early.
+/// ends it early (and comes alone when the rest of the file does not parse).
 pub(super) enum Msg {
     /// The file without its names slices, the problems found in it, and how many names
     /// the slices define (to size the builder's maps once).
     Head {
-        raw: Option<Box<RawZone>>,
+        raw: Box<RawZone>,
         problems: Vec<KeyProblem>,
         names: usize,
     },
@@ -37,8 +37,8 @@ pub(super) enum Msg {
         entries: Vec<Entry>,
         problems: Vec<KeyProblem>,
     },
-    /// A slice did not parse (its problems say why), or too many problems were found:
-    /// nothing more comes.
+    /// The rest of the file or a slice did not parse (the problems say why), or too many
+    /// problems were found: nothing more comes.
     Failed { problems: Vec<KeyProblem> },
 }
 
@@ -90,14 +90,18 @@ pub(super) fn produce(
     // problems, as a parse of the whole file would report them.
     let head_failed = raw.is_none();
     let mut failed_problems = Vec::new();
-    if head_failed {
-        failed_problems = problems;
-    } else if !send(Msg::Head {
-        raw: raw.map(Box::new),
-        problems,
-        names,
-    }) {
-        return;
+    match raw {
+        Some(raw) => {
+            let head = Msg::Head {
+                raw: Box::new(raw),
+                problems,
+                names,
+            };
+            if !send(head) {
+                return;
+            }
+        }
+        None => failed_problems = problems,
     }
     for chunk in chunks {
         between();
@@ -223,7 +227,7 @@ mod tests {
                         problems: p,
                         ..
                     } => {
-                        raw = r.map(|r| *r);
+                        raw = Some(*r);
                         problems.extend(p);
                     }
                     Msg::Names {

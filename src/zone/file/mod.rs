@@ -43,8 +43,18 @@ pub const DEFAULT_EXPIRE: u32 = 1_209_600;
 pub const DEFAULT_MINIMUM: u32 = 60;
 /// Largest TTL (RFC 2181 section 8: 2^31 - 1).
 pub const MAX_TTL: u32 = 2_147_483_647;
-/// Record types a zone file may hold under `[names.*]`.
-pub const RECORD_TYPES: [&str; 9] = ["A", "AAAA", "CNAME", "MX", "TXT", "SRV", "CAA", "PTR", "NS"];
+/// Record types a zone file may hold under `[names.*]`: the key as written, and the type.
+pub const RECORD_TYPES: [(&str, RecordType); 9] = [
+    ("A", RecordType::A),
+    ("AAAA", RecordType::AAAA),
+    ("CNAME", RecordType::CNAME),
+    ("MX", RecordType::MX),
+    ("TXT", RecordType::TXT),
+    ("SRV", RecordType::SRV),
+    ("CAA", RecordType::CAA),
+    ("PTR", RecordType::PTR),
+    ("NS", RecordType::NS),
+];
 
 /// Reads and validates one zone file.
 pub fn load_file(path: &Path) -> Result<Zone, Vec<ZoneError>> {
@@ -98,11 +108,10 @@ pub(super) fn digest(nodes: &NameMap<Node>, pools: &[ZonePool]) -> u64 {
             set.ttl.hash(&mut h);
             for r in set.records.iter() {
                 if set.rtype == RecordType::SOA {
-                    // Everything but the serial: the names, then the four timers after it
-                    // (RFC 1035 section 3.3.13).
-                    let serial_at = r.wire.len().saturating_sub(20);
-                    r.wire[..serial_at].hash(&mut h);
-                    r.wire[serial_at + 4..].hash(&mut h);
+                    // Everything but the serial: the names, then the four timers after it.
+                    let serial = r.soa_serial_range();
+                    r.wire[..serial.start].hash(&mut h);
+                    r.wire[serial.end..].hash(&mut h);
                 } else {
                     r.wire.hash(&mut h);
                 }

@@ -10,6 +10,8 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use toml::Spanned;
 
+use super::RECORD_TYPES;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawZone {
@@ -38,7 +40,7 @@ pub(super) struct RawSoa {
 }
 
 /// One `[names]` entry: its TTL and the RRsets written under it, in the order of
-/// [`RECORD_TYPES`](super::RECORD_TYPES) (whatever order the file has them in).
+/// [`RECORD_TYPES`] (whatever order the file has them in).
 ///
 /// Deserialized by hand rather than derived: the derived struct held all nine record
 /// types inline (about 800 bytes per name, most of them `None`), and a large zone keeps
@@ -50,22 +52,15 @@ pub(super) struct RawNode {
 }
 
 /// The keys a `[names]` entry may have: `ttl`, then the record types.
-const NODE_FIELDS: &[&str] = &[
-    "ttl", "A", "AAAA", "CNAME", "MX", "TXT", "SRV", "CAA", "PTR", "NS",
-];
-
-/// The record type of each key of [`NODE_FIELDS`] after `ttl`.
-const NODE_TYPES: [RecordType; 9] = [
-    RecordType::A,
-    RecordType::AAAA,
-    RecordType::CNAME,
-    RecordType::MX,
-    RecordType::TXT,
-    RecordType::SRV,
-    RecordType::CAA,
-    RecordType::PTR,
-    RecordType::NS,
-];
+const NODE_FIELDS: [&str; 1 + RECORD_TYPES.len()] = {
+    let mut fields = ["ttl"; 1 + RECORD_TYPES.len()];
+    let mut i = 0;
+    while i < RECORD_TYPES.len() {
+        fields[i + 1] = RECORD_TYPES[i].0;
+        i += 1;
+    }
+    fields
+};
 
 impl RawNode {
     /// The RRsets written, each with its type, in [`NODE_FIELDS`] order.
@@ -115,7 +110,7 @@ impl<'de> Deserialize<'de> for NodeField {
             fn visit_str<E: de::Error>(self, v: &str) -> Result<NodeField, E> {
                 match NODE_FIELDS.iter().position(|f| *f == v) {
                     Some(i) => Ok(NodeField(i)),
-                    None => Err(de::Error::unknown_field(v, NODE_FIELDS)),
+                    None => Err(de::Error::unknown_field(v, &NODE_FIELDS)),
                 }
             }
         }
@@ -154,12 +149,12 @@ impl<'de> Deserialize<'de> for RawNode {
                 sets.sort_by_key(|(i, _)| *i);
                 let sets = sets
                     .into_iter()
-                    .map(|(i, s)| (NODE_TYPES[i - 1], s))
+                    .map(|(i, s)| (RECORD_TYPES[i - 1].1, s))
                     .collect();
                 Ok(RawNode { ttl, sets })
             }
         }
-        d.deserialize_struct("RawNode", NODE_FIELDS, NodeVisitor)
+        d.deserialize_struct("RawNode", &NODE_FIELDS, NodeVisitor)
     }
 }
 

@@ -128,7 +128,7 @@ impl Builder<'_, '_> {
                 key_text.to_string(),
                 format!(
                     "no records: give at least one of {}",
-                    RECORD_TYPES.join(", ")
+                    RECORD_TYPES.map(|(key, _)| key).join(", ")
                 ),
             );
         }
