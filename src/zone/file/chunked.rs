@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use toml::Spanned;
 
+use super::fast;
 use super::raw::{RawNode, RawZone, shifted};
 use super::split::names_chunks;
 use crate::source::unknown_keys::{self, KeyProblem, MAX_UNKNOWN};
@@ -112,7 +113,7 @@ pub(super) fn produce(
             });
             return;
         }
-        let (part, problems) = unknown_keys::parse::<NamesPart>(&text[chunk.clone()]);
+        let (part, problems) = read_slice(&text[chunk.clone()]);
         let problems: Vec<KeyProblem> = problems
             .into_iter()
             .map(|p| KeyProblem {
@@ -121,7 +122,7 @@ pub(super) fn produce(
             })
             .collect();
         found += problems.len();
-        let Some(part) = part else {
+        let Some(names) = part else {
             failed_problems.extend(problems);
             send(Msg::Failed {
                 problems: failed_problems,
@@ -133,8 +134,7 @@ pub(super) fn produce(
             continue;
         }
         // The collect reuses the vector in place.
-        let entries: Vec<Entry> = part
-            .names
+        let entries: Vec<Entry> = names
             .into_iter()
             .map(|(key, node)| {
                 let mut node = shifted(node, chunk.start);
@@ -151,6 +151,22 @@ pub(super) fn produce(
             problems: failed_problems,
         });
     }
+}
+
+/// The entries of one names slice, spans relative to the slice: read by [`fast`] when the
+/// slice keeps to its subset of TOML, else parsed by toml (whose problems are then the
+/// slice's, as before).
+fn read_slice(slice: &str) -> (Option<Vec<Entry>>, Vec<KeyProblem>) {
+    match fast::read(slice) {
+        Some(entries) => (Some(entries), Vec::new()),
+        None => toml_slice(slice),
+    }
+}
+
+/// The entries of one names slice as toml and serde read them, with their problems.
+pub(super) fn toml_slice(slice: &str) -> (Option<Vec<Entry>>, Vec<KeyProblem>) {
+    let (part, problems) = unknown_keys::parse::<NamesPart>(slice);
+    (part.map(|p| p.names), problems)
 }
 
 /// `text` with the given slices blanked to spaces, so that every other byte keeps its

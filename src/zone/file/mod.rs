@@ -14,6 +14,7 @@ mod apart;
 mod build;
 mod chunked;
 mod defined;
+mod fast;
 mod key_path;
 mod names;
 pub mod raw;
