@@ -33,7 +33,8 @@ pub(super) enum Msg {
         problems: Vec<KeyProblem>,
         names: usize,
     },
-    /// The entries of one slice, in file order, spans relative to the file.
+    /// The entries of one slice, sorted by name (toml's tables are ordered maps), spans
+    /// relative to the file.
     Names {
         entries: Vec<Entry>,
         problems: Vec<KeyProblem>,
@@ -43,7 +44,7 @@ pub(super) enum Msg {
     Failed { problems: Vec<KeyProblem> },
 }
 
-/// A slice holding `[names.NAME]` tables only. Its entries are kept in file order in a
+/// A slice holding `[names.NAME]` tables only. Its entries are kept in toml's order in a
 /// vector: the parser has already refused a name defined twice within one document.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

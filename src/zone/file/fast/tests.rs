@@ -25,8 +25,11 @@ struct FlatSet {
     span: Range<usize>,
     ttl: Option<(Range<usize>, i64)>,
     single: bool,
-    items: Vec<(Option<Range<usize>>, Result<String, Vec<String>>)>,
+    items: Vec<(Option<Range<usize>>, FlatItem)>,
 }
+
+/// A string, or (`Err`) an array of strings.
+type FlatItem = Result<String, Vec<String>>;
 
 fn flat(entries: &[Entry]) -> Vec<Flat> {
     entries
