@@ -65,7 +65,7 @@ pub(super) fn read(slice: &str) -> Option<Vec<Entry>> {
     // toml's tables are ordered maps (`BTreeMap`, without its `preserve_order` feature):
     // the names come out sorted. A table defined twice in one document is a problem for
     // toml: let it say so.
-    entries.sort_by(|a, b| a.0.get_ref().cmp(b.0.get_ref()));
+    entries.sort_unstable_by(|a, b| a.0.get_ref().cmp(b.0.get_ref()));
     if entries
         .windows(2)
         .any(|w| w[0].0.get_ref() == w[1].0.get_ref())
