@@ -64,6 +64,11 @@ impl NodeTable {
             .map(|&i| i as usize)
     }
 
+    /// The place of `key` in insertion order (the order of [`NodeTable::iter`]).
+    pub fn index_of(&self, key: &[u8]) -> Option<usize> {
+        self.find(key)
+    }
+
     /// The node of `key` (a lowercase wire name).
     #[inline]
     pub fn get(&self, key: &[u8]) -> Option<&Node> {

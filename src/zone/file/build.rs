@@ -218,7 +218,10 @@ impl Builder<'_, '_> {
             return;
         };
         if names.nodes.contains_key(&owner.key) {
-            let (first, written) = names.owners.first_of(&owner.key).unwrap_or((0, ""));
+            let (first, written) = names
+                .owners
+                .first_of(&names.nodes, &owner.key)
+                .unwrap_or((0, ""));
             let reason = if written == key.get_ref() {
                 // The same TOML key twice, in two slices of the file (within one, the
                 // parser says so itself): what the parser would say of the whole file.
@@ -240,7 +243,7 @@ impl Builder<'_, '_> {
             ..owner
         };
         let rrsets = self.rrsets(&owner, node, key_text, default_ttl, &mut names.ns_targets);
-        names.owners.push(&owner.key, owner.at, key.get_ref());
+        names.owners.push(owner.at, key.get_ref());
         names.nodes.insert(
             &owner.key,
             &wire_of(&owner.name),
@@ -418,7 +421,7 @@ impl Builder<'_, '_> {
                 has_cuts = true;
             }
         }
-        for (key, at, name) in owners.iter() {
+        for (key, at, name) in owners.iter(nodes) {
             let key_text = NameKey::node(name);
             let Some(node) = nodes.get(key) else {
                 continue;
