@@ -68,20 +68,24 @@ impl std::error::Error for ZoneErrors {}
 pub struct SourceMap<'a> {
     file: &'a Path,
     text: &'a str,
-    /// Byte offset of the start of each line.
-    line_starts: Vec<usize>,
+    /// Byte offset of the start of each line, built on the first [`SourceMap::position`]
+    /// past [`DIRECT_SCAN`]: a good file needs only positions near its top (the origin), and
+    /// the index of a million-name file is some thirty megabytes at the load's peak.
+    line_starts: std::cell::OnceCell<Vec<usize>>,
     errors: Vec<ZoneError>,
 }
+
+/// Positions up to this byte offset are found by counting newlines, without the line
+/// index.
+const DIRECT_SCAN: usize = 64 * 1024;
 
 impl<'a> SourceMap<'a> {
     /// A map over `text`, the contents of `file`.
     pub fn new(file: &'a Path, text: &'a str) -> Self {
-        let mut line_starts = vec![0];
-        line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
         Self {
             file,
             text,
-            line_starts,
+            line_starts: std::cell::OnceCell::new(),
             errors: Vec::new(),
         }
     }
@@ -94,8 +98,23 @@ impl<'a> SourceMap<'a> {
     /// 1-based (line, column) of a byte offset; the column counts characters.
     pub fn position(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.text.len());
-        let line = self.line_starts.partition_point(|&s| s <= offset);
-        let start = self.line_starts[line - 1];
+        let (line, start) = if offset <= DIRECT_SCAN && self.line_starts.get().is_none() {
+            let before = &self.text.as_bytes()[..offset];
+            let newlines = before.iter().filter(|&&b| b == b'\n').count();
+            let start = before
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1);
+            (newlines + 1, start)
+        } else {
+            let starts = self.line_starts.get_or_init(|| {
+                let mut starts = vec![0];
+                starts.extend(self.text.match_indices('\n').map(|(i, _)| i + 1));
+                starts
+            });
+            let line = starts.partition_point(|&s| s <= offset);
+            (line, starts[line - 1])
+        };
         let column = self
             .text
             .get(start..offset)
@@ -173,6 +192,37 @@ pub fn toml_key(k: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn positions_are_the_same_before_and_after_the_line_index_is_built() {
+        // Lines of every length, some with multi-byte characters, past the direct scan.
+        let mut text = String::new();
+        for i in 0..20_000 {
+            text.push_str(&"é".repeat(i % 7));
+            text.push_str(&"x".repeat(i % 13));
+            text.push('\n');
+        }
+        assert!(text.len() > 2 * DIRECT_SCAN);
+        let offsets: Vec<usize> = (0..text.len())
+            .step_by(97)
+            .filter(|&o| text.is_char_boundary(o))
+            .collect();
+        let fresh = SourceMap::new(Path::new("f"), &text);
+        let direct: Vec<_> = offsets
+            .iter()
+            .take_while(|&&o| o <= DIRECT_SCAN)
+            .map(|&o| fresh.position(o))
+            .collect();
+        assert!(fresh.line_starts.get().is_none(), "no index below the scan");
+        let indexed = SourceMap::new(Path::new("f"), &text);
+        assert_eq!(indexed.position(text.len()).0, 20_001);
+        assert!(indexed.line_starts.get().is_some());
+        for (o, d) in offsets.iter().zip(&direct) {
+            assert_eq!(indexed.position(*o), *d, "offset {o}");
+        }
+        assert_eq!(fresh.position(0), (1, 1));
+        assert_eq!(fresh.position(text.find('\n').unwrap() + 1), (2, 1));
+    }
 
     #[test]
     fn quoted_keys_are_what_the_toml_writer_gives() {

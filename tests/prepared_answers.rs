@@ -197,7 +197,7 @@ fn prepared_answers_equal_the_per_query_encoding() {
             // Below every name (a referral below a cut, NXDOMAIN or a wildcard elsewhere),
             // with a label that equals the first label of name servers below cuts.
             for label in [&b"\x04host"[..], b"\x02ns", b"\x03ns1", b"\x02ns\x01x"] {
-                names.push([label, &key[..]].concat());
+                names.push([label, key].concat());
             }
         }
     }

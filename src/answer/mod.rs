@@ -522,7 +522,7 @@ impl<'a, S: Selector<'a>> Lookup<'a, '_, S> {
         }
         let apex = self.zone.apex();
         self.resp.authority.push(Rr {
-            owner: Owner::Name(&apex.wire),
+            owner: Owner::Name(self.zone.nodes.wire(apex)),
             rtype: RecordType::SOA,
             ttl: self.zone.negative_ttl,
             rdata: self.zone.soa(),
@@ -538,18 +538,19 @@ impl<'a, S: Selector<'a>> Lookup<'a, '_, S> {
         };
         self.resp.authoritative = !self.resp.answer.is_empty();
         self.resp.referral = true;
-        self.resp.cut = Some(&cut.wire);
+        let cut_wire = self.zone.nodes.wire(cut);
+        self.resp.cut = Some(cut_wire);
         if let Some(p) = cut.referral.as_deref()
             && self.resp.answer.is_empty()
             && p.len() <= self.room
-            && p.applies_to(self.qname, cut.wire.len())
+            && p.applies_to(self.qname, cut_wire.len())
         {
-            self.resp.encoded = Some(Encoded::Anchored(p, cut.wire.len()));
+            self.resp.encoded = Some(Encoded::Anchored(p, cut_wire.len()));
             return;
         }
         for rdata in ns.records.iter() {
             self.resp.authority.push(Rr {
-                owner: Owner::Name(&cut.wire),
+                owner: Owner::Name(cut_wire),
                 rtype: RecordType::NS,
                 ttl: ns.ttl,
                 rdata,
@@ -566,7 +567,7 @@ impl<'a, S: Selector<'a>> Lookup<'a, '_, S> {
         let Some(node) = self.zone.additional_node(rdata) else {
             return;
         };
-        let owner = Owner::Name(&node.wire);
+        let owner = Owner::Name(self.zone.nodes.wire(node));
         if self.resp.additional.iter().any(|rr| rr.owner == owner) {
             return;
         }

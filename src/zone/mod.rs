@@ -13,6 +13,7 @@ pub mod model;
 pub mod name;
 pub mod prepared;
 pub mod settle;
+pub mod table;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

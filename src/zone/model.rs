@@ -16,10 +16,12 @@ use hickory_proto::serialize::binary::{BinDecoder, BinEncodable, BinEncoder, Res
 
 use super::name::{is_within, key_of, name_of, wire_of};
 use super::prepared::Prepared;
+pub use super::table::NodeTable;
 use crate::node::PoolRuntime;
 use crate::pool::PoolSpec;
 
-/// Hash map keyed by lowercase wire names. FxHash: the keys are short and come from our
+/// Hash map keyed by lowercase wire names (zones of a snapshot; a zone's names are a
+/// [`NodeTable`]). FxHash: the keys are short and come from our
 /// own zone files or are bounded by the 255-byte name limit, and lookups are on the hot path.
 pub type NameMap<V> = HashMap<Box<[u8]>, V, rustc_hash::FxBuildHasher>;
 
@@ -205,30 +207,35 @@ pub struct RrSet {
     pub prepared: Box<[u8]>,
 }
 
-/// One owner name of a zone, possibly an empty non-terminal.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One owner name of a zone, possibly an empty non-terminal. Its name lives in the zone's
+/// [`NodeTable`] ([`NodeTable::key`], [`NodeTable::wire`]), which sets the name fields
+/// when the node is inserted: with them a node is 40 bytes.
+#[derive(Debug, Clone, Default)]
 pub struct Node {
-    /// The name as written in the zone file (absolute), uncompressed wire form, original
-    /// case.
-    pub wire: Box<[u8]>,
     /// RRsets at this name; empty for an empty non-terminal.
     pub rrsets: Box<[RrSet]>,
     /// A zone cut: NS records below the apex (RFC 1034 section 4.2.1).
     pub cut: bool,
     /// When this name is a pool: its index into [`Zone::pools`] plus one
-    /// ([`Node::pool_index`]). Four bytes, not a `usize` option's sixteen: with them a node
-    /// is 48 bytes, and a large zone's map holds one per bucket (two million of them for a
-    /// million names).
+    /// ([`Node::pool_index`]). Four bytes, not a `usize` option's sixteen.
     pub pool: Option<std::num::NonZeroU32>,
     /// At a zone cut: the referral, encoded at load time ([`super::prepared::referral`]).
     pub referral: Option<Box<Prepared>>,
+    /// Where the name starts in the table's name bytes.
+    pub(super) name_at: usize,
+    /// Length of the name in wire form.
+    pub(super) name_len: u8,
+    /// The name as written differs from its key in case, and follows the key.
+    pub(super) cased: bool,
 }
 
 impl Node {
-    /// The name as written in the zone file (absolute). Built from `wire`: for messages
-    /// and export, not for answers.
-    pub fn name(&self) -> Name {
-        name_of(&self.wire)
+    /// The same records, pool and cut as `other` (not the name: that is the table's).
+    pub fn same_data(&self, other: &Node) -> bool {
+        self.rrsets == other.rrsets
+            && self.cut == other.cut
+            && self.pool == other.pool
+            && self.referral == other.referral
     }
 
     /// Index into [`Zone::pools`] when this name is a pool.
@@ -283,7 +290,7 @@ pub struct Zone {
     /// Digest of the zone's data, to tell whether a reload changed it.
     pub content_digest: u64,
     /// Every owner name, including empty non-terminals, by lowercase key.
-    pub nodes: NameMap<Node>,
+    pub nodes: NodeTable,
     /// Whether any zone cut exists (lets the common case skip the delegation walk).
     pub has_cuts: bool,
     /// Whether any wildcard exists (lets the common case skip the wildcard search).
@@ -345,7 +352,10 @@ impl Zone {
 
     /// The apex node.
     pub fn apex(&self) -> &Node {
-        &self.nodes[&self.origin_key]
+        match self.nodes.get(&self.origin_key) {
+            Some(apex) => apex,
+            None => unreachable!("validated zones have an apex node"),
+        }
     }
 
     /// The SOA record data (present in every valid zone).
@@ -364,13 +374,19 @@ impl Zone {
 
     /// Every RRset of the zone, apex first, then names in canonical-ish (sorted key) order.
     pub fn rrsets(&self) -> Vec<(&Node, &RrSet)> {
-        let mut nodes: Vec<(&Box<[u8]>, &Node)> = self.nodes.iter().collect();
+        let mut nodes: Vec<(&[u8], &Node)> = self.nodes.iter().collect();
         // Keys are lowercase: the name built from one is the lowercase name.
-        nodes.sort_by_cached_key(|(k, _)| (**k != self.origin_key, name_of(k)));
+        nodes.sort_by_cached_key(|(k, _)| (**k != *self.origin_key, name_of(k)));
         nodes
             .into_iter()
             .flat_map(|(_, n)| n.rrsets.iter().map(move |s| (n, s)))
             .collect()
+    }
+
+    /// The owner name of `node`, a node of this zone, as the zone file wrote it
+    /// (absolute): for messages and export, not for answers.
+    pub fn name(&self, node: &Node) -> Name {
+        name_of(self.nodes.wire(node))
     }
 }
 
@@ -494,10 +510,10 @@ mod tests {
     use super::*;
     use hickory_proto::rr::rdata::{CAA, CNAME, MX, NS, PTR, SOA, SRV, TXT};
 
-    /// The size the node map's buckets are made of (see [`Node::pool`]).
+    /// A large zone's name table is mostly nodes (see [`super::NodeTable`]).
     #[test]
-    fn a_node_is_48_bytes() {
-        assert_eq!(std::mem::size_of::<Node>(), 48);
+    fn a_node_is_40_bytes() {
+        assert_eq!(std::mem::size_of::<Node>(), 40);
     }
 
     fn name(s: &str) -> Name {

@@ -186,7 +186,7 @@ pub fn negative(zone: &Zone) -> Prepared {
     prepare(
         &zone.origin_key,
         [(
-            &apex.wire[..],
+            zone.nodes.wire(apex),
             RecordType::SOA,
             zone.negative_ttl,
             zone.soa(),
@@ -203,7 +203,7 @@ pub fn referral(zone: &Zone, key: &[u8], cut: &Node) -> Option<Prepared> {
     let mut records: Vec<Record> = ns
         .records
         .iter()
-        .map(|rdata| (&cut.wire[..], RecordType::NS, ns.ttl, rdata, 1))
+        .map(|rdata| (zone.nodes.wire(cut), RecordType::NS, ns.ttl, rdata, 1))
         .collect();
     let mut seen: Vec<&Node> = Vec::new();
     for rdata in ns.records.iter() {
@@ -216,7 +216,7 @@ pub fn referral(zone: &Zone, key: &[u8], cut: &Node) -> Option<Prepared> {
         seen.push(node);
         for set in node.address_sets() {
             for rdata in set.records.iter() {
-                records.push((&node.wire[..], set.rtype, set.ttl, rdata, 2));
+                records.push((zone.nodes.wire(node), set.rtype, set.ttl, rdata, 2));
             }
         }
     }
@@ -236,7 +236,7 @@ pub fn prepare_zone(zone: &mut Zone) {
         .nodes
         .iter()
         .filter(|(_, n)| n.cut)
-        .filter_map(|(k, n)| Some((k.clone(), referral(zone, k, n)?)))
+        .filter_map(|(k, n)| Some((Box::from(k), referral(zone, k, n)?)))
         .collect();
     for (key, p) in referrals {
         if let Some(node) = zone.nodes.get_mut(&key) {

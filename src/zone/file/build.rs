@@ -21,7 +21,7 @@ use super::{
 };
 use crate::source::SourceMap;
 use crate::source::toml_key;
-use crate::zone::model::{NameMap, Node, Rdata, RrSet, SerialPolicy, Zone, ZonePool};
+use crate::zone::model::{Node, NodeTable, Rdata, RrSet, SerialPolicy, Zone, ZonePool};
 use crate::zone::name::{is_within, key_of, name_of, parent, wire_of};
 
 /// An owner name with the position it was defined at.
@@ -60,7 +60,7 @@ pub(super) type Defined = (Box<[u8]>, usize, String);
 
 /// What `[names]` gave.
 struct Names {
-    nodes: NameMap<Node>,
+    nodes: NodeTable,
     owners: DefinedNames,
     ns_targets: Vec<NsTarget>,
 }
@@ -113,6 +113,7 @@ impl Builder<'_, '_> {
         self.check_glue(&nodes, &ns_targets);
         self.insert_soa(&mut nodes, &soa, mtime)?;
 
+        nodes.shrink_to_fit();
         let has_wildcards = nodes.keys().any(|k| k.starts_with(b"\x01*"));
         let content_digest = digest(&nodes, &pools);
         let mut zone = Zone {
@@ -189,7 +190,7 @@ impl Builder<'_, '_> {
         // Sized once: a large zone's map would otherwise be rehashed some twenty times.
         let n = inline.len() + hint;
         let mut names = Names {
-            nodes: NameMap::with_capacity_and_hasher(n, Default::default()),
+            nodes: NodeTable::with_capacity(n),
             owners: DefinedNames::with_capacity(n),
             ns_targets: Vec::new(),
         };
@@ -217,7 +218,10 @@ impl Builder<'_, '_> {
             return;
         };
         if names.nodes.contains_key(&owner.key) {
-            let (first, written) = names.owners.first_of(&owner.key).unwrap_or((0, ""));
+            let (first, written) = names
+                .owners
+                .first_of(&names.nodes, &owner.key)
+                .unwrap_or((0, ""));
             let reason = if written == key.get_ref() {
                 // The same TOML key twice, in two slices of the file (within one, the
                 // parser says so itself): what the parser would say of the whole file.
@@ -239,15 +243,13 @@ impl Builder<'_, '_> {
             ..owner
         };
         let rrsets = self.rrsets(&owner, node, key_text, default_ttl, &mut names.ns_targets);
-        names.owners.push(&owner.key, owner.at, key.get_ref());
+        names.owners.push(owner.at, key.get_ref());
         names.nodes.insert(
-            owner.key,
+            &owner.key,
+            &wire_of(&owner.name),
             Node {
-                wire: wire_of(&owner.name),
                 rrsets: rrsets.into(),
-                cut: false,
-                pool: None,
-                referral: None,
+                ..Node::default()
             },
         );
     }
@@ -309,7 +311,7 @@ impl Builder<'_, '_> {
         &mut self,
         checks: BTreeMap<Spanned<String>, crate::pool::RawCheck>,
         pools: BTreeMap<Spanned<String>, crate::pool::RawPool>,
-        nodes: &mut NameMap<Node>,
+        nodes: &mut NodeTable,
     ) -> (Vec<ZonePool>, Vec<Defined>) {
         // Pools: a pool is a name whose A and AAAA answers come from its healthy nodes. It
         // may share its name with other types (TXT, MX...), but not with addresses or a CNAME.
@@ -352,13 +354,7 @@ impl Builder<'_, '_> {
                     })
                 })
                 .collect::<Box<[Rdata]>>();
-            let node = nodes.entry(key).or_insert_with(|| Node {
-                wire: wire_of(&spec.name),
-                rrsets: Box::new([]),
-                cut: false,
-                pool: None,
-                referral: None,
-            });
+            let node = nodes.insert(&key, &wire_of(&spec.name), Node::default());
             // Never `None`: a zone file cannot hold 2^32 - 1 pools (a table each).
             node.pool = u32::try_from(zone_pools.len() + 1)
                 .ok()
@@ -376,7 +372,7 @@ impl Builder<'_, '_> {
     }
 
     /// Adds the empty non-terminals and the apex if it has no data of its own.
-    fn add_empty_non_terminals(&self, nodes: &mut NameMap<Node>) {
+    fn add_empty_non_terminals(&self, nodes: &mut NodeTable) {
         // Empty non-terminals: every name between a defined name and the apex exists
         // (RFC 4592 section 2.2.2), so that it answers NODATA rather than NXDOMAIN and stops
         // wildcard matching.
@@ -394,29 +390,11 @@ impl Builder<'_, '_> {
         }
         let missing: Vec<Box<[u8]>> = missing.into_iter().map(Box::from).collect();
         for p in missing {
-            nodes.insert(
-                p.clone(),
-                Node {
-                    // An empty non-terminal is written nowhere: its name is the lowercase key.
-                    wire: p,
-                    rrsets: Box::new([]),
-                    cut: false,
-                    pool: None,
-                    referral: None,
-                },
-            );
+            // An empty non-terminal is written nowhere: its name is the lowercase key.
+            nodes.insert(&p, &p, Node::default());
         }
         if !nodes.contains_key(&self.origin_key) {
-            nodes.insert(
-                self.origin_key.clone(),
-                Node {
-                    wire: wire_of(&self.origin),
-                    rrsets: Box::new([]),
-                    cut: false,
-                    pool: None,
-                    referral: None,
-                },
-            );
+            nodes.insert(&self.origin_key, &wire_of(&self.origin), Node::default());
         }
     }
 
@@ -425,28 +403,34 @@ impl Builder<'_, '_> {
     fn delegations(
         &mut self,
         origin_at: usize,
-        nodes: &mut NameMap<Node>,
+        nodes: &mut NodeTable,
         owners: &DefinedNames,
         pool_owners: &[Defined],
     ) -> bool {
         // Apex NS, zone cuts, and what may live below them.
-        if nodes[&self.origin_key].rrset(RecordType::NS).is_none() {
+        if nodes
+            .get(&self.origin_key)
+            .is_none_or(|apex| apex.rrset(RecordType::NS).is_none())
+        {
             self.map.report(origin_at, "names.\"@\".NS", "the zone apex has no NS records; list the zone's name servers under [names.\"@\"] NS = [...]");
         }
         let mut has_cuts = false;
         for (key, node) in nodes.iter_mut() {
-            if **key != *self.origin_key && node.rrset(RecordType::NS).is_some() {
+            if *key != *self.origin_key && node.rrset(RecordType::NS).is_some() {
                 node.cut = true;
                 has_cuts = true;
             }
         }
-        for (key, at, name) in owners.iter() {
+        for (key, at, name) in owners.iter(nodes) {
             let key_text = NameKey::node(name);
-            let node = &nodes[key];
+            let Some(node) = nodes.get(key) else {
+                continue;
+            };
+            let node_name = || name_of(nodes.wire(node));
             if node.cut
                 && let Some(other) = node.rrsets.iter().find(|s| s.rtype != RecordType::NS)
             {
-                self.map.report(at, key_text.to_string(), format!("{} is a delegation (it has NS records) and can hold nothing but NS, not {}", node.name(), other.rtype));
+                self.map.report(at, key_text.to_string(), format!("{} is a delegation (it has NS records) and can hold nothing but NS, not {}", node_name(), other.rtype));
             }
             let mut up = parent(key);
             while let Some(p) = up {
@@ -459,7 +443,7 @@ impl Builder<'_, '_> {
                         .iter()
                         .find(|s| !matches!(s.rtype, RecordType::A | RecordType::AAAA))
                     {
-                        self.map.report(at, key_text.to_string(), format!("{} is below the delegation {}: only glue (A, AAAA) may be written there, not {}", node.name(), name_of(p), other.rtype));
+                        self.map.report(at, key_text.to_string(), format!("{} is below the delegation {}: only glue (A, AAAA) may be written there, not {}", node_name(), name_of(p), other.rtype));
                     }
                     break;
                 }
@@ -467,7 +451,9 @@ impl Builder<'_, '_> {
             }
         }
         for (key, at, key_text) in pool_owners {
-            let node = &nodes[key];
+            let Some(node) = nodes.get(key) else {
+                continue;
+            };
             let mut up = Some(&key[..]);
             while let Some(p) = up {
                 if *p == *self.origin_key || !is_within(p, &self.origin_key) {
@@ -479,7 +465,7 @@ impl Builder<'_, '_> {
                         key_text,
                         format!(
                             "pool {} is at or below the delegation {}",
-                            node.name(),
+                            name_of(nodes.wire(node)),
                             name_of(p)
                         ),
                     );
@@ -492,7 +478,7 @@ impl Builder<'_, '_> {
     }
 
     /// Checks that every name server inside the zone has an address (glue).
-    fn check_glue(&mut self, nodes: &NameMap<Node>, ns_targets: &[NsTarget]) {
+    fn check_glue(&mut self, nodes: &NodeTable, ns_targets: &[NsTarget]) {
         for t in ns_targets {
             let has_address = nodes.get(&t.target).is_some_and(|n| {
                 n.rrset(RecordType::A).is_some() || n.rrset(RecordType::AAAA).is_some()
@@ -513,7 +499,7 @@ impl Builder<'_, '_> {
     /// Puts the SOA record first at the apex, with the serial its policy gives.
     fn insert_soa(
         &self,
-        nodes: &mut NameMap<Node>,
+        nodes: &mut NodeTable,
         fields: &SoaFields,
         mtime: Option<u64>,
     ) -> Option<()> {

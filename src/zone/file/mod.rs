@@ -27,7 +27,7 @@ use std::time::UNIX_EPOCH;
 
 use hickory_proto::rr::RecordType;
 
-use super::model::{NameMap, Node, Zone, ZonePool};
+use super::model::{NodeTable, Zone, ZonePool};
 use crate::source::{SourceMap, ZoneError};
 use build::Builder;
 
@@ -99,9 +99,9 @@ pub fn parse_zone(path: &Path, text: &str, mtime: Option<u64>) -> Result<Zone, V
 ///
 /// Each name is hashed on its own and the hashes are added up, so that no sort of the
 /// names is needed (a large zone's load spent a tenth of its time sorting here).
-pub(super) fn digest(nodes: &NameMap<Node>, pools: &[ZonePool]) -> u64 {
+pub(super) fn digest(nodes: &NodeTable, pools: &[ZonePool]) -> u64 {
     let mut sum = 0u64;
-    for (k, node) in nodes {
+    for (k, node) in nodes.iter() {
         let mut h = std::hash::DefaultHasher::new();
         k.hash(&mut h);
         for set in node.rrsets.iter() {

@@ -25,7 +25,7 @@ pub fn export(zone: &Zone) -> String {
             let _ = writeln!(
                 out,
                 "{}\t{}\tIN\t{}\t{}",
-                node.name(),
+                zone.name(node),
                 set.ttl,
                 set.rtype,
                 presentation(&rdata.data(set.rtype))
