@@ -34,7 +34,7 @@ done
 shift $((OPTIND - 1))
 [[ $# -eq 2 ]] || { sed -n '2,21p' "$0"; exit 2; }
 before=$1 after=$2
-for tool in valgrind callgrind_annotate perf python3; do
+for tool in valgrind perf python3; do
     command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
 done
 for b in "$before" "$after"; do
@@ -64,7 +64,7 @@ for side in before after; do
     for f in "$out".*-[0-9]*; do
         ir=$(awk '/^totals:/ {print $2}' "$f")
         all=$((all + ir))
-        if callgrind_annotate --inclusive=yes "$f" 2>/dev/null | grep -q 'chunked::produce'; then
+        if grep -q 'chunked::produce' "$f"; then
             par=$((par + ir))
         fi
     done
