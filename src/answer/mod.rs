@@ -339,17 +339,30 @@ struct Lookup<'a, 'r, S> {
     selector: &'r mut S,
 }
 
+/// What the walk down from the apex found ([`Lookup::descend`]).
+enum Descent<'a> {
+    /// A zone cut at or above the name: the answer is a referral.
+    Referral(&'a Node),
+    /// No cut on the way: the name's own node, if it exists.
+    Exact(Option<&'a Node>),
+}
+
 impl<'a, S: Selector<'a>> Lookup<'a, '_, S> {
     /// One pass of RFC 1034 section 4.3.2 step 3 for `key`.
     fn step(&mut self, key: &[u8], owner: Owner<'a>) -> Step<'a> {
         let zone = self.zone;
-        if zone.has_cuts
-            && let Some(cut) = self.find_cut(key)
-        {
-            self.referral(cut);
-            return Step::Done;
-        }
-        if let Some(node) = zone.nodes.get(key) {
+        let exact = if zone.has_cuts {
+            match self.descend(key) {
+                Descent::Referral(cut) => {
+                    self.referral(cut);
+                    return Step::Done;
+                }
+                Descent::Exact(node) => node,
+            }
+        } else {
+            zone.nodes.get(key)
+        };
+        if let Some(node) = exact {
             return self.at_node(node, owner);
         }
         if zone.has_wildcards
@@ -363,9 +376,12 @@ impl<'a, S: Selector<'a>> Lookup<'a, '_, S> {
         Step::Done
     }
 
-    /// The highest zone cut at or above `key` and below the apex. A DS query at the cut
-    /// itself belongs to the parent side (RFC 4035 section 3.1.4.1), so it is not a referral.
-    fn find_cut(&self, key: &[u8]) -> Option<&'a Node> {
+    /// Walks down from the apex to `key`: the highest zone cut at or above `key` and below
+    /// the apex, or else the node of `key` itself, which the walk has looked up on its way
+    /// (so that a zone with delegations pays one lookup per name, not two). A DS query at
+    /// the cut itself belongs to the parent side (RFC 4035 section 3.1.4.1), so it is not a
+    /// referral.
+    fn descend(&self, key: &[u8]) -> Descent<'a> {
         let mut starts = [0u8; 128];
         let n = label_starts(key, &mut starts);
         let apex_at = key.len() - self.zone.origin_key.len();
@@ -376,16 +392,19 @@ impl<'a, S: Selector<'a>> Lookup<'a, '_, S> {
                 continue;
             }
             // A missing name means no name below it exists either (empty non-terminals are
-            // materialised), so there is no cut further down.
-            let node = self.zone.nodes.get(&key[start..])?;
-            if node.cut {
-                if start == 0 && self.qtype == RecordType::DS {
-                    return None;
-                }
-                return Some(node);
+            // materialised), so there is no cut further down, and no node for `key`.
+            let Some(node) = self.zone.nodes.get(&key[start..]) else {
+                return Descent::Exact(None);
+            };
+            if node.cut && !(start == 0 && self.qtype == RecordType::DS) {
+                return Descent::Referral(node);
+            }
+            if start == 0 {
+                return Descent::Exact(Some(node));
             }
         }
-        None
+        // `key` is the apex: the walk looked nothing up.
+        Descent::Exact(self.zone.nodes.get(key))
     }
 
     /// The wildcard that synthesises `key`, if any (RFC 4592 section 3.3.1): `*.` plus the

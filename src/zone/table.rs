@@ -58,6 +58,7 @@ impl NodeTable {
         self.nodes.is_empty()
     }
 
+    #[inline]
     fn find(&self, key: &[u8]) -> Option<usize> {
         self.index
             .find(hash(key), |&i| self.key(&self.nodes[i as usize]) == key)

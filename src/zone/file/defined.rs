@@ -42,13 +42,10 @@ impl DefinedNames {
         &'s self,
         nodes: &'s NodeTable,
     ) -> impl Iterator<Item = (&'s [u8], usize, &'s str)> {
-        nodes
-            .keys()
-            .zip(0..self.entries.len())
-            .map(|(key, j)| {
-                let (at, written) = self.entry(j);
-                (key, at, written)
-            })
+        nodes.keys().zip(0..self.entries.len()).map(|(key, j)| {
+            let (at, written) = self.entry(j);
+            (key, at, written)
+        })
     }
 
     /// Entry `j`: byte offset, name as written.
