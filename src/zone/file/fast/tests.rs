@@ -216,6 +216,12 @@ const CASES: &[(&str, bool)] = &[
         true,
     ),
     ("[names.a]\nttl = 123456789012345678\n", true),
+    // Names alike in their first eight bytes, shorter, or ending in NUL: sorted as toml does.
+    (
+        "[names.abcdefghij]\n[names.abcdefghi]\n[names.\"ab\\u0000\"]\n[names.ab]\n\
+         [names.\"é\"]\n[names.abcdefgh]\n[names.\"\"]\n[names.\"abcdefgh\\u0000\"]\n[names.b]\n",
+        true,
+    ),
     // Valid TOML outside the subset.
     ("[names.a]\nA = \"\"\"x\"\"\"\n", false),
     ("[names.a]\nA = '''x'''\n", false),
