@@ -13,7 +13,7 @@
 //! * A request header must be complete within the header timeout (slowloris).
 //! * A connection with no traffic for the idle timeout is closed.
 //! * Bodies are limited ([`axum::extract::DefaultBodyLimit`]), and state-changing calls are
-//!   authorised from their headers before any body is read ([`super::require_token`]).
+//!   authorised from their headers before any body is read (`require_token`).
 //! * accept() errors back off as for DNS over TCP ([`crate::limits::accept`]).
 
 use std::future::Future;

@@ -4,7 +4,7 @@
 //! never changes afterwards, and is replaced as a whole on reload. Record data is kept
 //! only pre-encoded as wire bytes, which every transport copies; the rare readers that
 //! want hickory's `RData` (export, the admin API's explain) decode it from those bytes
-//! ([`Rdata::data`]). Names likewise are kept as wire bytes only ([`Node::name`]): a large
+//! ([`Rdata::data`]). Names likewise are kept as wire bytes only (in a [`NodeTable`], [`Zone::name`]): a large
 //! zone's memory is mostly per-record and per-name overhead, and this keeps it small.
 
 use std::collections::HashMap;

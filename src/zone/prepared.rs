@@ -14,7 +14,7 @@
 //! `X.anchor` shares with a name `N` the same suffix as the anchor does, unless `N` lies
 //! strictly below the anchor and the label of `N` just above the anchor equals the label of
 //! the question just above the anchor; only then would the per-query encoder find a longer
-//! match. Those labels are kept ([`Prepared::below`]) and such questions take the per-query
+//! match. Those labels are kept (`Prepared::below`) and such questions take the per-query
 //! path ([`Prepared::applies_to`]). Truncation is left to the per-query path too: the
 //! answer engine takes a prepared answer only when all of it fits.
 

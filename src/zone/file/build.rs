@@ -2,7 +2,7 @@
 //! (origin, names, SOA, pools, empty non-terminals, delegations, glue), each step
 //! reporting every problem it finds to the source map.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
@@ -26,8 +26,10 @@ use crate::zone::name::{is_within, key_of, name_of, parent, wire_of};
 
 /// An owner name with the position it was defined at.
 pub(super) struct Owner {
-    pub(super) name: Name,
+    /// Lowercase wire form: the lookup key.
     pub(super) key: Box<[u8]>,
+    /// Wire form as written.
+    pub(super) wire: Box<[u8]>,
     pub(super) at: usize,
     pub(super) ttl: Option<u32>,
 }
@@ -43,6 +45,8 @@ pub(super) struct Builder<'m, 'a> {
     pub(super) map: &'m mut SourceMap<'a>,
     pub(super) origin: Name,
     pub(super) origin_key: Box<[u8]>,
+    /// The origin in wire form as written (owner names relative to it end with it).
+    pub(super) origin_wire: Box<[u8]>,
 }
 
 impl<'m, 'a> Builder<'m, 'a> {
@@ -51,6 +55,7 @@ impl<'m, 'a> Builder<'m, 'a> {
             map,
             origin: Name::root(),
             origin_key: key_of(&Name::root()),
+            origin_wire: wire_of(&Name::root()),
         }
     }
 }
@@ -170,6 +175,7 @@ impl Builder<'_, '_> {
             }
         };
         self.origin_key = key_of(&self.origin);
+        self.origin_wire = wire_of(&self.origin);
         Some(origin_at)
     }
 
@@ -228,7 +234,7 @@ impl Builder<'_, '_> {
                 "duplicate key".to_owned()
             } else {
                 let (line, _) = self.map.position(first);
-                format!("{} is already defined at line {line}", owner.name)
+                format!("{} is already defined at line {line}", name_of(&owner.wire))
             };
             self.map.report(owner.at, key_text.to_string(), reason);
             return;
@@ -246,7 +252,7 @@ impl Builder<'_, '_> {
         names.owners.push(owner.at, key.get_ref());
         names.nodes.insert(
             &owner.key,
-            &wire_of(&owner.name),
+            &owner.wire,
             Node {
                 rrsets: rrsets.into(),
                 ..Node::default()
@@ -378,7 +384,8 @@ impl Builder<'_, '_> {
         // wildcard matching.
         // Collected first, without copying every key: the walk up stops at a name that
         // exists or was already found, whose own ancestors are (or will be) walked.
-        let mut missing: HashSet<&[u8]> = HashSet::new();
+        // FxHash: a million lookups for a million names, of our own keys.
+        let mut missing: rustc_hash::FxHashSet<&[u8]> = Default::default();
         for key in nodes.keys() {
             let mut up = parent(key);
             while let Some(p) = up {

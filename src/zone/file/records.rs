@@ -14,7 +14,7 @@ use super::key_path::{NameKey, Part};
 use super::raw::{RawItem, RawNode};
 use crate::source::SourceMap;
 use crate::zone::model::{Rdata, RrSet};
-use crate::zone::name::{is_within, key_of};
+use crate::zone::name::{is_within, key_of, name_of};
 
 /// Longest character-string in a TXT record (RFC 1035 section 3.3).
 const MAX_CHARACTER_STRING: usize = 255;
@@ -119,7 +119,7 @@ impl Builder<'_, '_> {
                     "the zone apex cannot be a CNAME: it must hold the SOA and NS records",
                 );
             } else if let Some(other) = out.iter().find(|s| s.rtype != RecordType::CNAME) {
-                self.map.report(node_at, key_text.to_string(), format!("{} has a CNAME and {} records: a CNAME cannot coexist with other data (RFC 1034 section 3.6.2)", owner.name, other.rtype));
+                self.map.report(node_at, key_text.to_string(), format!("{} has a CNAME and {} records: a CNAME cannot coexist with other data (RFC 1034 section 3.6.2)", name_of(&owner.wire), other.rtype));
             }
         }
         if out.is_empty() && raw.sets.is_empty() {
