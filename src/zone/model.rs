@@ -60,6 +60,22 @@ impl Rdata {
         }
     }
 
+    /// Record data made of `fixed` bytes (MX preference; SRV priority, weight and port)
+    /// and then one name, `name` in uncompressed wire form (case kept): what
+    /// [`Rdata::try_new`] gives for NS, CNAME, PTR, MX and SRV data, without a parsed
+    /// `Name`. `compress`: the name may be compressed in answers (not SRV's, RFC 2782).
+    pub fn with_name(fixed: &[u8], name: &[u8], compress: bool) -> Self {
+        let mut wire = Vec::with_capacity(fixed.len() + name.len());
+        wire.extend_from_slice(fixed);
+        wire.extend_from_slice(name);
+        Self {
+            wire: wire.into_boxed_slice(),
+            compressible: [if compress { fixed.len() as u16 } else { 0 }, 0],
+            compressible_len: u8::from(compress),
+            target: Some(name.to_ascii_lowercase().into_boxed_slice()),
+        }
+    }
+
     /// Pre-encodes `data`, refusing data longer than a record can carry.
     pub fn try_new(data: RData) -> Result<Self, RdataTooLong> {
         // Addresses, most of a large zone, in one allocation of the right size.

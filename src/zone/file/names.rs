@@ -102,7 +102,26 @@ impl Builder<'_, '_> {
 /// absolute names (the caller then parses it in full, with its messages). The same bytes
 /// as `Name::from_ascii(text)` appended to the origin give.
 pub(super) fn plain_owner_wire(text: &str, origin_wire: &[u8]) -> Option<Vec<u8>> {
-    let len = text.len() + 1 + origin_wire.len();
+    if text.ends_with('.') {
+        return None;
+    }
+    plain_wire(text, origin_wire, true)
+}
+
+/// The wire form (case kept) of a name in record data (an NS, CNAME, PTR, MX or SRV
+/// target), relative to the origin or absolute, under the rules of [`plain_owner_wire`]
+/// but with no wildcard label (the general path says why).
+pub(super) fn plain_data_wire(text: &str, origin_wire: &[u8]) -> Option<Vec<u8>> {
+    match text.strip_suffix('.') {
+        Some(body) => plain_wire(body, b"\0", false),
+        None => plain_wire(text, origin_wire, false),
+    }
+}
+
+/// `text`'s labels in wire form followed by `tail` (a name's wire form), when every
+/// label is plain and the whole fits in 255 bytes.
+fn plain_wire(text: &str, tail: &[u8], wildcard: bool) -> Option<Vec<u8>> {
+    let len = text.len() + 1 + tail.len();
     if text.is_empty() || len > MAX_NAME_LEN {
         return None;
     }
@@ -111,7 +130,7 @@ pub(super) fn plain_owner_wire(text: &str, origin_wire: &[u8]) -> Option<Vec<u8>
         let bytes = label.as_bytes();
         let plain = match bytes {
             [] => false,
-            b"*" => i == 0,
+            b"*" => wildcard && i == 0,
             [first, rest @ ..] => {
                 bytes.len() <= 63
                     && (first.is_ascii_alphanumeric() || *first == b'_')
@@ -126,7 +145,7 @@ pub(super) fn plain_owner_wire(text: &str, origin_wire: &[u8]) -> Option<Vec<u8>
         wire.push(bytes.len() as u8);
         wire.extend_from_slice(bytes);
     }
-    wire.extend_from_slice(origin_wire);
+    wire.extend_from_slice(tail);
     Some(wire)
 }
 
@@ -181,6 +200,57 @@ mod tests {
         let mut n = Name::from_ascii(text).ok()?.append_domain(origin).ok()?;
         n.set_fqdn(true);
         Some(wire_of(&n).into_vec())
+    }
+
+    /// What the general path gives for a name in record data.
+    fn parsed_data(text: &str, origin: &Name) -> Option<Name> {
+        let n = Name::from_ascii(text).ok()?;
+        let mut n = if text.ends_with('.') {
+            n
+        } else {
+            n.append_domain(origin).ok()?
+        };
+        n.set_fqdn(true);
+        Some(n)
+    }
+
+    #[test]
+    fn plain_target_names_encode_as_the_full_parse_does() {
+        use crate::zone::model::Rdata;
+        use hickory_proto::rr::RData;
+        use hickory_proto::rr::rdata::{CNAME, MX, NS, PTR, SRV};
+        let origin = Name::from_ascii("Example.TEST.").unwrap();
+        let origin_wire = wire_of(&origin);
+        for text in ["www", "Mail.Example.NET.", "a-b._tcp", "x.", "n0.h00"] {
+            let wire = plain_data_wire(text, &origin_wire).expect("plain");
+            let n = parsed_data(text, &origin).expect("parses");
+            let pairs = [
+                (
+                    Rdata::with_name(&[], &wire, true),
+                    RData::CNAME(CNAME(n.clone())),
+                ),
+                (Rdata::with_name(&[], &wire, true), RData::NS(NS(n.clone()))),
+                (
+                    Rdata::with_name(&[], &wire, true),
+                    RData::PTR(PTR(n.clone())),
+                ),
+                (
+                    Rdata::with_name(&10u16.to_be_bytes(), &wire, true),
+                    RData::MX(MX::new(10, n.clone())),
+                ),
+                (
+                    Rdata::with_name(&[0, 1, 0, 2, 0x13, 0xc4], &wire, false),
+                    RData::SRV(SRV::new(1, 2, 5060, n.clone())),
+                ),
+            ];
+            for (fast, data) in pairs {
+                assert_eq!(Ok(fast), Rdata::try_new(data), "{text}");
+            }
+        }
+        // A wildcard, the apex, the root and what hickory refuses take the general path.
+        for text in ["*", "*.a", "@", ".", "-a", "a/b", "a..b", ""] {
+            assert_eq!(plain_data_wire(text, &origin_wire), None, "{text:?}");
+        }
     }
 
     #[test]

@@ -11,10 +11,11 @@ use toml::Spanned;
 use super::RECORD_TYPES;
 use super::build::{Builder, NsTarget, Owner};
 use super::key_path::{NameKey, Part};
+use super::names::plain_data_wire;
 use super::raw::{RawItem, RawNode};
 use crate::source::SourceMap;
 use crate::zone::model::{Rdata, RrSet};
-use crate::zone::name::{is_within, key_of, name_of};
+use crate::zone::name::{is_within, name_of};
 
 /// Longest character-string in a TXT record (RFC 1035 section 3.3).
 const MAX_CHARACTER_STRING: usize = 255;
@@ -65,26 +66,27 @@ impl Builder<'_, '_> {
                 } else {
                     key_text.at(Part::Item(rtype, i))
                 };
-                let Some(data) = self.rdata(rtype, item, at, item_key) else {
-                    continue;
+                let rdata = match self.rdata(rtype, item, at, item_key) {
+                    None => continue,
+                    Some(Read::Encoded(r)) => r,
+                    Some(Read::Data(data)) => match Rdata::try_new(data) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            self.map.report(at, item_key.to_string(), e.to_string());
+                            continue;
+                        }
+                    },
                 };
-                if let RData::NS(ns) = &data {
-                    let target = key_of(&ns.0);
-                    if is_within(&target, &self.origin_key) {
-                        ns_targets.push(NsTarget {
-                            target,
-                            at,
-                            key: item_key.to_string(),
-                        });
-                    }
+                if rtype == RecordType::NS
+                    && let Some(target) = &rdata.target
+                    && is_within(target, &self.origin_key)
+                {
+                    ns_targets.push(NsTarget {
+                        target: target.clone(),
+                        at,
+                        key: item_key.to_string(),
+                    });
                 }
-                let rdata = match Rdata::try_new(data) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        self.map.report(at, item_key.to_string(), e.to_string());
-                        continue;
-                    }
-                };
                 if records
                     .iter()
                     .any(|r| r.wire.eq_ignore_ascii_case(&rdata.wire))
@@ -141,7 +143,7 @@ impl Builder<'_, '_> {
         item: &RawItem,
         at: usize,
         key: NameKey<'_>,
-    ) -> Option<RData> {
+    ) -> Option<Read> {
         let text = match item {
             RawItem::Text(t) => t.as_str(),
             RawItem::Parts(parts) => {
@@ -157,7 +159,7 @@ impl Builder<'_, '_> {
                     self.map.report(at, key.to_string(), format!("a TXT string in an explicit list can be at most {MAX_CHARACTER_STRING} bytes, this one is {}; write it as one string and Roundel splits it", p.len()));
                     return None;
                 }
-                return Some(RData::TXT(TXT::new(parts.clone())));
+                return Some(Read::Data(RData::TXT(TXT::new(parts.clone()))));
             }
         };
         // Split only for the types with several fields: most records have one.
@@ -178,27 +180,39 @@ impl Builder<'_, '_> {
                 false
             }
         };
-        match rtype {
+        // A plain target name goes to wire form directly, as owner names do.
+        let data = match rtype {
             RecordType::A => match Ipv4Addr::from_str(text.trim()) {
-                Ok(a) => Some(RData::A(a.into())),
-                Err(_) => self.bad(at, key, format!("not an IPv4 address: {text:?}")),
+                Ok(a) => RData::A(a.into()),
+                Err(_) => return self.bad(at, key, format!("not an IPv4 address: {text:?}")),
             },
             RecordType::AAAA => match Ipv6Addr::from_str(text.trim()) {
-                Ok(a) => Some(RData::AAAA(a.into())),
-                Err(_) => self.bad(at, key, format!("not an IPv6 address: {text:?}")),
+                Ok(a) => RData::AAAA(a.into()),
+                Err(_) => return self.bad(at, key, format!("not an IPv6 address: {text:?}")),
             },
-            RecordType::CNAME => self
-                .rdata_name(text, at, key)
-                .map(|n| RData::CNAME(CNAME(n))),
-            RecordType::NS => self.rdata_name(text, at, key).map(|n| RData::NS(NS(n))),
-            RecordType::PTR => self.rdata_name(text, at, key).map(|n| RData::PTR(PTR(n))),
+            // A plain target name goes to wire form directly, as owner names do.
+            RecordType::CNAME | RecordType::NS | RecordType::PTR => {
+                if let Some(wire) = plain_data_wire(text.trim(), &self.origin_wire) {
+                    return Some(Read::Encoded(Rdata::with_name(&[], &wire, true)));
+                }
+                let n = self.rdata_name(text, at, key)?;
+                match rtype {
+                    RecordType::CNAME => RData::CNAME(CNAME(n)),
+                    RecordType::NS => RData::NS(NS(n)),
+                    _ => RData::PTR(PTR(n)),
+                }
+            }
             RecordType::MX => {
                 if !want(2, "preference exchange", self.map) {
                     return None;
                 }
                 let pref = self.number::<u16>(fields[0], at, key, "MX preference")?;
+                if let Some(wire) = plain_data_wire(fields[1], &self.origin_wire) {
+                    let fixed = pref.to_be_bytes();
+                    return Some(Read::Encoded(Rdata::with_name(&fixed, &wire, true)));
+                }
                 let exchange = self.rdata_name(fields[1], at, key)?;
-                Some(RData::MX(MX::new(pref, exchange)))
+                RData::MX(MX::new(pref, exchange))
             }
             RecordType::SRV => {
                 if !want(4, "priority weight port target", self.map) {
@@ -207,16 +221,26 @@ impl Builder<'_, '_> {
                 let priority = self.number::<u16>(fields[0], at, key, "SRV priority")?;
                 let weight = self.number::<u16>(fields[1], at, key, "SRV weight")?;
                 let port = self.number::<u16>(fields[2], at, key, "SRV port")?;
+                if let Some(wire) = plain_data_wire(fields[3], &self.origin_wire) {
+                    let mut fixed = [0u8; 6];
+                    fixed[..2].copy_from_slice(&priority.to_be_bytes());
+                    fixed[2..4].copy_from_slice(&weight.to_be_bytes());
+                    fixed[4..].copy_from_slice(&port.to_be_bytes());
+                    // RFC 2782: the target is never compressed.
+                    return Some(Read::Encoded(Rdata::with_name(&fixed, &wire, false)));
+                }
                 let target = self.rdata_name(fields[3], at, key)?;
-                Some(RData::SRV(SRV::new(priority, weight, port, target)))
+                RData::SRV(SRV::new(priority, weight, port, target))
             }
             RecordType::CAA => match RData::try_from_str(RecordType::CAA, text) {
-                Ok(d) => Some(d),
-                Err(e) => self.bad(
-                    at,
-                    key,
-                    format!("CAA data must be \"flags tag \\\"value\\\"\": {e}"),
-                ),
+                Ok(d) => d,
+                Err(e) => {
+                    return self.bad(
+                        at,
+                        key,
+                        format!("CAA data must be \"flags tag \\\"value\\\"\": {e}"),
+                    );
+                }
             },
             RecordType::TXT => {
                 // A long string becomes several character-strings of one record (RFC 7208
@@ -227,11 +251,19 @@ impl Builder<'_, '_> {
                 } else {
                     split_utf8(text, MAX_CHARACTER_STRING)
                 };
-                Some(RData::TXT(TXT::new(chunks)))
+                RData::TXT(TXT::new(chunks))
             }
-            _ => self.bad(at, key, format!("record type {rtype} is not supported")),
-        }
+            _ => return self.bad(at, key, format!("record type {rtype} is not supported")),
+        };
+        Some(Read::Data(data))
     }
+}
+
+/// One record's data as read: hickory's, to be encoded, or already encoded (a plain
+/// target name, see [`Rdata::with_name`]).
+enum Read {
+    Data(RData),
+    Encoded(Rdata),
 }
 
 /// Splits `text` into pieces of at most `max` bytes without cutting a UTF-8 character.
