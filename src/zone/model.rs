@@ -246,14 +246,6 @@ pub struct Node {
 }
 
 impl Node {
-    /// The same records, pool and cut as `other` (not the name: that is the table's).
-    pub fn same_data(&self, other: &Node) -> bool {
-        self.rrsets == other.rrsets
-            && self.cut == other.cut
-            && self.pool == other.pool
-            && self.referral == other.referral
-    }
-
     /// Index into [`Zone::pools`] when this name is a pool.
     #[inline]
     pub fn pool_index(&self) -> Option<usize> {
