@@ -3,7 +3,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use hickory_proto::rr::rdata::{CNAME, MX, NS, PTR, SRV, TXT};
+use hickory_proto::rr::rdata::TXT;
 use hickory_proto::rr::{RData, RecordType};
 use std::str::FromStr;
 use toml::Spanned;
@@ -15,7 +15,7 @@ use super::names::plain_data_wire;
 use super::raw::{RawItem, RawNode};
 use crate::source::SourceMap;
 use crate::zone::model::{Rdata, RrSet};
-use crate::zone::name::{is_within, name_of};
+use crate::zone::name::{is_within, name_of, wire_of};
 
 /// Longest character-string in a TXT record (RFC 1035 section 3.3).
 const MAX_CHARACTER_STRING: usize = 255;
@@ -66,16 +66,8 @@ impl Builder<'_, '_> {
                 } else {
                     key_text.at(Part::Item(rtype, i))
                 };
-                let rdata = match self.rdata(rtype, item, at, item_key) {
-                    None => continue,
-                    Some(Read::Encoded(r)) => r,
-                    Some(Read::Data(data)) => match Rdata::try_new(data) {
-                        Ok(r) => r,
-                        Err(e) => {
-                            self.map.report(at, item_key.to_string(), e.to_string());
-                            continue;
-                        }
-                    },
+                let Some(rdata) = self.rdata(rtype, item, at, item_key) else {
+                    continue;
                 };
                 if rtype == RecordType::NS
                     && let Some(target) = &rdata.target
@@ -143,7 +135,7 @@ impl Builder<'_, '_> {
         item: &RawItem,
         at: usize,
         key: NameKey<'_>,
-    ) -> Option<Read> {
+    ) -> Option<Rdata> {
         let text = match item {
             RawItem::Text(t) => t.as_str(),
             RawItem::Parts(parts) => {
@@ -159,7 +151,7 @@ impl Builder<'_, '_> {
                     self.map.report(at, key.to_string(), format!("a TXT string in an explicit list can be at most {MAX_CHARACTER_STRING} bytes, this one is {}; write it as one string and Roundel splits it", p.len()));
                     return None;
                 }
-                return Some(Read::Data(RData::TXT(TXT::new(parts.clone()))));
+                return self.encoded(RData::TXT(TXT::new(parts.clone())), at, key);
             }
         };
         // Split only for the types with several fields: most records have one.
@@ -180,7 +172,6 @@ impl Builder<'_, '_> {
                 false
             }
         };
-        // A plain target name goes to wire form directly, as owner names do.
         let data = match rtype {
             RecordType::A => match Ipv4Addr::from_str(text.trim()) {
                 Ok(a) => RData::A(a.into()),
@@ -190,29 +181,18 @@ impl Builder<'_, '_> {
                 Ok(a) => RData::AAAA(a.into()),
                 Err(_) => return self.bad(at, key, format!("not an IPv6 address: {text:?}")),
             },
-            // A plain target name goes to wire form directly, as owner names do.
+            // Data that is one name after fixed fields: encoded from its wire form.
             RecordType::CNAME | RecordType::NS | RecordType::PTR => {
-                if let Some(wire) = plain_data_wire(text.trim(), &self.origin_wire) {
-                    return Some(Read::Encoded(Rdata::with_name(&[], &wire, true)));
-                }
-                let n = self.rdata_name(text, at, key)?;
-                match rtype {
-                    RecordType::CNAME => RData::CNAME(CNAME(n)),
-                    RecordType::NS => RData::NS(NS(n)),
-                    _ => RData::PTR(PTR(n)),
-                }
+                let name = self.target_wire(text, at, key)?;
+                return Some(Rdata::with_name(&[], &name, true));
             }
             RecordType::MX => {
                 if !want(2, "preference exchange", self.map) {
                     return None;
                 }
                 let pref = self.number::<u16>(fields[0], at, key, "MX preference")?;
-                if let Some(wire) = plain_data_wire(fields[1], &self.origin_wire) {
-                    let fixed = pref.to_be_bytes();
-                    return Some(Read::Encoded(Rdata::with_name(&fixed, &wire, true)));
-                }
-                let exchange = self.rdata_name(fields[1], at, key)?;
-                RData::MX(MX::new(pref, exchange))
+                let exchange = self.target_wire(fields[1], at, key)?;
+                return Some(Rdata::with_name(&pref.to_be_bytes(), &exchange, true));
             }
             RecordType::SRV => {
                 if !want(4, "priority weight port target", self.map) {
@@ -221,16 +201,13 @@ impl Builder<'_, '_> {
                 let priority = self.number::<u16>(fields[0], at, key, "SRV priority")?;
                 let weight = self.number::<u16>(fields[1], at, key, "SRV weight")?;
                 let port = self.number::<u16>(fields[2], at, key, "SRV port")?;
-                if let Some(wire) = plain_data_wire(fields[3], &self.origin_wire) {
-                    let mut fixed = [0u8; 6];
-                    fixed[..2].copy_from_slice(&priority.to_be_bytes());
-                    fixed[2..4].copy_from_slice(&weight.to_be_bytes());
-                    fixed[4..].copy_from_slice(&port.to_be_bytes());
-                    // RFC 2782: the target is never compressed.
-                    return Some(Read::Encoded(Rdata::with_name(&fixed, &wire, false)));
-                }
-                let target = self.rdata_name(fields[3], at, key)?;
-                RData::SRV(SRV::new(priority, weight, port, target))
+                let target = self.target_wire(fields[3], at, key)?;
+                let mut fixed = [0u8; 6];
+                fixed[..2].copy_from_slice(&priority.to_be_bytes());
+                fixed[2..4].copy_from_slice(&weight.to_be_bytes());
+                fixed[4..].copy_from_slice(&port.to_be_bytes());
+                // RFC 2782: the target is never compressed.
+                return Some(Rdata::with_name(&fixed, &target, false));
             }
             RecordType::CAA => match RData::try_from_str(RecordType::CAA, text) {
                 Ok(d) => d,
@@ -255,15 +232,27 @@ impl Builder<'_, '_> {
             }
             _ => return self.bad(at, key, format!("record type {rtype} is not supported")),
         };
-        Some(Read::Data(data))
+        self.encoded(data, at, key)
     }
-}
 
-/// One record's data as read: hickory's, to be encoded, or already encoded (a plain
-/// target name, see [`Rdata::with_name`]).
-enum Read {
-    Data(RData),
-    Encoded(Rdata),
+    /// A name in record data (NS, CNAME, PTR, MX, SRV target) in wire form, case kept: a
+    /// plain name directly, as owner names go; anything else through the full parse and
+    /// its messages.
+    fn target_wire(&mut self, text: &str, at: usize, key: NameKey<'_>) -> Option<Vec<u8>> {
+        if let Some(wire) = plain_data_wire(text.trim(), &self.origin_wire) {
+            return Some(wire);
+        }
+        let name = self.rdata_name(text, at, key)?;
+        Some(wire_of(&name).into_vec())
+    }
+
+    /// `data` pre-encoded, or the reason it cannot be.
+    fn encoded(&mut self, data: RData, at: usize, key: NameKey<'_>) -> Option<Rdata> {
+        match Rdata::try_new(data) {
+            Ok(r) => Some(r),
+            Err(e) => self.bad(at, key, e.to_string()),
+        }
+    }
 }
 
 /// Splits `text` into pieces of at most `max` bytes without cutting a UTF-8 character.
