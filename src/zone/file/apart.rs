@@ -44,6 +44,15 @@ enum Source {
 }
 
 impl Stream {
+    fn new(source: Source, back: Option<Sender<Vec<Entry>>>) -> Self {
+        Self {
+            source,
+            back,
+            problems: Vec::new(),
+            failed: false,
+        }
+    }
+
     fn next_msg(&mut self) -> Option<Msg> {
         match &mut self.source {
             Source::Thread(rx) => rx.recv().ok(),
@@ -113,7 +122,7 @@ impl Iterator for Stream {
     }
 }
 
-/// The entries of one names slice, in file order. Dropped, they go back to the parse
+/// The entries of one names slice, sorted by name as toml gives them. Dropped, they go back to the parse
 /// thread to be freed there (see the module documentation).
 pub(super) struct Batch {
     entries: Vec<Entry>,
@@ -161,12 +170,7 @@ pub(super) fn parse<R>(text: &str, build: impl FnOnce(&mut Stream) -> R) -> R {
             });
         match spawned {
             Ok(handle) => {
-                let mut stream = Stream {
-                    source: Source::Thread(rx),
-                    back: Some(back_tx),
-                    problems: Vec::new(),
-                    failed: false,
-                };
+                let mut stream = Stream::new(Source::Thread(rx), Some(back_tx));
                 let out = build(&mut stream);
                 // Whatever the builder left unread, the parse thread stops at its next
                 // send; then it frees what came back and ends.
@@ -187,12 +191,7 @@ pub(super) fn parse<R>(text: &str, build: impl FnOnce(&mut Stream) -> R) -> R {
                     },
                     &mut || {},
                 );
-                let mut stream = Stream {
-                    source: Source::Here(parts),
-                    back: None,
-                    problems: Vec::new(),
-                    failed: false,
-                };
+                let mut stream = Stream::new(Source::Here(parts), None);
                 build(&mut stream)
             }
         }

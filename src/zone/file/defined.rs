@@ -12,8 +12,8 @@
 
 use crate::zone::model::NodeTable;
 
-/// Byte offsets and names as written (the `[names]` keys), in `[names]` order, parallel
-/// to the first entries of a [`NodeTable`].
+/// Byte offsets and names as written (the `[names]` keys), in the order the builder took
+/// them, parallel to the first entries of a [`NodeTable`].
 #[derive(Debug, Default)]
 pub(super) struct DefinedNames {
     texts: String,
