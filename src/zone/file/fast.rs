@@ -366,48 +366,47 @@ impl<'s> Reader<'s> {
 
     /// `[ item, ... ]`: strings and arrays of strings, each with its span.
     fn items(&mut self) -> Option<Vec<(Option<Range<usize>>, RawItem)>> {
-        let mut items = Vec::new();
-        self.at += 1;
-        loop {
-            self.trivia()?;
-            let start = self.at;
-            match self.peek()? {
-                b']' => break,
+        self.array(|r| {
+            let start = r.at;
+            match r.peek()? {
                 b'"' | b'\'' => {
-                    let (span, text) = self.string()?;
-                    items.push((Some(span), RawItem::Text(text)));
+                    let (span, text) = r.string()?;
+                    Some((Some(span), RawItem::Text(text)))
                 }
                 b'[' => {
-                    let parts = self.parts()?;
-                    items.push((Some(start..self.at), RawItem::Parts(parts)));
+                    let parts = r.parts()?;
+                    Some((Some(start..r.at), RawItem::Parts(parts)))
                 }
-                _ => return None,
+                _ => None,
             }
-            if !self.after_value()? {
-                break;
-            }
-        }
-        self.at += 1;
-        Some(items)
+        })
     }
 
     /// `[ "string", ... ]`: one TXT record's character-strings.
     fn parts(&mut self) -> Option<Vec<String>> {
-        let mut parts = Vec::new();
+        self.array(|r| match r.peek()? {
+            b'"' | b'\'' => Some(r.string()?.1),
+            _ => None,
+        })
+    }
+
+    /// An array from its `[` to past its `]`, each value read by `value` from the value's
+    /// first byte; newlines, comments and a trailing comma may come between.
+    fn array<T>(&mut self, mut value: impl FnMut(&mut Self) -> Option<T>) -> Option<Vec<T>> {
+        let mut out = Vec::new();
         self.at += 1;
         loop {
             self.trivia()?;
-            match self.peek()? {
-                b']' => break,
-                b'"' | b'\'' => parts.push(self.string()?.1),
-                _ => return None,
+            if self.peek()? == b']' {
+                break;
             }
+            out.push(value(self)?);
             if !self.after_value()? {
                 break;
             }
         }
         self.at += 1;
-        Some(parts)
+        Some(out)
     }
 
     /// After an array's value: `true` past a comma (more may come), `false` at the `]`
