@@ -167,9 +167,10 @@ impl PoolRuntime {
         self.last_healthy[family.index()].load(Relaxed)
     }
 
-    /// A fresh per-pool counter value for the selector's `SelectInput::counter` (one relaxed atomic
-    /// add on the calling thread's shard, see [`RotationCounter`]). A per-pool counter
-    /// keeps each pool's rotation even however queries for different pools interleave.
+    /// A fresh per-pool counter value for the selector's `SelectInput::counter` (one
+    /// relaxed atomic add on the calling thread's shard, see [`RotationCounter`]). A
+    /// per-pool counter keeps each pool's rotation even however queries for different
+    /// pools interleave.
     #[inline]
     pub fn next_counter(&self) -> u64 {
         self.counter.next()

@@ -4,8 +4,9 @@
 //! never changes afterwards, and is replaced as a whole on reload. Record data is kept
 //! only pre-encoded as wire bytes, which every transport copies; the rare readers that
 //! want hickory's `RData` (export, the admin API's explain) decode it from those bytes
-//! ([`Rdata::data`]). Names likewise are kept as wire bytes only (in a [`NodeTable`], [`Zone::name`]): a large
-//! zone's memory is mostly per-record and per-name overhead, and this keeps it small.
+//! ([`Rdata::data`]). Names likewise are kept as wire bytes only, in each zone's
+//! [`NodeTable`] ([`Zone::name`] decodes one): a large zone's memory is mostly per-record
+//! and per-name overhead, and this keeps it small.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -20,9 +21,9 @@ pub use super::table::NodeTable;
 use crate::node::PoolRuntime;
 use crate::pool::PoolSpec;
 
-/// Hash map keyed by lowercase wire names (zones of a snapshot; a zone's names are a
-/// [`NodeTable`]). FxHash: the keys are short and come from our
-/// own zone files or are bounded by the 255-byte name limit, and lookups are on the hot path.
+/// Hash map keyed by lowercase wire names (the zones of a snapshot; a zone's names are a
+/// [`NodeTable`]). FxHash: the keys are short and come from our own zone files or are
+/// bounded by the 255-byte name limit, and lookups are on the hot path.
 pub type NameMap<V> = HashMap<Box<[u8]>, V, rustc_hash::FxBuildHasher>;
 
 /// One record's data, pre-encoded.

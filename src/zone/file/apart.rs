@@ -122,8 +122,8 @@ impl Iterator for Stream {
     }
 }
 
-/// The entries of one names slice, sorted by name as toml gives them. Dropped, they go back to the parse
-/// thread to be freed there (see the module documentation).
+/// The entries of one names slice, sorted by name as toml gives them. Dropped, they go back
+/// to the parse thread to be freed there (see the module documentation).
 pub(super) struct Batch {
     entries: Vec<Entry>,
     back: Option<Sender<Vec<Entry>>>,
