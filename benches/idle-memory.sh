@@ -12,6 +12,14 @@
 # benchmark zone plus one health-checked pool, one UDP worker, no admin listener); Knot
 # from the shared harness's template and zone (../shared/bench/templates). Both listen on
 # 127.0.0.1 only and are stopped by PID; every wait is bounded.
+#
+# Before each start of Roundel its binary is written back and dropped from the page cache
+# (posix_fadvise DONTNEED), so that every binary is read from disk as after a boot. How a
+# file came into the page cache changes how much of it a start maps: a binary the linker
+# has just written sits in large folios, and a fault maps the whole folio rather than the
+# 64 KiB around the page (fault-around), which made the same binary 0.6-0.8 MiB larger
+# right after a build than after a reboot. Knot's files are the system's, long read, and
+# are left alone. ROUNDEL_EVICT=0 measures the binary as the page cache holds it.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 shared=${ROUNDEL_SHARED:-$here/../shared}
@@ -40,11 +48,19 @@ pid=""
 cleanup() { [[ -n $pid ]] && kill "$pid" 2>/dev/null || true; }
 trap cleanup EXIT
 
+evict() { # FILE: write back, then drop its pages from the page cache
+    python3 -c 'import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+os.fsync(fd)
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)' "$1"
+}
+
 start() { # SERVER DIR -> pid
     local srv=$1 d=$2
     mkdir -p "$d"
     case $srv in
         roundel)
+            [[ ${ROUNDEL_EVICT:-1} == 0 ]] || evict "$bin"
             ROUNDEL_BIN=$bin bash "$here/benches/anchor-column.sh" "$port" "$zone" "$d" 1 default \
                 > "$d/server.log" 2>&1 &
             pid=$! ;;
