@@ -19,7 +19,11 @@ pub struct Cli {
     command: Command,
 }
 
+// `defer`: a subcommand's arguments are built only when it is the one invoked, so that a
+// server's start does not construct (and page in the code of) `ctl`'s eight commands and
+// the other subcommands' arguments. Names and descriptions stay eager, for `--help`.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 enum Command {
     /// Serve the zones of a directory over UDP and TCP.
     Serve(ServeArgs),

@@ -22,3 +22,49 @@ fn zero_udp_or_tcp_threads_is_refused_not_raised() {
         );
     }
 }
+
+/// The subcommands' arguments are built only for the one invoked (clap `defer`): the
+/// top-level help still lists every subcommand with its description, each subcommand's own
+/// help still lists its arguments, and `ctl`'s nested commands still parse.
+#[test]
+fn deferred_subcommands_keep_their_help_and_arguments() {
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code(), text)
+    };
+    let (code, help) = run(&["--help"]);
+    assert_eq!(code, Some(0), "{help}");
+    for line in [
+        "serve   Serve the zones of a directory over UDP and TCP",
+        "check   Validate zone files without serving them",
+        "import  Convert an RFC 1035 master file",
+        "export  Print a Roundel zone file as an RFC 1035 master file",
+        "ctl     Talk to a running server's admin API",
+    ] {
+        assert!(help.contains(line), "missing {line:?} in:\n{help}");
+    }
+    let (code, serve) = run(&["serve", "--help"]);
+    assert_eq!(code, Some(0), "{serve}");
+    for flag in [
+        "--listen <ADDR:PORT>",
+        "--zones <DIR>",
+        "--udp-threads",
+        "--no-admin",
+    ] {
+        assert!(serve.contains(flag), "missing {flag:?} in:\n{serve}");
+    }
+    let (code, ctl) = run(&["ctl", "--help"]);
+    assert_eq!(code, Some(0), "{ctl}");
+    for sub in ["status", "drain", "maint", "weight", "explain", "query-log"] {
+        assert!(ctl.contains(sub), "missing {sub:?} in:\n{ctl}");
+    }
+    // A deferred subcommand still refuses what it does not know, naming it.
+    let (code, err) = run(&["import", "--no-such-flag", "x.zone"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--no-such-flag"), "{err}");
+    let (code, err) = run(&["ctl", "weight", "pool.example."]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("<NODE>") && err.contains("<WEIGHT>"), "{err}");
+}
