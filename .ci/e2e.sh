@@ -143,7 +143,9 @@ if [ -n "${E2E_TARGET:-}" ]; then
 fi
 
 say "== build"
-timeout 900 cargo build --release --locked
+# A clean release build (fat LTO, one codegen unit) took 9:42 with one job on the 2-core
+# VM while another build ran: the bound leaves room for a slower machine.
+timeout 1500 cargo build --release --locked
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/roundel
 
 say "== serve, as the README says"
