@@ -14,7 +14,7 @@ use hickory_proto::rr::RecordType;
 use crate::answer::{Client, Encoded, Owner, Response, Rr};
 use crate::zone::encode::{CLASS_IN, HEADER_LEN, NameWriter, write_record};
 use crate::zone::name::MAX_NAME_LEN;
-use crate::zone::prepared::{POOL_RECORD_STRIDE, pool_record_len};
+use crate::zone::prepared::{POOL_RECORD_A, POOL_RECORD_AAAA, POOL_RECORD_STRIDE, pool_record_len};
 
 /// Largest UDP payload Roundel advertises and sends: the DNS flag day 2020 value, which
 /// avoids IP fragmentation on nearly every path.
@@ -651,18 +651,31 @@ fn encode_prepared(out: &mut Vec<u8>, query: &Query, resp: &Response, encoded: E
             len,
             ttl,
         } => {
-            let n = pool_record_len(rtype);
-            for &i in &nodes[..len as usize] {
-                let at = i as usize * POOL_RECORD_STRIDE;
-                let start = out.len();
-                out.extend_from_slice(&pool.records[at..at + n]);
-                // Pointer (2), type (2), class (2), then the TTL.
-                out[start + 6..start + 10].copy_from_slice(&ttl.to_be_bytes());
+            let nodes = &nodes[..len as usize];
+            // A fixed record length per family lets each copy be a move, not a memcpy call.
+            match pool_record_len(rtype) {
+                POOL_RECORD_A => put_pool_records::<POOL_RECORD_A>(out, &pool.records, nodes, ttl),
+                _ => put_pool_records::<POOL_RECORD_AAAA>(out, &pool.records, nodes, ttl),
             }
         }
     }
     if let Some(edns) = &query.edns {
         write_opt(out, edns, resp.rcode, resp.ecs_scope, resp.ede);
+    }
+}
+
+/// Appends the load-time records of pool nodes `nodes` (each `N` bytes, at
+/// [`POOL_RECORD_STRIDE`]), each with the answer's TTL.
+#[inline]
+fn put_pool_records<const N: usize>(out: &mut Vec<u8>, records: &[u8], nodes: &[u8], ttl: u32) {
+    out.reserve(nodes.len() * N);
+    for &i in nodes {
+        let at = i as usize * POOL_RECORD_STRIDE;
+        let mut rec = [0u8; N];
+        rec.copy_from_slice(&records[at..at + N]);
+        // Pointer (2), type (2), class (2), then the TTL.
+        rec[6..10].copy_from_slice(&ttl.to_be_bytes());
+        out.extend_from_slice(&rec);
     }
 }
 
