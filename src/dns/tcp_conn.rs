@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 
 use super::shield::Shield;
-use super::stats::{DnsStats, Transport};
+use super::stats::{Counts, DnsStats, Transport, ZoneTable};
 use crate::limits::counters;
 use crate::limits::slots::SlotGuard;
 use crate::zone::Snapshot;
@@ -46,6 +46,8 @@ pub struct Shared<'a> {
     pub shield: &'a Shield,
     /// Statistics.
     pub stats: &'a DnsStats,
+    /// The per-zone counters (read once per wake-up, as the snapshot).
+    pub zones: &'a ZoneTable,
     /// When the thread woke up.
     pub now: Instant,
     /// Closes a connection waiting for its next query.
@@ -306,14 +308,13 @@ impl Conn {
             if self.filled - at - 2 < len {
                 break;
             }
-            super::respond(
+            super::respond_counted(
                 &self.input[at + 2..at + 2 + len],
                 self.ip,
                 sh.snapshot,
                 sh.shield,
                 &mut self.out,
-                sh.stats,
-                self.shard,
+                Counts::new(sh.stats, sh.zones, self.shard),
                 sh.now,
                 Transport::Tcp,
             );

@@ -19,9 +19,9 @@ use arc_swap::Cache;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 use super::mmsg::{self, Batch};
-use super::respond;
+use super::respond_counted;
 use super::shield::Shield;
-use super::stats::{DnsStats, Transport};
+use super::stats::{Counts, DnsStats, Transport};
 use crate::shutdown::Stopping;
 use crate::zone::SnapshotCell;
 
@@ -129,6 +129,7 @@ fn worker(
 ) {
     crate::node::set_rotation_shard(shard);
     let mut cache = Cache::new(cell);
+    let mut zones = stats.zone_cache();
     let mut batch = Batch::new();
     let mut error_logged = false;
     while !stop.is_set() {
@@ -142,6 +143,7 @@ fn worker(
                         // Idle: let go of a snapshot a reload has replaced, so that the
                         // reclaimer can free it (crate::reclaim).
                         cache.load();
+                        zones.load();
                     }
                     ErrorKind::Interrupted | ErrorKind::ConnectionRefused => {}
                     _ => {
@@ -159,17 +161,18 @@ fn worker(
         // was already queued when recvmmsg returned.
         let received = Instant::now();
         let snapshot = cache.load();
+        // After the snapshot: a reload stores the zones' counters before it publishes.
+        let counts = Counts::new(stats, zones.load(), shard);
         for i in 0..n.min(mmsg::BATCH) {
             let (msg, src, out) = batch.slot(i);
             if let Some(src) = src {
-                respond(
+                respond_counted(
                     msg,
                     src.ip(),
                     snapshot,
                     shield,
                     out,
-                    stats,
-                    shard,
+                    counts,
                     received,
                     Transport::Udp,
                 );
