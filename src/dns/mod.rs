@@ -24,6 +24,7 @@ use std::time::Instant;
 
 use crate::answer::{Question, Response, answer_at};
 use crate::zone::Snapshot;
+use crate::zone::name::MAX_NAME_LEN;
 use rrl::{ResponseClass, Verdict};
 use shield::Shield;
 use stats::{Counts, DnsStats, Transport};
@@ -95,11 +96,23 @@ pub fn respond(
 ) {
     let zones = stats.zones_now();
     let counts = Counts::new(stats, &zones, shard);
-    respond_counted(msg, src, snapshot, shield, out, counts, received, transport);
+    let mut name_buf = [0; MAX_NAME_LEN];
+    respond_counted(
+        msg,
+        src,
+        snapshot,
+        shield,
+        out,
+        counts,
+        &mut name_buf,
+        received,
+        transport,
+    );
 }
 
 /// [`respond`] counting into `counts`, whose per-zone table the caller loaded (a UDP
-/// worker: once per batch).
+/// worker: once per batch), with the question name parsed into the caller's `name_buf`
+/// (reused from query to query, see [`wire::NameBuf`]).
 #[allow(clippy::too_many_arguments)]
 #[inline]
 pub fn respond_counted(
@@ -109,6 +122,7 @@ pub fn respond_counted(
     shield: &Shield,
     out: &mut Vec<u8>,
     counts: Counts<'_>,
+    name_buf: &mut wire::NameBuf,
     received: Instant,
     transport: Transport,
 ) {
@@ -118,7 +132,7 @@ pub fn respond_counted(
         Transport::Tcp => Verdict::Send,
     };
     // Matched in place: the query (with its name buffer) is not moved out again.
-    let mut parsed = wire::parse(msg);
+    let mut parsed = wire::parse(msg, name_buf);
     match parsed {
         Parsed::Drop => {
             out.clear();

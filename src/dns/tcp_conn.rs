@@ -23,6 +23,7 @@ use super::stats::{Counts, DnsStats, Transport, ZoneTable};
 use crate::limits::counters;
 use crate::limits::slots::SlotGuard;
 use crate::zone::Snapshot;
+use crate::zone::name::MAX_NAME_LEN;
 
 /// Bytes a connection reads at once when no longer message is pending: room for about a
 /// hundred pipelined queries (RFC 7766 section 6.2.1.1) in one read.
@@ -80,6 +81,8 @@ pub struct Conn {
     ip: IpAddr,
     /// Statistics shard (by client port).
     shard: usize,
+    /// The question name of the message being answered (see [`super::wire::NameBuf`]).
+    name_buf: super::wire::NameBuf,
     /// The connection's place in the table (eviction, per-address count).
     pub guard: SlotGuard,
     /// Bytes read and not yet answered: `input[..filled]`, complete messages first.
@@ -122,6 +125,7 @@ impl Conn {
             stream,
             ip: peer.ip(),
             shard: peer.port() as usize,
+            name_buf: [0; MAX_NAME_LEN],
             guard,
             input: Vec::new(),
             filled: 0,
@@ -315,6 +319,7 @@ impl Conn {
                 sh.shield,
                 &mut self.out,
                 Counts::new(sh.stats, sh.zones, self.shard),
+                &mut self.name_buf,
                 sh.now,
                 Transport::Tcp,
             );

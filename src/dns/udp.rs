@@ -24,6 +24,7 @@ use super::shield::Shield;
 use super::stats::{Counts, DnsStats, Transport};
 use crate::shutdown::Stopping;
 use crate::zone::SnapshotCell;
+use crate::zone::name::MAX_NAME_LEN;
 
 /// How often an idle worker wakes up to check for shutdown.
 pub const SHUTDOWN_POLL: Duration = Duration::from_millis(100);
@@ -130,6 +131,7 @@ fn worker(
     crate::node::set_rotation_shard(shard);
     let mut cache = Cache::new(cell);
     let mut zones = stats.zone_cache();
+    let mut name_buf = [0; MAX_NAME_LEN];
     let mut batch = Batch::new();
     let mut error_logged = false;
     while !stop.is_set() {
@@ -173,6 +175,7 @@ fn worker(
                     shield,
                     out,
                     counts,
+                    &mut name_buf,
                     received,
                     Transport::Udp,
                 );
