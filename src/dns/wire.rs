@@ -13,7 +13,7 @@ use hickory_proto::rr::RecordType;
 
 use crate::answer::{Client, Encoded, Owner, Response, Rr};
 use crate::zone::encode::{CLASS_IN, HEADER_LEN, NameWriter, write_record};
-use crate::zone::name::MAX_NAME_LEN;
+use crate::zone::name::{MAX_NAME_LEN, ascii_lowercase};
 use crate::zone::prepared::{POOL_RECORD_A, POOL_RECORD_AAAA, POOL_RECORD_STRIDE, pool_record_len};
 
 /// Largest UDP payload Roundel advertises and sends: the DNS flag day 2020 value, which
@@ -252,19 +252,20 @@ pub fn parse<'b>(msg: &'b [u8], name_buf: &'b mut NameBuf) -> Parsed<'b> {
             if len & 0xC0 != 0 || n + 1 + len as usize > MAX_NAME_LEN {
                 return formerr(None);
             }
-            let Some(label) = msg.get(i + 1..i + 1 + len as usize) else {
-                return formerr(None);
-            };
-            qname[n] = len;
-            for (d, s) in qname[n + 1..n + 1 + label.len()].iter_mut().zip(label) {
-                *d = s.to_ascii_lowercase();
-            }
             n += 1 + len as usize;
             i += 1 + len as usize;
             if len == 0 {
                 break;
             }
         }
+        // The labels end within the message (the root label was read at i - 1); copied
+        // whole and lowercased a word at a time, length bytes included (they are no
+        // letters). What the rounding up touches past the name is never read.
+        let Some(raw) = msg.get(HEADER_LEN..i) else {
+            return formerr(None);
+        };
+        qname[..n].copy_from_slice(raw);
+        ascii_lowercase(&mut qname[..n.next_multiple_of(8).min(MAX_NAME_LEN)]);
         let (Some(qtype), Some(qclass)) = (be16(msg, i), be16(msg, i + 2)) else {
             return formerr(None);
         };
