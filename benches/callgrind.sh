@@ -23,8 +23,9 @@
 #
 #     instructions per query = (Ir of the run with N queries - Ir of the baseline) / N
 #
-# which removes start-up, zone load, health checks and shutdown. Queries dnsperf reports
-# as lost make the run fail. Roundel's binary is $ROUNDEL_BIN (default
+# which removes start-up, zone load, health checks and shutdown. CALLGRIND_OPTS adds
+# valgrind options (e.g. --dump-instr=yes to see a cost per instruction). Queries
+# dnsperf reports as lost make the run fail. Roundel's binary is $ROUNDEL_BIN (default
 # $CARGO_TARGET_DIR or target/release/roundel); gdnsd is the Debian package's.
 # Every wait is bounded; everything listens on 127.0.0.1 only; processes started here are
 # stopped by PID.
@@ -71,7 +72,9 @@ measure() {
     local srv=$1 kind=$2 out="$run/$1/callgrind.$2.out" log="$run/$1/$2.log"
     local -a cmd
     pair_cmd "$srv"
-    valgrind --tool=callgrind --callgrind-out-file="$out" "${cmd[@]}" > "$log" 2>&1 &
+    # CALLGRIND_OPTS adds options, e.g. --dump-instr=yes to find a cost's call site.
+    # shellcheck disable=SC2086
+    valgrind --tool=callgrind --callgrind-out-file="$out" ${CALLGRIND_OPTS:-} "${cmd[@]}" > "$log" 2>&1 &
     local pid=$!
     # measure runs in a command substitution (a subshell): its own exit must stop the
     # server it started, or a failed run leaves it in the port's SO_REUSEPORT group.

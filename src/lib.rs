@@ -10,7 +10,8 @@
 //!   pool and check specifications.
 //! - [`node`]: live node state, written by health checks and operators, read by
 //!   selection: each target's health, each pool node's admin overrides, and the
-//!   [`node::PoolRuntime`] that joins a pool's spec with them.
+//!   [`node::PoolRuntime`] that joins a pool's spec with them; a state epoch that
+//!   tells the answer path when a pool's memoized choice is stale.
 //! - [`limits`]: the descriptor budget (probes keep their share under any client load),
 //!   connection caps and timeouts of the listeners, accept-error back-off, and the
 //!   counters of what they refused.

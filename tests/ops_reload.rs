@@ -115,6 +115,13 @@ async fn reload_under_load_loses_and_garbles_nothing() {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(50)))
         .unwrap();
+    // Room for seconds of answers in the client's own socket (as much as
+    // net.core.rmem_max allows): on a busy machine the receiver thread can be off the CPU
+    // for a while, and answers the client's kernel dropped meanwhile would count as lost
+    // by the server.
+    socket2::SockRef::from(&sock)
+        .set_recv_buffer_size(8 << 20)
+        .unwrap();
     let rx_sock = sock.try_clone().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));

@@ -167,7 +167,8 @@ fn query(qname: &[u8], qtype: u16, edns: Option<(u16, bool)>) -> Vec<u8> {
 /// Encodes the response to `msg` with the prepared sections allowed or not; returns the
 /// bytes and whether prepared sections were used.
 fn respond(snapshot: &Snapshot, msg: &[u8], prepared: bool) -> (Vec<u8>, bool) {
-    let Parsed::Query(q) = wire::parse(msg) else {
+    let mut name_buf = [0; 255];
+    let Parsed::Query(q) = wire::parse(msg, &mut name_buf) else {
         panic!("not a query: {msg:02x?}")
     };
     let question = Question {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use counting_alloc::ALLOCS;
 use roundel::dns::rrl_config::{CookieConfig, RrlConfig};
 use roundel::dns::shield::Shield;
-use roundel::dns::stats::DnsStats;
+use roundel::dns::stats::{DnsStats, ZoneTable};
 use roundel::dns::tcp_conn::{Conn, Shared};
 use roundel::dns::tcp_conns::table;
 use roundel::limits::slots::Admission;
@@ -39,6 +39,7 @@ fn a_tcp_connection_allocates_nothing_per_query() {
     let snapshot = roundel::zone::load_snapshot(&dir, None).expect("shipped zones load");
     let shield = Shield::new(&RrlConfig::default(), &CookieConfig::default()).unwrap();
     let stats = DnsStats::default();
+    let zones = stats.zones_now();
 
     let idle = Duration::from_secs(10);
     let (mut client, mut conn) = pair(idle);
@@ -66,7 +67,7 @@ fn a_tcp_connection_allocates_nothing_per_query() {
     let mut round = |conn: &mut Conn| {
         for part in [&batch[..split], &batch[split..]] {
             client.write_all(part).unwrap();
-            let sh = shared(&snapshot, &shield, &stats, idle);
+            let sh = shared(&snapshot, &shield, &stats, &zones, idle);
             // Loopback delivers at once; further calls find nothing more (EAGAIN).
             for _ in 0..3 {
                 conn.ready(true, &sh).expect("the connection stays open");
@@ -99,12 +100,14 @@ fn shared<'a>(
     snapshot: &'a Snapshot,
     shield: &'a Shield,
     stats: &'a DnsStats,
+    zones: &'a ZoneTable,
     idle: Duration,
 ) -> Shared<'a> {
     Shared {
         snapshot,
         shield,
         stats,
+        zones,
         now: Instant::now(),
         idle_timeout: idle,
         io_timeout: Duration::from_secs(1),
@@ -138,6 +141,7 @@ fn a_client_that_keeps_its_socket_full_gets_bounded_turns() {
     let snapshot: Snapshot = roundel::zone::load_snapshot(&dir, None).expect("shipped zones load");
     let shield = Shield::new(&RrlConfig::default(), &CookieConfig::default()).unwrap();
     let stats = DnsStats::default();
+    let zones = stats.zones_now();
     let idle = Duration::from_secs(10);
     let (mut client, mut conn) = pair(idle);
     // 1,500 queries (about 50 KB) at once: more than a turn's reads take.
@@ -147,7 +151,7 @@ fn a_client_that_keeps_its_socket_full_gets_bounded_turns() {
         .collect();
     client.write_all(&all).unwrap();
     client.set_nonblocking(true).unwrap();
-    let sh = || shared(&snapshot, &shield, &stats, idle);
+    let sh = || shared(&snapshot, &shield, &stats, &zones, idle);
     conn.ready(true, &sh()).unwrap();
     assert!(conn.wants_turn(), "one turn took everything");
     // Further turns (as the thread gives them) answer the rest, in order.

@@ -494,12 +494,10 @@ impl<'a, S: Selector<'a>> Lookup<'a, '_, S> {
                 // At the question name: the records encoded at load time, if they fit.
                 if owner == Owner::Query && sel.nodes().len() * pool_record_len(rtype) <= self.room
                 {
-                    let mut nodes = [0u8; crate::pool::spec::MAX_ANSWERS];
-                    nodes[..sel.nodes().len()].copy_from_slice(sel.nodes());
                     self.resp.encoded = Some(Encoded::Pool {
                         pool,
                         rtype,
-                        nodes,
+                        nodes: sel.node_array(),
                         len: sel.nodes().len() as u8,
                         ttl: sel.ttl,
                     });

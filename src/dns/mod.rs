@@ -24,9 +24,10 @@ use std::time::Instant;
 
 use crate::answer::{Question, Response, answer_at};
 use crate::zone::Snapshot;
+use crate::zone::name::MAX_NAME_LEN;
 use rrl::{ResponseClass, Verdict};
 use shield::Shield;
-use stats::{DnsStats, Transport};
+use stats::{Counts, DnsStats, Transport};
 use wire::Parsed;
 
 /// Per-query logging (`--query-log`, `[log] queries`, the admin API): off by default. The
@@ -93,12 +94,45 @@ pub fn respond(
     received: Instant,
     transport: Transport,
 ) {
+    let zones = stats.zones_now();
+    let counts = Counts::new(stats, &zones, shard);
+    let mut name_buf = [0; MAX_NAME_LEN];
+    respond_counted(
+        msg,
+        src,
+        snapshot,
+        shield,
+        out,
+        counts,
+        &mut name_buf,
+        received,
+        transport,
+    );
+}
+
+/// [`respond`] counting into `counts`, whose per-zone table the caller loaded (a UDP
+/// worker: once per batch), with the question name parsed into the caller's `name_buf`
+/// (reused from query to query, see [`wire::NameBuf`]).
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub fn respond_counted(
+    msg: &[u8],
+    src: IpAddr,
+    snapshot: &Snapshot,
+    shield: &Shield,
+    out: &mut Vec<u8>,
+    counts: Counts<'_>,
+    name_buf: &mut wire::NameBuf,
+    received: Instant,
+    transport: Transport,
+) {
+    let (stats, shard) = (counts.stats, counts.shard);
     let verdict = |cookie, class, name: &[u8], qtype| match transport {
         Transport::Udp => shield.udp_verdict(src, cookie, class, name, qtype, received),
         Transport::Tcp => Verdict::Send,
     };
     // Matched in place: the query (with its name buffer) is not moved out again.
-    let mut parsed = wire::parse(msg);
+    let mut parsed = wire::parse(msg, name_buf);
     match parsed {
         Parsed::Drop => {
             out.clear();
@@ -127,7 +161,7 @@ pub fn respond(
                 wire::set_truncated(out);
                 stats.record_rrl(shard, verdict);
             }
-            stats.record_answer(shard, None, qtype, rcode, verdict == Verdict::Slip);
+            counts.answer(None, qtype, rcode, verdict == Verdict::Slip);
             if transport == Transport::Tcp {
                 stats.record_batch(shard, transport, 1, received.elapsed());
             }
@@ -177,8 +211,7 @@ pub fn respond(
                 );
             }
             let zone = resp.zone.map(|z| z.index);
-            stats.record_answer(
-                shard,
+            counts.answer(
                 zone,
                 q.qtype,
                 resp.rcode,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, Cache};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
@@ -141,13 +141,72 @@ struct WireShard {
     cookies: [AtomicU64; 3],
 }
 
+/// Per-zone counters by zone index, as the last reload left them ([`DnsStats::track`]).
+pub type ZoneTable = Vec<Option<Arc<ZoneStats>>>;
+
+/// A worker's view of the per-zone table, refreshed with one atomic load (arc-swap's
+/// `Cache`) where a guarded load would cost about fifty instructions: a UDP worker loads
+/// it once per batch.
+pub struct ZoneCache<'a>(Cache<&'a ArcSwap<ZoneTable>, Arc<ZoneTable>>);
+
+impl ZoneCache<'_> {
+    /// The current table (picks up the one a reload stored since the last call).
+    #[inline]
+    pub fn load(&mut self) -> &ZoneTable {
+        self.0.load()
+    }
+}
+
+/// Where the answer path counts, for a batch of answers: the counters, the caller's
+/// shard and the per-zone table loaded once for the batch.
+#[derive(Clone, Copy)]
+pub struct Counts<'a> {
+    /// The server's counters.
+    pub stats: &'a DnsStats,
+    zones: &'a [Option<Arc<ZoneStats>>],
+    /// The caller's shard (see [`SHARDS`]).
+    pub shard: usize,
+}
+
+impl<'a> Counts<'a> {
+    /// Counting into `stats`, shard `shard`, with the per-zone table `zones` (from
+    /// [`ZoneCache::load`] or [`DnsStats::zones_now`]).
+    pub fn new(stats: &'a DnsStats, zones: &'a ZoneTable, shard: usize) -> Self {
+        Self {
+            stats,
+            zones,
+            shard,
+        }
+    }
+
+    /// Counts one response by zone (`zone`: the index of the zone that answered it), type
+    /// and rcode, and whether it was truncated.
+    #[inline]
+    pub fn answer(
+        &self,
+        zone: Option<usize>,
+        qtype: RecordType,
+        rcode: ResponseCode,
+        truncated: bool,
+    ) {
+        zone.and_then(|i| self.zones.get(i)?.as_deref())
+            .unwrap_or(&self.stats.unmatched)
+            .count(self.shard, qtype, rcode);
+        if truncated {
+            self.stats.wire[self.shard % SHARDS]
+                .truncated
+                .fetch_add(1, Relaxed);
+        }
+    }
+}
+
 /// Transport-level counters for the whole server.
 pub struct DnsStats {
     /// Queries that matched no zone (REFUSED) or could not be parsed.
     pub unmatched: ZoneStats,
     /// Per-zone counters by zone index ([`DnsStats::track`]); `None` for indices of zones
     /// no longer served.
-    zones: ArcSwap<Vec<Option<Arc<ZoneStats>>>>,
+    zones: ArcSwap<ZoneTable>,
     wire: Box<[WireShard]>,
     tcp_connections: AtomicU64,
 }
@@ -220,7 +279,7 @@ impl DnsStats {
 
     fn track_indices(&self, len: usize, served: impl Iterator<Item = usize>) {
         let old = self.zones.load();
-        let mut table: Vec<Option<Arc<ZoneStats>>> = vec![None; len];
+        let mut table: ZoneTable = vec![None; len];
         for index in served {
             if let Some(slot) = table.get_mut(index) {
                 *slot = Some(old.get(index).cloned().flatten().unwrap_or_default());
@@ -253,8 +312,8 @@ impl DnsStats {
 
     /// The per-response part of [`DnsStats::record`]: counts one response by zone
     /// (`zone`: the index of the zone that answered it), type and rcode, and whether it was
-    /// truncated. The UDP workers call this per response and [`DnsStats::record_batch`]
-    /// once per batch.
+    /// truncated. Loads the per-zone table for this one answer; a UDP worker loads it once
+    /// per batch instead ([`ZoneCache`], [`Counts::answer`]).
     #[inline]
     pub fn record_answer(
         &self,
@@ -265,12 +324,17 @@ impl DnsStats {
         truncated: bool,
     ) {
         let zones = self.zones.load();
-        zone.and_then(|i| zones.get(i)?.as_deref())
-            .unwrap_or(&self.unmatched)
-            .count(shard, qtype, rcode);
-        if truncated {
-            self.wire[shard % SHARDS].truncated.fetch_add(1, Relaxed);
-        }
+        Counts::new(self, &zones, shard).answer(zone, qtype, rcode, truncated);
+    }
+
+    /// A per-worker cache of the per-zone table (see [`ZoneCache`]).
+    pub fn zone_cache(&self) -> ZoneCache<'_> {
+        ZoneCache(Cache::new(&self.zones))
+    }
+
+    /// The per-zone table as it is now (a guarded load), for [`Counts::new`].
+    pub fn zones_now(&self) -> impl std::ops::Deref<Target = Arc<ZoneTable>> + '_ {
+        self.zones.load()
     }
 
     /// The per-batch part of [`DnsStats::record`]: counts `count` responses sent over

@@ -19,10 +19,11 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 
 use super::shield::Shield;
-use super::stats::{DnsStats, Transport};
+use super::stats::{Counts, DnsStats, Transport, ZoneTable};
 use crate::limits::counters;
 use crate::limits::slots::SlotGuard;
 use crate::zone::Snapshot;
+use crate::zone::name::MAX_NAME_LEN;
 
 /// Bytes a connection reads at once when no longer message is pending: room for about a
 /// hundred pipelined queries (RFC 7766 section 6.2.1.1) in one read.
@@ -46,6 +47,8 @@ pub struct Shared<'a> {
     pub shield: &'a Shield,
     /// Statistics.
     pub stats: &'a DnsStats,
+    /// The per-zone counters (read once per wake-up, as the snapshot).
+    pub zones: &'a ZoneTable,
     /// When the thread woke up.
     pub now: Instant,
     /// Closes a connection waiting for its next query.
@@ -78,6 +81,8 @@ pub struct Conn {
     ip: IpAddr,
     /// Statistics shard (by client port).
     shard: usize,
+    /// The question name of the message being answered (see [`super::wire::NameBuf`]).
+    name_buf: super::wire::NameBuf,
     /// The connection's place in the table (eviction, per-address count).
     pub guard: SlotGuard,
     /// Bytes read and not yet answered: `input[..filled]`, complete messages first.
@@ -120,6 +125,7 @@ impl Conn {
             stream,
             ip: peer.ip(),
             shard: peer.port() as usize,
+            name_buf: [0; MAX_NAME_LEN],
             guard,
             input: Vec::new(),
             filled: 0,
@@ -306,14 +312,14 @@ impl Conn {
             if self.filled - at - 2 < len {
                 break;
             }
-            super::respond(
+            super::respond_counted(
                 &self.input[at + 2..at + 2 + len],
                 self.ip,
                 sh.snapshot,
                 sh.shield,
                 &mut self.out,
-                sh.stats,
-                self.shard,
+                Counts::new(sh.stats, sh.zones, self.shard),
+                &mut self.name_buf,
                 sh.now,
                 Transport::Tcp,
             );

@@ -209,10 +209,12 @@ impl Thread {
             // Loaded per wake-up, not cached: an idle thread must not keep a replaced
             // snapshot (a whole zone set) alive.
             let snapshot = settings.cell.load();
+            let zones = settings.stats.zones_now();
             let sh = Shared {
                 snapshot: &snapshot,
                 shield: &settings.shield,
                 stats: &settings.stats,
+                zones: &zones,
                 now,
                 idle_timeout: settings.idle_timeout,
                 io_timeout: settings.io_timeout,

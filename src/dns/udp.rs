@@ -19,11 +19,12 @@ use arc_swap::Cache;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 use super::mmsg::{self, Batch};
-use super::respond;
+use super::respond_counted;
 use super::shield::Shield;
-use super::stats::{DnsStats, Transport};
+use super::stats::{Counts, DnsStats, Transport};
 use crate::shutdown::Stopping;
 use crate::zone::SnapshotCell;
+use crate::zone::name::MAX_NAME_LEN;
 
 /// How often an idle worker wakes up to check for shutdown.
 pub const SHUTDOWN_POLL: Duration = Duration::from_millis(100);
@@ -129,6 +130,8 @@ fn worker(
 ) {
     crate::node::set_rotation_shard(shard);
     let mut cache = Cache::new(cell);
+    let mut zones = stats.zone_cache();
+    let mut name_buf = [0; MAX_NAME_LEN];
     let mut batch = Batch::new();
     let mut error_logged = false;
     while !stop.is_set() {
@@ -142,6 +145,7 @@ fn worker(
                         // Idle: let go of a snapshot a reload has replaced, so that the
                         // reclaimer can free it (crate::reclaim).
                         cache.load();
+                        zones.load();
                     }
                     ErrorKind::Interrupted | ErrorKind::ConnectionRefused => {}
                     _ => {
@@ -159,17 +163,19 @@ fn worker(
         // was already queued when recvmmsg returned.
         let received = Instant::now();
         let snapshot = cache.load();
+        // After the snapshot: a reload stores the zones' counters before it publishes.
+        let counts = Counts::new(stats, zones.load(), shard);
         for i in 0..n.min(mmsg::BATCH) {
             let (msg, src, out) = batch.slot(i);
             if let Some(src) = src {
-                respond(
+                respond_counted(
                     msg,
                     src.ip(),
                     snapshot,
                     shield,
                     out,
-                    stats,
-                    shard,
+                    counts,
+                    &mut name_buf,
                     received,
                     Transport::Udp,
                 );

@@ -13,8 +13,8 @@ use hickory_proto::rr::RecordType;
 
 use crate::answer::{Client, Encoded, Owner, Response, Rr};
 use crate::zone::encode::{CLASS_IN, HEADER_LEN, NameWriter, write_record};
-use crate::zone::name::MAX_NAME_LEN;
-use crate::zone::prepared::{POOL_RECORD_STRIDE, pool_record_len};
+use crate::zone::name::{MAX_NAME_LEN, ascii_lowercase};
+use crate::zone::prepared::{POOL_RECORD_A, POOL_RECORD_AAAA, POOL_RECORD_STRIDE, pool_record_len};
 
 /// Largest UDP payload Roundel advertises and sends: the DNS flag day 2020 value, which
 /// avoids IP fragmentation on nearly every path.
@@ -134,8 +134,7 @@ pub struct Query<'b> {
     pub header: RequestHeader,
     /// The question section exactly as received (name, type, class).
     pub question: &'b [u8],
-    qname: [u8; MAX_NAME_LEN],
-    qname_len: u8,
+    qname: &'b [u8],
     /// Question type.
     pub qtype: RecordType,
     /// EDNS data, if the request had an OPT record.
@@ -145,7 +144,7 @@ pub struct Query<'b> {
 impl Query<'_> {
     /// The question name, lowercase wire format.
     pub fn qname(&self) -> &[u8] {
-        &self.qname[..self.qname_len as usize]
+        self.qname
     }
 
     /// The largest response that may be sent over UDP (RFC 6891 section 6.2.5: at least
@@ -197,13 +196,18 @@ fn be16(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
 }
 
-/// Parses a request.
+/// Room for a question name in lowercase wire form, which [`parse`] writes into. A
+/// caller reuses one for every query: a fresh one is 255 bytes to zero, and a name held
+/// inside the parsed query was 255 more to move, about a hundred instructions a query.
+pub type NameBuf = [u8; MAX_NAME_LEN];
+
+/// Parses a request; the question name goes in lowercase into `name_buf`.
 ///
 /// The whole message is read before anything is rejected, so that a rejection (FORMERR,
 /// NOTIMP, REFUSED, BADVERS) still carries an OPT record when the request had one
 /// (RFC 6891 section 7).
 #[inline]
-pub fn parse(msg: &[u8]) -> Parsed<'_> {
+pub fn parse<'b>(msg: &'b [u8], name_buf: &'b mut NameBuf) -> Parsed<'b> {
     if msg.len() < HEADER_LEN {
         return Parsed::Drop;
     }
@@ -236,7 +240,7 @@ pub fn parse(msg: &[u8]) -> Parsed<'_> {
     let arcount = u16::from_be_bytes([msg[10], msg[11]]);
 
     // The first question: no compression possible (nothing precedes it), so labels only.
-    let mut qname = [0u8; MAX_NAME_LEN];
+    let qname = name_buf;
     let mut n = 0usize;
     let mut i = HEADER_LEN;
     let mut first_question = None;
@@ -248,19 +252,20 @@ pub fn parse(msg: &[u8]) -> Parsed<'_> {
             if len & 0xC0 != 0 || n + 1 + len as usize > MAX_NAME_LEN {
                 return formerr(None);
             }
-            let Some(label) = msg.get(i + 1..i + 1 + len as usize) else {
-                return formerr(None);
-            };
-            qname[n] = len;
-            for (d, s) in qname[n + 1..n + 1 + label.len()].iter_mut().zip(label) {
-                *d = s.to_ascii_lowercase();
-            }
             n += 1 + len as usize;
             i += 1 + len as usize;
             if len == 0 {
                 break;
             }
         }
+        // The labels end within the message (the root label was read at i - 1); copied
+        // whole and lowercased a word at a time, length bytes included (they are no
+        // letters). What the rounding up touches past the name is never read.
+        let Some(raw) = msg.get(HEADER_LEN..i) else {
+            return formerr(None);
+        };
+        qname[..n].copy_from_slice(raw);
+        ascii_lowercase(&mut qname[..n.next_multiple_of(8).min(MAX_NAME_LEN)]);
         let (Some(qtype), Some(qclass)) = (be16(msg, i), be16(msg, i + 2)) else {
             return formerr(None);
         };
@@ -324,11 +329,11 @@ pub fn parse(msg: &[u8]) -> Parsed<'_> {
         // A meta type that cannot be asked for (RFC 6891 section 6.1.1).
         return reject(ResponseCode::FormErr, Some(question), edns);
     }
+    let qname: &'b NameBuf = qname;
     Parsed::Query(Query {
         header,
         question,
-        qname,
-        qname_len: n as u8,
+        qname: &qname[..n],
         qtype,
         edns,
     })
@@ -651,18 +656,31 @@ fn encode_prepared(out: &mut Vec<u8>, query: &Query, resp: &Response, encoded: E
             len,
             ttl,
         } => {
-            let n = pool_record_len(rtype);
-            for &i in &nodes[..len as usize] {
-                let at = i as usize * POOL_RECORD_STRIDE;
-                let start = out.len();
-                out.extend_from_slice(&pool.records[at..at + n]);
-                // Pointer (2), type (2), class (2), then the TTL.
-                out[start + 6..start + 10].copy_from_slice(&ttl.to_be_bytes());
+            let nodes = &nodes[..len as usize];
+            // A fixed record length per family lets each copy be a move, not a memcpy call.
+            match pool_record_len(rtype) {
+                POOL_RECORD_A => put_pool_records::<POOL_RECORD_A>(out, &pool.records, nodes, ttl),
+                _ => put_pool_records::<POOL_RECORD_AAAA>(out, &pool.records, nodes, ttl),
             }
         }
     }
     if let Some(edns) = &query.edns {
         write_opt(out, edns, resp.rcode, resp.ecs_scope, resp.ede);
+    }
+}
+
+/// Appends the load-time records of pool nodes `nodes` (each `N` bytes, at
+/// [`POOL_RECORD_STRIDE`]), each with the answer's TTL.
+#[inline]
+fn put_pool_records<const N: usize>(out: &mut Vec<u8>, records: &[u8], nodes: &[u8], ttl: u32) {
+    out.reserve(nodes.len() * N);
+    for &i in nodes {
+        let at = i as usize * POOL_RECORD_STRIDE;
+        let mut rec = [0u8; N];
+        rec.copy_from_slice(&records[at..at + N]);
+        // Pointer (2), type (2), class (2), then the TTL.
+        rec[6..10].copy_from_slice(&ttl.to_be_bytes());
+        out.extend_from_slice(&rec);
     }
 }
 
@@ -709,6 +727,11 @@ pub fn set_truncated(out: &mut [u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`super::parse`] with a name buffer of its own (leaked: a test's few bytes).
+    fn parse(m: &[u8]) -> Parsed<'_> {
+        super::parse(m, Box::leak(Box::new([0; MAX_NAME_LEN])))
+    }
 
     fn query(name: &[u8], qtype: u16, extra: &[u8], arcount: u16) -> Vec<u8> {
         let mut m = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0];

@@ -75,7 +75,9 @@ impl NodeAdmin {
             AdminState::Drain => 1,
             AdminState::Maint => 2,
         };
-        self.state.store(v, Relaxed);
+        if self.state.swap(v, Relaxed) != v {
+            super::memo::state_changed();
+        }
     }
 
     /// Weight override, if any (lock-free). Takes precedence over configured and reported
@@ -90,8 +92,10 @@ impl NodeAdmin {
 
     /// Sets or clears the weight override.
     pub fn set_weight(&self, w: Option<u32>) {
-        self.weight
-            .store(w.map_or(u32::MAX, |w| w.min(u32::MAX - 1)), Relaxed);
+        let v = w.map_or(u32::MAX, |w| w.min(u32::MAX - 1));
+        if self.weight.swap(v, Relaxed) != v {
+            super::memo::state_changed();
+        }
     }
 
     /// Notes that the node was put into an answer with `ttl`, `now_ms` milliseconds after

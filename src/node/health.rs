@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::failure::{CheckCounters, CheckTotals, Failure};
+use super::memo;
 use super::reported::{NO_REPORT, Reported};
 
 /// Health of one probe target.
@@ -194,18 +195,22 @@ impl NodeHealth {
         } else if h != Health::Up {
             self.up_since_ms.store(0, Relaxed);
         }
-        self.state.store(
-            match h {
-                Health::Unknown => 0,
-                Health::Up => 1,
-                Health::Down => 2,
-            },
-            Relaxed,
-        );
+        let new = match h {
+            Health::Unknown => 0,
+            Health::Up => 1,
+            Health::Down => 2,
+        };
+        // A check that confirms the known state changes nothing selection reads.
+        if self.state.swap(new, Relaxed) != new || came_back_at.is_some() {
+            memo::state_changed();
+        }
     }
 
     pub(crate) fn set_reported(&self, r: Option<Reported>) {
-        self.reported.store(Reported::encode(r), Relaxed);
+        let new = Reported::encode(r);
+        if self.reported.swap(new, Relaxed) != new {
+            memo::state_changed();
+        }
     }
 
     /// Folds one RTT sample into the smoothed RTT (EWMA, gain 1/4: reacts within a few

@@ -15,12 +15,14 @@
 //! * [`admin`]: operator overrides and drain tracking; [`key`]: how a pool node is named
 //!   across reloads.
 //! * [`pool`]: a pool's spec joined with its nodes' state.
+//! * [`memo`]: the state epoch, and a pool's memo of its last steady selection.
 //! * [`rotation`]: a pool's rotation counter, sharded by UDP worker.
 
 pub mod admin;
 pub mod failure;
 pub mod health;
 pub mod key;
+pub mod memo;
 pub mod pool;
 pub mod reported;
 pub mod rotation;
@@ -29,6 +31,7 @@ pub use admin::{ANSWER_SAMPLE, AdminState, NodeAdmin, SERVED_GRANULARITY_MS};
 pub use failure::{CHECK_BUCKETS, CheckTotals, FAILURE_REASONS, Failure};
 pub use health::{HISTORY_LEN, Health, NodeHealth, ProbeDetail, Transition};
 pub use key::{NodeKey, pool_key};
+pub use memo::{Memo, state_epoch};
 pub use pool::{Family, NodeRuntime, PoolRuntime};
 pub use reported::Reported;
 pub use rotation::{RotationCounter, set_rotation_shard};

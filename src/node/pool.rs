@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use hickory_proto::rr::Name;
 
+use super::memo::Memo;
 use super::rotation::RotationCounter;
 use super::{AdminState, NodeAdmin, NodeHealth};
 use crate::pool::spec::MAX_NODES;
@@ -99,9 +100,16 @@ pub struct PoolRuntime {
     pub(crate) nodes: Box<[NodeRuntime]>,
     /// Distinct tiers, ascending.
     pub(crate) tiers: Box<[u8]>,
+    /// Per tier (index into `tiers`), the bit set of its nodes: fixed for the pool's
+    /// life, so the answer path counts a tier's nodes with a popcount, not a table.
+    pub(crate) tier_masks: Box<[u64]>,
+    /// Per family, the bit set of its nodes (also fixed).
+    pub(crate) family_masks: [u64; 2],
     /// Per family, the bit set of nodes last answered while healthy (`last-healthy`).
     pub(crate) last_healthy: [AtomicU64; 2],
     pub(crate) counter: RotationCounter,
+    /// Per family, the last steady selection (see [`Memo`]), for the answer path.
+    pub(crate) memos: [Memo; 2],
 }
 
 impl PoolRuntime {
@@ -117,7 +125,7 @@ impl PoolRuntime {
         let mut tiers: Vec<u8> = spec.nodes.iter().map(|n| n.tier).collect();
         tiers.sort_unstable();
         tiers.dedup();
-        let nodes = spec
+        let nodes: Box<[NodeRuntime]> = spec
             .nodes
             .iter()
             .zip(health)
@@ -131,12 +139,21 @@ impl PoolRuntime {
                 admin,
             })
             .collect();
+        let mut tier_masks = vec![0u64; tiers.len()];
+        let mut family_masks = [0u64; 2];
+        for (i, node) in nodes.iter().enumerate() {
+            tier_masks[node.tier_idx as usize] |= 1 << i;
+            family_masks[node.family.index()] |= 1 << i;
+        }
         Self {
             spec,
             nodes,
             tiers: tiers.into(),
+            tier_masks: tier_masks.into(),
+            family_masks,
             last_healthy: [AtomicU64::new(0), AtomicU64::new(0)],
             counter: RotationCounter::default(),
+            memos: Default::default(),
         }
     }
 

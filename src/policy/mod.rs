@@ -25,11 +25,13 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
 use crate::node::pool::mix;
-use crate::node::{AdminState, Family, Health, NodeRuntime, PoolRuntime};
+use crate::node::{AdminState, Family, Health, NodeRuntime, PoolRuntime, state_epoch};
 use crate::pool::spec::{MAX_ANSWERS, MAX_NODES};
 use crate::pool::{AllDown, Policy};
 
 pub mod answering;
+#[cfg(test)]
+mod memo_tests;
 #[cfg(test)]
 mod noalloc_tests;
 #[cfg(test)]
@@ -121,16 +123,17 @@ impl Selection {
         &self.nodes[..self.len as usize]
     }
 
+    /// [`Selection::nodes`] as the whole fixed array (entries past the length mean nothing):
+    /// copied as one move.
+    pub fn node_array(&self) -> [u8; MAX_ANSWERS] {
+        self.nodes
+    }
+
     /// The addresses to answer with, in order.
     pub fn addrs<'a>(&'a self, pool: &'a PoolRuntime) -> impl Iterator<Item = IpAddr> + 'a {
         self.nodes()
             .iter()
             .map(|&i| pool.nodes[i as usize].spec.addr)
-    }
-
-    fn push(&mut self, i: usize) {
-        self.nodes[self.len as usize] = i as u8;
-        self.len += 1;
     }
 }
 
@@ -196,9 +199,37 @@ impl Explain for Explanation {
 
 /// Picks the nodes for one answer into `out` and does the answer's bookkeeping (the DNS
 /// answer path: lock- and allocation-free): [`select_with`], then [`record`].
+///
+/// Node state changes rarely, so the first half of the decision ([`choose`]) is memoized
+/// per pool and family and taken from the memo while the state epoch has not moved (see
+/// [`crate::node::memo`]); what depends on the query (rotation, client, clock) is
+/// computed every time. `memo_matches_fresh_selection` in the tests checks the two ways
+/// agree through every kind of state change.
 #[inline]
 pub fn select(pool: &PoolRuntime, input: &SelectInput, out: &mut Selection) {
-    select_with(pool, input, out, &mut ());
+    let epoch = state_epoch();
+    let memo = &pool.memos[input.family.index()];
+    if let Some([cand, flags]) = memo.get(epoch) {
+        let spec = pool.spec();
+        let degraded = flags >> 8 & 1 == 1;
+        *out = Selection {
+            ttl: if degraded {
+                spec.degraded_ttl
+            } else {
+                spec.ttl
+            },
+            tier: flags as u8,
+            degraded,
+            healthy: cand,
+            ..Selection::default()
+        };
+        order(pool, input, Chosen { cand, ramping: 0 }, out, &mut ());
+    } else if let Some(chosen) = choose(pool, input, out, &mut ()) {
+        if let Some(words) = memo_words(chosen, out) {
+            memo.put(epoch, words);
+        }
+        order(pool, input, chosen, out, &mut ());
+    }
     record(pool, input, out);
 }
 
@@ -262,45 +293,77 @@ pub fn select_with<E: Explain + ?Sized>(
     out: &mut Selection,
     ex: &mut E,
 ) {
+    if let Some(chosen) = choose(pool, input, out, ex) {
+        order(pool, input, chosen, out, ex);
+    }
+}
+
+/// The candidates [`choose`] leaves to the policy.
+#[derive(Debug, Clone, Copy)]
+struct Chosen {
+    /// The nodes, a bit per index.
+    cand: u64,
+    /// Those of them in their slow-start ramp.
+    ramping: u64,
+}
+
+/// A [`Chosen`] and the flags of `out` it came with, in the two words of a [`Memo`]:
+/// only a choice that depends on node state alone is kept (a tier answered and no node is
+/// ramping; all-down modes read `last_healthy`, ramps read the clock).
+fn memo_words(chosen: Chosen, out: &Selection) -> Option<[u64; 2]> {
+    (chosen.ramping == 0 && !out.all_down)
+        .then_some([chosen.cand, out.tier as u64 | (out.degraded as u64) << 8])
+}
+
+/// The first half of [`select_with`], from node state: which nodes are candidates (the
+/// answering tier, or what an all-down mode hands out), with `out`'s TTL and flags set.
+/// `None` when the answer is already decided (no node of the family, an empty or
+/// SERVFAIL all-down answer).
+fn choose<E: Explain + ?Sized>(
+    pool: &PoolRuntime,
+    input: &SelectInput,
+    out: &mut Selection,
+    ex: &mut E,
+) -> Option<Chosen> {
     *out = Selection::default();
     let spec = pool.spec();
     let fam = input.family;
     out.ttl = spec.ttl;
 
+    // Nodes of the other family, then the family's nodes one by one: only the live
+    // state (admin override, health, weight, ramp) is read per answer; which node is of
+    // which family and tier is fixed for the pool's life and kept as bit sets.
+    let family_mask = pool.family_masks[fam.index()];
+    for_each_bit(pool.family_masks[1 - fam.index()], |i| {
+        ex.note(i, Verdict::OtherFamily)
+    });
+    let slow_start = spec.slow_start.is_some();
     // Usable nodes still in their slow-start ramp (most answers have none): their ramp
     // is computed again where it matters, so no per-node table is filled for every answer.
     let mut ramping = 0u64;
-    let mut total = [0u8; MAX_NODES];
-    let mut usable_in_tier = [0u8; MAX_NODES];
-    let mut family_mask = 0u64;
     let mut usable = 0u64;
     // Not maint / drain: what fail-open modes may hand out.
     let mut serveable = 0u64;
     let mut any_down = false;
-
-    for (i, node) in pool.nodes.iter().enumerate() {
-        if node.family != fam {
-            ex.note(i, Verdict::OtherFamily);
-            continue;
-        }
+    let mut m = family_mask;
+    while m != 0 {
+        let i = m.trailing_zeros() as usize;
+        m &= m - 1;
+        let node = &pool.nodes[i];
         let bit = 1u64 << i;
-        family_mask |= bit;
-        total[node.tier_idx as usize] += 1;
         let admin = node.admin.state();
-        let health = node.health.health();
-        if node.in_maint() {
+        if node.spec.maint || admin == AdminState::Maint {
             ex.note(i, Verdict::Maint);
             continue;
         }
-        if health != Health::Up {
-            any_down = true;
-        }
+        let up = node.health.health() == Health::Up;
+        any_down |= !up;
         if admin == AdminState::Drain {
             ex.note(i, Verdict::Drained);
             continue;
         }
         serveable |= bit;
-        if health != Health::Up {
+        if !up {
             ex.note(i, Verdict::Down);
             continue;
         }
@@ -308,46 +371,48 @@ pub fn select_with<E: Explain + ?Sized>(
             ex.note(i, Verdict::WeightZero);
             continue;
         }
-        if ramp_of(pool, node, input.now) < RAMP_ONE {
+        if slow_start && ramp_of(pool, node, input.now) < RAMP_ONE {
             ramping |= bit;
         }
         usable |= bit;
-        usable_in_tier[node.tier_idx as usize] += 1;
     }
 
     if family_mask == 0 {
         // No node of this family at all: NODATA, nothing is down.
-        return;
+        return None;
     }
     out.degraded = any_down;
 
     // Tier choice: first tier meeting min_healthy, else first tier with anything usable.
-    let ntiers = pool.tiers.len();
-    let chosen = (0..ntiers)
-        .find(|&t| {
-            usable_in_tier[t] > 0
-                && usable_in_tier[t] as usize >= spec.min_healthy.required(total[t] as usize)
-        })
-        .or_else(|| (0..ntiers).find(|&t| usable_in_tier[t] > 0));
+    // With one tier both come to "any usable node".
+    let tier_masks = &pool.tier_masks[..];
+    let chosen = if tier_masks.len() == 1 {
+        (usable != 0).then_some(0)
+    } else {
+        tier_masks
+            .iter()
+            .position(|&t| {
+                let up = (usable & t).count_ones() as usize;
+                up > 0
+                    && up
+                        >= spec
+                            .min_healthy
+                            .required((family_mask & t).count_ones() as usize)
+            })
+            .or_else(|| tier_masks.iter().position(|&t| usable & t != 0))
+    };
 
     let cand_mask = match chosen {
         Some(t) => {
-            let mut m = 0u64;
-            for (i, node) in pool.nodes.iter().enumerate() {
-                if usable & (1 << i) == 0 {
-                    continue;
-                }
-                if node.tier_idx as usize == t {
-                    m |= 1 << i;
-                } else {
-                    ex.note(
-                        i,
-                        Verdict::OtherTier {
-                            tier: node.spec.tier,
-                        },
-                    );
-                }
-            }
+            let m = usable & tier_masks[t];
+            for_each_bit(usable & !m, |i| {
+                ex.note(
+                    i,
+                    Verdict::OtherTier {
+                        tier: pool.nodes[i].spec.tier,
+                    },
+                )
+            });
             out.tier = pool.tiers[t];
             out.healthy = m;
             m
@@ -364,7 +429,7 @@ pub fn select_with<E: Explain + ?Sized>(
                     };
                     out.ttl = spec.degraded_ttl;
                     for_each_bit(serveable, |i| ex.note(i, Verdict::AllDown));
-                    return;
+                    return None;
                 }
                 AllDown::ServeAll => serveable,
                 AllDown::LastHealthy => {
@@ -390,10 +455,26 @@ pub fn select_with<E: Explain + ?Sized>(
     } else {
         spec.ttl
     };
-    if cand_mask == 0 {
-        return;
-    }
+    (cand_mask != 0).then_some(Chosen {
+        cand: cand_mask,
+        ramping,
+    })
+}
 
+/// The second half of [`select_with`]: the policy orders the candidates (slow start
+/// thins them first) and `max_answers` cuts the list.
+fn order<E: Explain + ?Sized>(
+    pool: &PoolRuntime,
+    input: &SelectInput,
+    chosen: Chosen,
+    out: &mut Selection,
+    ex: &mut E,
+) {
+    let spec = pool.spec();
+    let Chosen {
+        cand: cand_mask,
+        ramping,
+    } = chosen;
     let mut cand = [0u8; MAX_NODES];
     let mut len = 0usize;
     for_each_bit(cand_mask, |i| {
@@ -403,7 +484,7 @@ pub fn select_with<E: Explain + ?Sized>(
 
     // Slow start for policies without weights: a ramping node is in an answer with the
     // probability of its ramp fraction (weighted and client-hash scale its weight instead).
-    if matches!(spec.policy, Policy::RoundRobin | Policy::Fastest) {
+    if ramping != 0 && matches!(spec.policy, Policy::RoundRobin | Policy::Fastest) {
         let mut kept = 0usize;
         let mut skipped = [0u8; MAX_NODES];
         let mut nskipped = 0usize;
@@ -463,9 +544,15 @@ pub fn select_with<E: Explain + ?Sized>(
         }
     }
     let (head, tail) = cand.split_at(start);
+    // The first k of tail-then-head (a loop: k is small, and a copy of a few bytes
+    // costs more as a call).
+    for (r, slot) in out.nodes[..k].iter_mut().enumerate() {
+        let j = start + r;
+        *slot = cand[if j >= len { j - len } else { j }];
+    }
+    out.len = k as u8;
     for (rank, &i) in tail.iter().chain(head).enumerate() {
         if rank < k {
-            out.push(i as usize);
             ex.note(i as usize, Verdict::Selected { rank: rank as u8 });
         } else {
             ex.note(i as usize, Verdict::CutByMaxAnswers);

@@ -59,7 +59,7 @@ pub(super) fn spec(policy: Policy, nodes: &[N]) -> PoolSpec {
     }
 }
 
-fn runtime(spec: PoolSpec) -> PoolRuntime {
+pub(super) fn runtime(spec: PoolSpec) -> PoolRuntime {
     let epoch = Instant::now();
     let n = spec.nodes.len();
     let health: Vec<_> = (0..n)

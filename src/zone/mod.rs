@@ -151,7 +151,7 @@ mod tests {
     }
 
     /// The closest enclosing zone, whether the snapshot is searched by comparing origins
-    /// (a few zones) or by looking up suffixes (more).
+    /// (one zone, a few) or by looking up suffixes (more).
     #[test]
     fn find_zone_picks_the_closest_enclosing_zone() {
         let key = |s: &str| crate::zone::name::key_of(&s.parse().unwrap());
@@ -178,6 +178,18 @@ mod tests {
             assert_eq!(found("other."), None);
             assert_eq!(found("atest."), None);
         }
+        // One zone (its own path).
+        let mut snapshot = Snapshot::default();
+        let zone = zone_with_pools("a.test.", &[]);
+        snapshot
+            .zones
+            .insert(zone.origin_key.clone(), Arc::new(zone));
+        let found = |q: &str| snapshot.find_zone(&key(q)).map(|z| z.origin.to_string());
+        assert_eq!(found("x.a.test.").as_deref(), Some("a.test."));
+        assert_eq!(found("a.test.").as_deref(), Some("a.test."));
+        assert_eq!(found("test."), None);
+        assert_eq!(found("xa.test."), None);
+        assert_eq!(found("other."), None);
     }
 
     #[test]

@@ -428,6 +428,11 @@ impl Snapshot {
     pub fn find_zone(&self, qname: &[u8]) -> Option<&Zone> {
         // A few zones: comparing the question's tail with each origin is cheaper than
         // hashing every suffix of the question (hot path).
+        if self.zones.len() == 1 {
+            // One zone, a delegated subdomain: the usual deployment.
+            let (origin, zone) = self.zones.iter().next()?;
+            return is_within(qname, origin).then_some(&**zone);
+        }
         if self.zones.len() <= FEW_ZONES {
             return self
                 .zones

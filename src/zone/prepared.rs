@@ -133,8 +133,18 @@ pub fn pool_records(rdata: &[Rdata]) -> Box<[u8]> {
 /// Length of a pool node's record in [`pool_records`] for `rtype` (A or AAAA).
 #[inline]
 pub fn pool_record_len(rtype: RecordType) -> usize {
-    if rtype == RecordType::AAAA { 28 } else { 16 }
+    if rtype == RecordType::AAAA {
+        POOL_RECORD_AAAA
+    } else {
+        POOL_RECORD_A
+    }
 }
+
+/// Length of a pool node's A record: pointer to the question (2), type, class, TTL,
+/// RDLENGTH (10), the address (4).
+pub const POOL_RECORD_A: usize = 16;
+/// Length of a pool node's AAAA record (the address is 16 bytes).
+pub const POOL_RECORD_AAAA: usize = 28;
 
 /// One record to prepare: owner (uncompressed wire), type, TTL, data, section (0 answer,
 /// 1 authority, 2 additional).
