@@ -200,7 +200,7 @@ impl Explain for Explanation {
 /// Picks the nodes for one answer into `out` and does the answer's bookkeeping (the DNS
 /// answer path: lock- and allocation-free): [`select_with`], then [`record`].
 ///
-/// Node state changes rarely, so the first half of the decision ([`choose`]) is memoized
+/// Node state changes rarely, so the first half of the decision (`choose`) is memoized
 /// per pool and family and taken from the memo while the state epoch has not moved (see
 /// [`crate::node::memo`]); what depends on the query (rotation, client, clock) is
 /// computed every time. `memo_matches_fresh_selection` in the tests checks the two ways
