@@ -306,25 +306,9 @@ impl DnsStats {
         truncated: bool,
         elapsed: Duration,
     ) {
-        self.record_answer(shard, zone, qtype, rcode, truncated);
-        self.record_batch(shard, transport, 1, elapsed);
-    }
-
-    /// The per-response part of [`DnsStats::record`]: counts one response by zone
-    /// (`zone`: the index of the zone that answered it), type and rcode, and whether it was
-    /// truncated. Loads the per-zone table for this one answer; a UDP worker loads it once
-    /// per batch instead ([`ZoneCache`], [`Counts::answer`]).
-    #[inline]
-    pub fn record_answer(
-        &self,
-        shard: usize,
-        zone: Option<usize>,
-        qtype: RecordType,
-        rcode: ResponseCode,
-        truncated: bool,
-    ) {
         let zones = self.zones.load();
         Counts::new(self, &zones, shard).answer(zone, qtype, rcode, truncated);
+        self.record_batch(shard, transport, 1, elapsed);
     }
 
     /// A per-worker cache of the per-zone table (see [`ZoneCache`]).

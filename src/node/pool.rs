@@ -56,8 +56,6 @@ pub struct NodeRuntime {
     pub health: Arc<NodeHealth>,
     /// Admin override slots of this node in this pool.
     pub admin: Arc<NodeAdmin>,
-    pub(crate) family: Family,
-    pub(crate) tier_idx: u8,
     /// Stable per-address hash for rendezvous hashing and slow-start thinning.
     pub(crate) seed: u64,
 }
@@ -125,26 +123,24 @@ impl PoolRuntime {
         let mut tiers: Vec<u8> = spec.nodes.iter().map(|n| n.tier).collect();
         tiers.sort_unstable();
         tiers.dedup();
-        let nodes: Box<[NodeRuntime]> = spec
+        let mut tier_masks = vec![0u64; tiers.len()];
+        let mut family_masks = [0u64; 2];
+        for (i, n) in spec.nodes.iter().enumerate() {
+            tier_masks[tiers.binary_search(&n.tier).unwrap_or(0)] |= 1 << i;
+            family_masks[Family::of(n.addr).index()] |= 1 << i;
+        }
+        let nodes = spec
             .nodes
             .iter()
             .zip(health)
             .zip(admin)
             .map(|((n, health), admin)| NodeRuntime {
-                family: Family::of(n.addr),
-                tier_idx: tiers.binary_search(&n.tier).unwrap_or(0) as u8,
                 seed: addr_seed(n.addr),
                 spec: n.clone(),
                 health,
                 admin,
             })
             .collect();
-        let mut tier_masks = vec![0u64; tiers.len()];
-        let mut family_masks = [0u64; 2];
-        for (i, node) in nodes.iter().enumerate() {
-            tier_masks[node.tier_idx as usize] |= 1 << i;
-            family_masks[node.family.index()] |= 1 << i;
-        }
         Self {
             spec,
             nodes,
