@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use super::tests::{N, runtime, spec};
+use super::tests::{N, input, runtime, spec};
 use super::*;
 use crate::node::{AdminState, Health, Reported, state_epoch};
 use crate::pool::MinHealthy;
@@ -140,16 +140,7 @@ fn each_state_change_reaches_the_next_answer() {
         Policy::RoundRobin,
         &[N("192.0.2.1", 1, 1), N("192.0.2.2", 1, 1)],
     ));
-    let input = SelectInput {
-        counter: 0,
-        family: Family::V4,
-        client: ClientKey {
-            addr: "198.51.100.1".parse().unwrap(),
-            prefix_len: 0,
-            from_ecs: false,
-        },
-        now: Instant::now(),
-    };
+    let input = input(0);
     let answer = || {
         let mut s = Selection::default();
         select(&p, &input, &mut s);

@@ -98,7 +98,7 @@ fn client(a: &str) -> ClientKey {
     }
 }
 
-fn input(counter: u64) -> SelectInput {
+pub(super) fn input(counter: u64) -> SelectInput {
     SelectInput {
         counter,
         family: Family::V4,
