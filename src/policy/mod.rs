@@ -209,21 +209,9 @@ impl Explain for Explanation {
 pub fn select(pool: &PoolRuntime, input: &SelectInput, out: &mut Selection) {
     let epoch = state_epoch();
     let memo = &pool.memos[input.family.index()];
-    if let Some([cand, flags]) = memo.get(epoch) {
-        let spec = pool.spec();
-        let degraded = flags >> 8 & 1 == 1;
-        *out = Selection {
-            ttl: if degraded {
-                spec.degraded_ttl
-            } else {
-                spec.ttl
-            },
-            tier: flags as u8,
-            degraded,
-            healthy: cand,
-            ..Selection::default()
-        };
-        order(pool, input, Chosen { cand, ramping: 0 }, out, &mut ());
+    if let Some(words) = memo.get(epoch) {
+        let chosen = from_memo_words(pool, words, out);
+        order(pool, input, chosen, out, &mut ());
     } else if let Some(chosen) = choose(pool, input, out, &mut ()) {
         if let Some(words) = memo_words(chosen, out) {
             memo.put(epoch, words);
@@ -313,6 +301,28 @@ struct Chosen {
 fn memo_words(chosen: Chosen, out: &Selection) -> Option<[u64; 2]> {
     (chosen.ramping == 0 && !out.all_down)
         .then_some([chosen.cand, out.tier as u64 | (out.degraded as u64) << 8])
+}
+
+/// What [`memo_words`] kept, back as a [`Chosen`] with `out` set as [`choose`] left it.
+fn from_memo_words(pool: &PoolRuntime, [cand, flags]: [u64; 2], out: &mut Selection) -> Chosen {
+    let degraded = flags >> 8 & 1 == 1;
+    *out = Selection {
+        ttl: answer_ttl(pool, degraded),
+        tier: flags as u8,
+        degraded,
+        healthy: cand,
+        ..Selection::default()
+    };
+    Chosen { cand, ramping: 0 }
+}
+
+/// The TTL of an answer: `degraded_ttl` while any node of the family is down.
+fn answer_ttl(pool: &PoolRuntime, degraded: bool) -> u32 {
+    if degraded {
+        pool.spec().degraded_ttl
+    } else {
+        pool.spec().ttl
+    }
 }
 
 /// The first half of [`select_with`], from node state: which nodes are candidates (the
@@ -450,11 +460,7 @@ fn choose<E: Explain + ?Sized>(
             m
         }
     };
-    out.ttl = if out.degraded {
-        spec.degraded_ttl
-    } else {
-        spec.ttl
-    };
+    out.ttl = answer_ttl(pool, out.degraded);
     (cand_mask != 0).then_some(Chosen {
         cand: cand_mask,
         ramping,
