@@ -44,6 +44,11 @@ pub const EXT_REFERRAL: [&str; 2] = [
     "ext.example.test. 300 IN NS ns1.example.net.",
     "ext.example.test. 300 IN NS ns2.example.net.",
 ];
+/// The RFC 2317 delegation of 192.0.2.128/25 in the reverse zone.
+pub const CLASSLESS_REFERRAL: [&str; 2] = [
+    "128/25.2.0.192.in-addr.arpa. 86400 IN NS ns1.customer.test.",
+    "128/25.2.0.192.in-addr.arpa. 86400 IN NS ns2.customer.test.",
+];
 pub const LONG_TXT: &str = "example.test. 300 IN TXT \"This TXT record is deliberately longer than 255 bytes so that it has to be split into several character-strings on the wire. Roundel splits a long string at 255 bytes; the reference server is given the same split by hand in the master file. 0123456789abcd\" \"efghijklmnopqrstuvwxyz0123456789abcdefghijklm\"";
 const WEB_A: &str = "web.example.test. 300 IN A 192.0.2.10";
 const WWW_CNAME: &str = "www.example.test. 300 IN CNAME web.example.test.";
@@ -129,6 +134,18 @@ pub fn positive() -> Vec<Case> {
             "2.0.192.in-addr.arpa. 86400 IN NS ns1.example.test.",
             "2.0.192.in-addr.arpa. 86400 IN NS ns2.example.test.",
         ]),
+        case(
+            "classless reverse delegation (RFC 2317): the address's CNAME leads into the delegated zone",
+            q("130.2.0.192.in-addr.arpa.", ty::PTR),
+        )
+        .aa()
+        .ans(&["130.2.0.192.in-addr.arpa. 86400 IN CNAME 130.128/25.2.0.192.in-addr.arpa."])
+        .auth(&CLASSLESS_REFERRAL),
+        case(
+            "classless reverse delegation: a name in the delegated zone is a referral",
+            q("130.128/25.2.0.192.in-addr.arpa.", ty::PTR),
+        )
+        .auth(&CLASSLESS_REFERRAL),
         case("second zone SOA has its own TTL", q("second.test.", ty::SOA))
             .aa()
             .ans(&["second.test. 30 IN SOA ns1.example.test. hostmaster.example.test. 7 7200 900 604800 3600"]),

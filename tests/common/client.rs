@@ -201,7 +201,15 @@ impl Q {
         m.metadata.recursion_desired = self.rd;
         m.metadata.checking_disabled = self.cd;
         m.metadata.authentic_data = self.ad;
-        let name = Name::from_ascii(&self.name).expect("query name");
+        // Label by label, not `Name::from_ascii`: that refuses `/`, which RFC 2317
+        // names use ("128/25"). Query names in the cases carry no escapes.
+        let body = self.name.strip_suffix('.').unwrap_or(&self.name);
+        let mut name = if body.is_empty() {
+            Name::root()
+        } else {
+            Name::from_labels(body.split('.').map(str::as_bytes)).expect("query name")
+        };
+        name.set_fqdn(true);
         let mut q = Query::query(name, RecordType::from(self.qtype));
         q.set_query_class(DNSClass::from(self.qclass));
         m.add_query(q);

@@ -14,7 +14,7 @@ use toml::Spanned;
 use super::apart::Batch;
 use super::defined::DefinedNames;
 use super::key_path::{NameKey, Part};
-use super::names::check_name;
+use super::names::{check_name, parse_checked};
 use super::raw::{RawNode, RawSoa, RawZone};
 use super::{
     DEFAULT_EXPIRE, DEFAULT_MINIMUM, DEFAULT_REFRESH, DEFAULT_RETRY, DEFAULT_TTL, MAX_TTL, digest,
@@ -161,7 +161,7 @@ impl Builder<'_, '_> {
             return None;
         }
         self.origin = match check_name(text) {
-            Ok(()) => match Name::from_ascii(text) {
+            Ok(()) => match parse_checked(text) {
                 Ok(n) => n,
                 Err(e) => {
                     self.map

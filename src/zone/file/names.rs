@@ -65,7 +65,7 @@ impl Builder<'_, '_> {
             );
             return None;
         }
-        let parsed = Name::from_ascii(text).and_then(|n| {
+        let parsed = parse_checked(text).and_then(|n| {
             if text.ends_with('.') {
                 Ok(n)
             } else {
@@ -147,6 +147,20 @@ fn plain_wire(text: &str, tail: &[u8], wildcard: bool) -> Option<Vec<u8>> {
     }
     wire.extend_from_slice(tail);
     Some(wire)
+}
+
+/// Parses `text`, which [`check_name`] accepted, as hickory's `Name::from_ascii` does,
+/// but also with `/` in a label: hickory's parser refuses it, and RFC 2317 classless
+/// reverse delegation names its zones and CNAME targets with it (`128/25`, written as it
+/// is in master files too). `check_name` left no escapes, so each label is its bytes.
+pub(super) fn parse_checked(text: &str) -> Result<Name, hickory_proto::ProtoError> {
+    if !text.contains('/') {
+        return Name::from_ascii(text);
+    }
+    let body = text.strip_suffix('.').unwrap_or(text);
+    let mut name = Name::from_labels(body.split('.').map(str::as_bytes))?;
+    name.set_fqdn(text.ends_with('.'));
+    Ok(name)
 }
 
 /// Host-name-like syntax check, stricter than the wire format allows, to catch typos:
@@ -293,5 +307,28 @@ mod tests {
                 assert_eq!(plain_owner_wire(text, &origin_wire), None, "{text:?}");
             }
         }
+    }
+
+    /// RFC 2317 names: `/` passes the check and is kept as a byte of its label, relative
+    /// or absolute; without `/` the parse is hickory's.
+    #[test]
+    fn names_with_a_slash_parse_label_by_label() {
+        let n = parse_checked("130.128/25").unwrap();
+        assert!(!n.is_fqdn());
+        let labels: Vec<&[u8]> = n.iter().collect();
+        assert_eq!(labels, [&b"130"[..], b"128/25"]);
+        let origin = parse_checked("128/25.2.0.192.in-addr.arpa.").unwrap();
+        assert!(origin.is_fqdn());
+        assert_eq!(origin.num_labels(), 6);
+        assert_eq!(
+            wire_of(&origin)[..7],
+            [6, b'1', b'2', b'8', b'/', b'2', b'5']
+        );
+        assert_eq!(
+            parse_checked("www.x.").unwrap(),
+            Name::from_ascii("www.x.").unwrap()
+        );
+        assert!(check_name("128/25").is_ok());
+        assert!(check_name("128\\/25").is_err());
     }
 }
