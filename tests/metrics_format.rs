@@ -71,7 +71,7 @@ async fn classic_by_default_openmetrics_on_request() {
             "ops.test.",
             "\"auto\"",
             &format!(
-                "[pools.web]\ncheck = {{ http = {{ path = \"/\" }}, interval = \"200ms\", timeout = \"100ms\", fall = 1, rise = 1 }}\nnodes = [{}]\n",
+                "[pools.web]\ncheck = {{ http = {{ path = \"/\", reuse_connection = true }}, interval = \"200ms\", timeout = \"100ms\", fall = 1, rise = 1 }}\nnodes = [{}]\n",
                 nodes.join(", ")
             ),
         ),
@@ -101,6 +101,19 @@ async fn classic_by_default_openmetrics_on_request() {
             .any(|l| l.starts_with("roundel_dns_queries_total{")),
         "{classic}"
     );
+    // The kept-connection gauges: the backends answer `Connection: close`, so nothing is
+    // kept, under a bound the descriptor budget leaves.
+    let gauge = |name: &str| -> f64 {
+        let prefix = format!("{name} ");
+        classic
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .unwrap_or_else(|| panic!("no {name}:\n{classic}"))
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(gauge("roundel_check_connections_kept"), 0.0);
+    assert!(gauge("roundel_check_connections_kept_max") > 0.0);
     let (ok, out) = promtool(&classic);
     assert!(
         ok,

@@ -37,6 +37,7 @@
 //! | `roundel_check_transitions_total` | counter | `target`, `check` |
 //! | `roundel_probe_panics_total` | counter | |
 //! | `roundel_probe_tasks` | gauge | |
+//! | `roundel_check_connections_kept`, `_kept_max` | gauge | |
 //! | `roundel_reloads_total` | counter | |
 //! | `roundel_reloads_failed_total` | counter | |
 //! | `roundel_reload_last_success_timestamp_seconds` | gauge | |
@@ -496,6 +497,19 @@ impl prometheus_client::collector::Collector for Collector {
             "roundel_probe_tasks",
             "Probe tasks running (none checks need none)",
             monitor.probe_tasks() as f64,
+        )?;
+        let (kept, kept_max) = monitor.kept_connections();
+        gauge(
+            enc,
+            "roundel_check_connections_kept",
+            "Check connections kept open between checks now (reuse_connection)",
+            kept as f64,
+        )?;
+        gauge(
+            enc,
+            "roundel_check_connections_kept_max",
+            "Most check connections that may be kept (the probe descriptor reserve less the checks in flight)",
+            kept_max as f64,
         )?;
         let r = admin.reloader.status();
         counter(
