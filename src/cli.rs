@@ -341,6 +341,20 @@ fn check(paths: &[PathBuf], config_file: Option<&Path>) -> ExitCode {
                 b.probes,
                 b.kept_connections(c.probe_limits.max_in_flight.min(b.probes.max(1) as usize))
             );
+            if let crate::limits::UdpReceiveBuffer::Bytes { bytes, .. } =
+                c.limits.udp_receive_buffer
+            {
+                let rmem_max = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+                    .ok()
+                    .and_then(|s| s.trim().parse::<u32>().ok());
+                match rmem_max {
+                    Some(max) if max < bytes => eprintln!(
+                        "{}: udp_receive_buffer {bytes} bytes is more than net.core.rmem_max ({max}): the kernel grants it only to a process with CAP_NET_ADMIN (root has it), otherwise {max}",
+                        path.display()
+                    ),
+                    _ => eprintln!("{}: udp_receive_buffer {bytes} bytes", path.display()),
+                }
+            }
             c.probe_limits.max_probes
         }
         Some(Err(errors)) => {

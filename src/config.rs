@@ -540,6 +540,40 @@ mod tests {
             (e[0].line, e[0].key.as_str()),
             (3, "limits.tcp_clients_per_address")
         );
+        use crate::limits::UdpReceiveBuffer;
+        assert_eq!(
+            c.limits.udp_receive_buffer,
+            UdpReceiveBuffer::Bytes {
+                bytes: crate::limits::DEFAULT_UDP_RECEIVE_BUFFER,
+                configured: false
+            }
+        );
+        let c = load_text("limits-rcvbuf", "[limits]\nudp_receive_buffer = 4194304\n").unwrap();
+        assert_eq!(
+            c.limits.udp_receive_buffer,
+            UdpReceiveBuffer::Bytes {
+                bytes: 4 << 20,
+                configured: true
+            }
+        );
+        let c = load_text("limits-rcvbuf-0", "[limits]\nudp_receive_buffer = 0\n").unwrap();
+        assert_eq!(c.limits.udp_receive_buffer, UdpReceiveBuffer::System);
+        for bad in ["4096", "1073741824"] {
+            let e = load_text(
+                "limits-rcvbuf-range",
+                &format!("[limits]\n\nudp_receive_buffer = {bad}\n"),
+            )
+            .unwrap_err();
+            assert_eq!(
+                (e[0].line, e[0].key.as_str()),
+                (3, "limits.udp_receive_buffer")
+            );
+            assert!(
+                e[0].reason.contains("outside 65536 to 268435456"),
+                "{}",
+                e[0]
+            );
+        }
         let e = load_text("limits-unknown", "[limits]\ntcp_client = 1\n").unwrap_err();
         assert_eq!(e[0].line, 2, "{}", e[0]);
         assert!(

@@ -31,7 +31,8 @@
 //! - [`answer`]: the answer engine: from (snapshot, question, client) it decides rcode,
 //!   flags and sections; pools are answered through [`policy::select`].
 //! - [`dns`]: the wire: a strict request parser and fast encoder ([`dns::wire`]), UDP
-//!   worker threads ([`dns::udp`]), the TCP listener with its caps ([`dns::tcp`]) and
+//!   worker threads ([`dns::udp`]) with their sockets' buffers and kernel drop counts
+//!   ([`dns::udp_buffers`]), the TCP listener with its caps ([`dns::tcp`]) and
 //!   the TCP threads that serve its connections ([`dns::tcp_worker`]), and
 //!   the query counters, kept per zone by [`zone::Zone::index`] ([`dns::stats`]).
 //! - [`reload`]: zone reloads on file changes, SIGHUP and the admin API, all or nothing;

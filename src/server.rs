@@ -270,6 +270,7 @@ pub async fn serve(
             socket,
             opts.udp_threads,
             workers.len(),
+            opts.limits.udp_receive_buffer,
             cell.clone(),
             stats.clone(),
             shield.clone(),
@@ -394,6 +395,8 @@ pub async fn serve(
         }
     })
     .await;
+    // The sockets kept for the drop count would hold the addresses.
+    stats.udp_sockets.forget();
     tracing::info!("stopped");
     Ok(())
 }

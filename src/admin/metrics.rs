@@ -16,6 +16,7 @@
 //! | `roundel_dns_udp_truncated_total` | counter | |
 //! | `roundel_dns_tcp_connections_total` | counter | |
 //! | `roundel_dns_dropped_total` | counter | |
+//! | `roundel_dns_udp_receive_drops_total` | counter | |
 //! | `roundel_dns_rrl_limited_total` | counter | `action` (`dropped`, `slipped`) |
 //! | `roundel_dns_cookies_total` | counter | `result` (`valid`, `client_only`, `invalid`) |
 //! | `roundel_dns_tcp_connections_open` | gauge | |
@@ -275,6 +276,12 @@ impl prometheus_client::collector::Collector for Collector {
             "roundel_dns_dropped",
             "Messages dropped without an answer (too short, or responses)",
             w.dropped,
+        )?;
+        counter(
+            enc,
+            "roundel_dns_udp_receive_drops",
+            "UDP queries the kernel dropped because a worker's socket receive buffer was full (see [limits] udp_receive_buffer)",
+            admin.stats.udp_sockets.total(),
         )?;
         {
             let mut m = enc.encode_descriptor(

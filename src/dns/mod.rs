@@ -16,6 +16,7 @@ pub mod tcp_conn;
 pub mod tcp_conns;
 pub mod tcp_worker;
 pub mod udp;
+pub mod udp_buffers;
 pub mod wire;
 
 use std::net::IpAddr;

@@ -209,6 +209,8 @@ pub struct DnsStats {
     zones: ArcSwap<ZoneTable>,
     wire: Box<[WireShard]>,
     tcp_connections: AtomicU64,
+    /// The UDP workers' sockets, for the kernel's count of queries it dropped at them.
+    pub udp_sockets: super::udp_buffers::SocketDrops,
 }
 
 impl Default for DnsStats {
@@ -218,6 +220,7 @@ impl Default for DnsStats {
             zones: ArcSwap::from_pointee(Vec::new()),
             wire: (0..SHARDS).map(|_| WireShard::default()).collect(),
             tcp_connections: AtomicU64::new(0),
+            udp_sockets: Default::default(),
         }
     }
 }

@@ -22,6 +22,7 @@ use super::mmsg::{self, Batch};
 use super::respond_counted;
 use super::shield::Shield;
 use super::stats::{Counts, DnsStats, Transport};
+use crate::limits::UdpReceiveBuffer;
 use crate::shutdown::Stopping;
 use crate::zone::SnapshotCell;
 use crate::zone::name::MAX_NAME_LEN;
@@ -36,11 +37,17 @@ pub const SHUTDOWN_POLL: Duration = Duration::from_millis(100);
 ///
 /// When `socket` has `SO_REUSEPORT` (as [`crate::server::Listeners::bind`] sets it), the
 /// first worker reads `socket` and each further worker binds its own socket to the same
-/// address; otherwise all workers share clones of `socket`.
+/// address; otherwise all workers share clones of `socket`. Each socket asks for the
+/// receive buffer `receive_buffer` says (`[limits] udp_receive_buffer`,
+/// [`super::udp_buffers`]); the size granted is logged once per address, with a warning
+/// when the kernel gave less than a configured size. Every socket is registered in
+/// `stats` for its drop count.
+#[allow(clippy::too_many_arguments)]
 pub fn spawn_workers(
     socket: &UdpSocket,
     threads: usize,
     first_shard: usize,
+    receive_buffer: UdpReceiveBuffer,
     cell: Arc<SnapshotCell>,
     stats: Arc<DnsStats>,
     shield: Arc<Shield>,
@@ -57,6 +64,12 @@ pub fn spawn_workers(
             } else {
                 sibling(local)?
             };
+            if let UdpReceiveBuffer::Bytes { bytes, configured } = receive_buffer {
+                size_receive_buffer(&socket, bytes, configured, local, i == 0);
+            }
+            // Shared with the drop counter rather than duplicated: no descriptor more.
+            let socket = Arc::new(socket);
+            stats.udp_sockets.watch(socket.clone());
             let cell = cell.clone();
             let stats = stats.clone();
             let shield = shield.clone();
@@ -107,6 +120,41 @@ pub fn ignore_path_mtu(socket: &impl std::os::fd::AsRawFd, ipv6: bool) -> std::i
     }
 }
 
+/// Sets the receive buffer of a worker's socket. Failing to is not fatal (the socket
+/// keeps the system default). The outcome is logged for the first worker of `local` only:
+/// the size granted, and a warning when the kernel gave less than a `configured` size (the
+/// default's cap is only logged: an unprivileged process under a stock `rmem_max` gets
+/// that at every start).
+fn size_receive_buffer(
+    socket: &UdpSocket,
+    bytes: u32,
+    configured: bool,
+    local: SocketAddr,
+    first: bool,
+) {
+    if !first {
+        let _ = super::udp_buffers::set_receive_buffer(socket, bytes);
+        return;
+    }
+    match super::udp_buffers::set_receive_buffer(socket, bytes) {
+        // The kernel reports twice what it reserves for data (its bookkeeping included).
+        Ok(got) if got / 2 < bytes && configured => tracing::warn!(
+            addr = %local,
+            requested = bytes,
+            granted = got / 2,
+            "udp_receive_buffer capped by net.core.rmem_max (raise it, or run with CAP_NET_ADMIN)"
+        ),
+        Ok(got) => {
+            tracing::info!(addr = %local, requested = bytes, granted = got / 2, "UDP receive buffer")
+        }
+        Err(e) => tracing::warn!(
+            addr = %local,
+            error = %e,
+            "cannot set the UDP receive buffer; the system default applies"
+        ),
+    }
+}
+
 /// One more socket in the `SO_REUSEPORT` group of `local`.
 fn sibling(local: SocketAddr) -> std::io::Result<UdpSocket> {
     let s = Socket::new(Domain::for_address(local), Type::DGRAM, Some(Protocol::UDP))?;
@@ -121,7 +169,7 @@ fn sibling(local: SocketAddr) -> std::io::Result<UdpSocket> {
 }
 
 fn worker(
-    socket: UdpSocket,
+    socket: Arc<UdpSocket>,
     cell: &SnapshotCell,
     stats: &DnsStats,
     shield: &Shield,

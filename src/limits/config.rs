@@ -11,6 +11,7 @@
 //! admin_header_timeout = "5s"
 //! admin_idle_timeout = "30s"
 //! admin_body_limit = 65536
+//! udp_receive_buffer = 1048576        # bytes per UDP worker socket; 0: the system's default
 //! ```
 
 use std::time::Duration;
@@ -18,7 +19,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::Limits;
+use super::{Limits, MAX_UDP_RECEIVE_BUFFER, MIN_UDP_RECEIVE_BUFFER, UdpReceiveBuffer};
 use crate::pool::duration::parse_duration;
 use crate::source::SourceMap;
 
@@ -47,6 +48,8 @@ pub struct RawLimits {
     pub admin_idle_timeout: Option<Spanned<String>>,
     /// Largest admin request body, bytes.
     pub admin_body_limit: Option<Spanned<u32>>,
+    /// Receive buffer of each UDP worker's socket, bytes.
+    pub udp_receive_buffer: Option<Spanned<u32>>,
 }
 
 fn count(map: &mut SourceMap, v: &Option<Spanned<u32>>, key: &str, default: u32) -> u32 {
@@ -153,6 +156,25 @@ pub fn validate(raw: &RawLimits, map: &mut SourceMap) -> Limits {
             }
             Some(s) => *s.get_ref() as usize,
             None => d.admin_body_limit,
+        },
+        udp_receive_buffer: match &raw.udp_receive_buffer {
+            Some(s) if *s.get_ref() == 0 => UdpReceiveBuffer::System,
+            Some(s) if !(MIN_UDP_RECEIVE_BUFFER..=MAX_UDP_RECEIVE_BUFFER).contains(s.get_ref()) => {
+                map.report(
+                    s.span().start,
+                    "limits.udp_receive_buffer",
+                    format!(
+                        "{} is outside {MIN_UDP_RECEIVE_BUFFER} to {MAX_UDP_RECEIVE_BUFFER} (bytes; 0 keeps the system's default)",
+                        s.get_ref()
+                    ),
+                );
+                d.udp_receive_buffer
+            }
+            Some(s) => UdpReceiveBuffer::Bytes {
+                bytes: *s.get_ref(),
+                configured: true,
+            },
+            None => d.udp_receive_buffer,
         },
     };
     if let (Some(c), Some(p)) = (limits.tcp_clients, &raw.tcp_clients_per_address)
