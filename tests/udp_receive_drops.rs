@@ -40,18 +40,8 @@ fn skmem(port: u16) -> Vec<(u64, u64)> {
 
 /// The value of `series` in a scrape, which must have it.
 fn metric(d: &Daemon, series: &str) -> u64 {
-    let (status, body) =
-        http_get_blocking(d.admin.expect("admin listener"), "/metrics").expect("metrics");
-    assert_eq!(status, 200);
-    body.lines()
-        .find_map(|l| {
-            l.strip_prefix(series)?
-                .strip_prefix(' ')?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("no {series} in\n{body}"))
+    metric_value(d.admin.expect("admin listener"), series)
+        .unwrap_or_else(|| panic!("no {series} in the metrics"))
 }
 
 /// `net.core.{name}`.
@@ -63,19 +53,36 @@ fn sysctl(name: &str) -> u64 {
         .unwrap()
 }
 
-/// Starts the binary on `zones` with `config` (a file beside, not in, the zones directory),
-/// and gives the receive buffer of its one UDP socket as `ss` reads it.
-fn started_buffer(zones: &TempDir, config: &str) -> u64 {
+/// A zones directory with one zone, `www.ORIGIN A 192.0.2.1`.
+fn zones(tag: &str, origin: &str) -> TempDir {
+    let dir = TempDir::new(tag);
+    write_atomic(
+        &dir.join(&format!("{origin}toml")),
+        &zone(origin, "1", "[names.www]\nA = \"192.0.2.1\"\n"),
+    );
+    dir
+}
+
+/// Starts the binary on `zones` with `config` written to a file beside, not in, the zones
+/// directory (every file there is read as a zone), and `extra` arguments. The directory of
+/// the file is returned with the server, to live as long.
+fn serve(zones: &TempDir, config: &str, extra: &[&str]) -> (Daemon, TempDir) {
     let etc = TempDir::new("udp-rcvbuf-config");
     write_atomic(&etc.join("roundel.toml"), config);
-    let d = Daemon::start(&[
-        "--no-admin",
+    let path = etc.join("roundel.toml");
+    let mut args = vec![
         "--zones",
         zones.path().to_str().unwrap(),
         "--config",
-        etc.join("roundel.toml").to_str().unwrap(),
-    ])
-    .unwrap();
+        path.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    (Daemon::start(&args).unwrap(), etc)
+}
+
+/// The receive buffer of the one UDP socket of a server started with `config`.
+fn started_buffer(zones: &TempDir, config: &str) -> u64 {
+    let (d, _etc) = serve(zones, config, &["--no-admin"]);
     let sockets = skmem(d.dns.port());
     assert_eq!(sockets.len(), 1, "{sockets:?}");
     sockets[0].0
@@ -83,11 +90,7 @@ fn started_buffer(zones: &TempDir, config: &str) -> u64 {
 
 #[test]
 fn the_receive_buffer_is_1_mib_by_default_and_the_systems_with_0() {
-    let dir = TempDir::new("udp-rcvbuf");
-    write_atomic(
-        &dir.join("b.test.toml"),
-        &zone("b.test.", "1", "[names.www]\nA = \"192.0.2.1\"\n"),
-    );
+    let dir = zones("udp-rcvbuf", "b.test.");
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
     // Root may exceed rmem_max (SO_RCVBUFFORCE); others get at most rmem_max. The kernel
@@ -121,27 +124,14 @@ fn signal(d: &Daemon, sig: &str) {
 
 #[test]
 fn a_stalled_worker_drops_are_counted() {
-    let dir = TempDir::new("udp-drops");
-    write_atomic(
-        &dir.join("drops.test.toml"),
-        &zone("drops.test.", "1", "[names.www]\nA = \"192.0.2.1\"\n"),
-    );
-    // Beside the zones directory, not in it: every file there is read as a zone.
-    let etc = TempDir::new("udp-drops-config");
-    let config = etc.join("roundel.toml");
+    let dir = zones("udp-drops", "drops.test.");
     // Rate limiting off: it would hold back the flood's answers, which is not what is
     // measured here.
-    write_atomic(
-        &config,
+    let (d, _etc) = serve(
+        &dir,
         "[limits]\nudp_receive_buffer = 65536\n[rrl]\nenabled = false\n",
+        &[],
     );
-    let d = Daemon::start(&[
-        "--zones",
-        dir.path().to_str().unwrap(),
-        "--config",
-        config.to_str().unwrap(),
-    ])
-    .unwrap();
     let port = d.dns.port();
     // One worker, one socket, the buffer asked for (the kernel reports it doubled).
     let sockets = skmem(port);

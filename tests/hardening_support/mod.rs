@@ -66,18 +66,7 @@ impl Server {
 
 /// The value of `series` in the /metrics of the admin listener at `admin`.
 pub fn metric(admin: SocketAddr, series: &str) -> u64 {
-    let (status, body) =
-        ops_support::http_get_blocking(admin, "/metrics").expect("metrics answered");
-    assert_eq!(status, 200);
-    body.lines()
-        .find_map(|l| {
-            l.strip_prefix(series)?
-                .strip_prefix(' ')?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
+    ops_support::metric_value(admin, series).unwrap_or(0)
 }
 
 /// A wire-format name.

@@ -189,6 +189,20 @@ pub fn http_get_blocking(addr: SocketAddr, path: &str) -> Option<(u16, String)> 
     Some((status, body))
 }
 
+/// The value of the series `series` (`name` or `name{labels}`) in the /metrics of the
+/// admin listener at `admin`; `None` when the scrape has no such line.
+pub fn metric_value(admin: SocketAddr, series: &str) -> Option<u64> {
+    let (status, body) = http_get_blocking(admin, "/metrics").expect("metrics answered");
+    assert_eq!(status, 200);
+    body.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
 /// An HTTP client for the admin API.
 pub fn client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
