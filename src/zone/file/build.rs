@@ -14,7 +14,7 @@ use toml::Spanned;
 use super::apart::Batch;
 use super::defined::DefinedNames;
 use super::key_path::{NameKey, Part};
-use super::names::{check_name, parse_checked};
+use super::names::parse_name;
 use super::raw::{RawNode, RawSoa, RawZone};
 use super::{
     DEFAULT_EXPIRE, DEFAULT_MINIMUM, DEFAULT_REFRESH, DEFAULT_RETRY, DEFAULT_TTL, MAX_TTL, digest,
@@ -160,15 +160,8 @@ impl Builder<'_, '_> {
             );
             return None;
         }
-        self.origin = match check_name(text) {
-            Ok(()) => match parse_checked(text) {
-                Ok(n) => n,
-                Err(e) => {
-                    self.map
-                        .report(origin_at, "origin", format!("invalid name {text:?}: {e}"));
-                    return None;
-                }
-            },
+        self.origin = match parse_name(text) {
+            Ok(n) => n,
             Err(why) => {
                 self.map.report(origin_at, "origin", why);
                 return None;

@@ -53,11 +53,14 @@ impl Builder<'_, '_> {
         if text == "@" {
             return Some(self.origin.clone());
         }
-        if let Err(why) = check_name(text) {
-            self.map.report(at, key.to_string(), why);
-            return None;
-        }
-        if !owner && text.split('.').next() == Some("*") {
+        let name = match parse_name(text) {
+            Ok(n) => n,
+            Err(why) => {
+                self.map.report(at, key.to_string(), why);
+                return None;
+            }
+        };
+        if !owner && name.is_wildcard() {
             self.map.report(
                 at,
                 key.to_string(),
@@ -65,14 +68,12 @@ impl Builder<'_, '_> {
             );
             return None;
         }
-        let parsed = parse_checked(text).and_then(|n| {
-            if text.ends_with('.') {
-                Ok(n)
-            } else {
-                n.append_domain(&self.origin)
-            }
-        });
-        match parsed {
+        let full = if name.is_fqdn() {
+            Ok(name)
+        } else {
+            name.append_domain(&self.origin)
+        };
+        match full {
             Ok(mut n) => {
                 n.set_fqdn(true);
                 Some(n)
@@ -149,23 +150,28 @@ fn plain_wire(text: &str, tail: &[u8], wildcard: bool) -> Option<Vec<u8>> {
     Some(wire)
 }
 
-/// Parses `text`, which [`check_name`] accepted, as hickory's `Name::from_ascii` does,
-/// but also with `/` in a label: hickory's parser refuses it, and RFC 2317 classless
-/// reverse delegation names its zones and CNAME targets with it (`128/25`, written as it
-/// is in master files too). `check_name` left no escapes, so each label is its bytes.
-pub(super) fn parse_checked(text: &str) -> Result<Name, hickory_proto::ProtoError> {
-    if !text.contains('/') {
-        return Name::from_ascii(text);
-    }
+/// Checks `text` ([`check_name`]) and parses it, relative unless it ends with a dot.
+/// Once checked, a label holds no escapes and is its bytes, so the name is built label by
+/// label: hickory's `Name::from_ascii` would also refuse `/`, which RFC 2317 classless
+/// reverse delegation puts in zone names and CNAME targets (`128/25`, written so in master
+/// files too).
+pub(super) fn parse_name(text: &str) -> Result<Name, String> {
+    check_name(text)?;
     let body = text.strip_suffix('.').unwrap_or(text);
-    let mut name = Name::from_labels(body.split('.').map(str::as_bytes))?;
+    let mut name = if body.is_empty() {
+        Name::root()
+    } else {
+        Name::from_labels(body.split('.').map(str::as_bytes))
+            .map_err(|e| format!("invalid name {text:?}: {e}"))?
+    };
     name.set_fqdn(text.ends_with('.'));
     Ok(name)
 }
 
 /// Host-name-like syntax check, stricter than the wire format allows, to catch typos:
-/// letters, digits, `-`, `_`, `/` (RFC 2317 reverse zones) and `*` as a whole first label.
-pub(super) fn check_name(text: &str) -> Result<(), String> {
+/// letters, digits, `-` (not first in a label), `_`, `/` (RFC 2317 reverse zones) and `*`
+/// as a whole first label.
+fn check_name(text: &str) -> Result<(), String> {
     if text.is_empty() {
         return Err("empty name".into());
     }
@@ -197,6 +203,9 @@ pub(super) fn check_name(text: &str) -> Result<(), String> {
             .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '/')))
         {
             return Err(format!("{text:?}: invalid character {c:?} in a name"));
+        }
+        if label.starts_with('-') {
+            return Err(format!("{text:?}: the label {label:?} starts with '-'"));
         }
     }
     if body.len() + 2 > crate::zone::name::MAX_NAME_LEN {
@@ -310,14 +319,14 @@ mod tests {
     }
 
     /// RFC 2317 names: `/` passes the check and is kept as a byte of its label, relative
-    /// or absolute; without `/` the parse is hickory's.
+    /// or absolute; other names parse as hickory's parser reads them.
     #[test]
     fn names_with_a_slash_parse_label_by_label() {
-        let n = parse_checked("130.128/25").unwrap();
+        let n = parse_name("130.128/25").unwrap();
         assert!(!n.is_fqdn());
         let labels: Vec<&[u8]> = n.iter().collect();
         assert_eq!(labels, [&b"130"[..], b"128/25"]);
-        let origin = parse_checked("128/25.2.0.192.in-addr.arpa.").unwrap();
+        let origin = parse_name("128/25.2.0.192.in-addr.arpa.").unwrap();
         assert!(origin.is_fqdn());
         assert_eq!(origin.num_labels(), 6);
         assert_eq!(
@@ -325,7 +334,7 @@ mod tests {
             [6, b'1', b'2', b'8', b'/', b'2', b'5']
         );
         assert_eq!(
-            parse_checked("www.x.").unwrap(),
+            parse_name("www.x.").unwrap(),
             Name::from_ascii("www.x.").unwrap()
         );
         assert!(check_name("128/25").is_ok());
