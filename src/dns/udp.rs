@@ -132,11 +132,11 @@ fn size_receive_buffer(
     local: SocketAddr,
     first: bool,
 ) {
+    let granted = super::udp_buffers::set_receive_buffer(socket, bytes);
     if !first {
-        let _ = super::udp_buffers::set_receive_buffer(socket, bytes);
         return;
     }
-    match super::udp_buffers::set_receive_buffer(socket, bytes) {
+    match granted {
         // The kernel reports twice what it reserves for data (its bookkeeping included).
         Ok(got) if got / 2 < bytes && configured => tracing::warn!(
             addr = %local,
